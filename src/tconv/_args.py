@@ -1,0 +1,80 @@
+"""Argument normalisation shared by the neutral API and the dialects (private).
+
+Each helper turns one user argument into per-axis values in axis order, or raises
+:class:`TconvError` naming the argument. Flat and reversed padding lists exist only
+at the dialect edge; what leaves here is always per-axis ``(lo, hi)``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Sequence
+
+import numpy as np
+
+from tconv.errors import TconvError
+
+FLOAT_DTYPES = (np.float16, np.float32, np.float64)
+
+
+def is_int(value: Any) -> bool:
+    return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def int_tuple(value: Any, rank: int, name: str, *, minimum: int | None = 1,
+              context: str | None = None) -> tuple[int, ...]:
+    """An int or a sequence of ``rank`` ints, as a tuple of Python ints."""
+    items = (value,) * rank if is_int(value) else value
+    if isinstance(items, (str, bytes)) or not isinstance(items, (Sequence, np.ndarray)):
+        raise TconvError(name, value, f"must be an integer or a sequence of {rank} integers",
+                         context=context)
+    items = tuple(items)
+    if len(items) != rank or not all(is_int(v) for v in items):
+        raise TconvError(name, value, f"must be an integer or a sequence of {rank} integers",
+                         context=context)
+    items = tuple(int(v) for v in items)
+    if minimum is not None and any(v < minimum for v in items):
+        word = "positive" if minimum == 1 else f">= {minimum}"
+        raise TconvError(name, value, f"must be {word} in every entry", context=context)
+    return items
+
+
+def pad_pairs(value: Any, rank: int, name: str, *, minimum: int | None = 0,
+              context: str | None = None) -> tuple[tuple[int, int], ...]:
+    """An int, ``rank`` ints (symmetric) or ``rank`` ``(lo, hi)`` pairs, as pairs."""
+    if is_int(value) or (isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str)
+                         and len(value) == rank and all(is_int(v) for v in value)):
+        single = int_tuple(value, rank, name, minimum=minimum, context=context)
+        return tuple((v, v) for v in single)
+    rule = f"must be an integer, {rank} integers or {rank} (before, after) pairs"
+    if isinstance(value, str) or not isinstance(value, (Sequence, np.ndarray)) or len(value) != rank:
+        raise TconvError(name, value, rule, context=context)
+    pairs = []
+    for pair in value:
+        if isinstance(pair, str) or not isinstance(pair, (Sequence, np.ndarray)) or len(pair) != 2 \
+                or not all(is_int(v) for v in pair):
+            raise TconvError(name, value, rule, context=context)
+        pairs.append((int(pair[0]), int(pair[1])))
+    if minimum is not None and any(v < minimum for p in pairs for v in p):
+        raise TconvError(name, value, f"must be >= {minimum} in every entry", context=context)
+    return tuple(pairs)
+
+
+def as_array(value: Any, name: str, *, context: str | None = None) -> np.ndarray:
+    """A real floating or integer NumPy array; anything else is refused by name."""
+    if isinstance(value, (str, bytes)) or value is None:
+        raise TconvError(name, value, "must be a numeric array", context=context)
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:  # ragged nested lists and the like
+        raise TconvError(name, value, f"must be a numeric array ({exc})", context=context) from None
+    if array.dtype.kind not in "fiu":
+        raise TconvError(name, value, f"must hold real numbers, not dtype {array.dtype}",
+                         context=context)
+    return array
+
+
+def result_dtype(*arrays: np.ndarray | None) -> np.dtype:
+    """The floating dtype of a computation: NumPy promotion, integers as float64."""
+    dtype = np.result_type(*[a for a in arrays if a is not None])
+    return dtype if dtype.kind == "f" else np.dtype(np.float64)

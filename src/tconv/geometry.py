@@ -1,0 +1,506 @@
+"""Convolution arithmetic: the single home of every size, padding and crop rule.
+
+Everything in tconv that needs a length, a pad or a crop asks this module; nothing
+else derives one. It imports only the standard library.
+
+One axis of a convolution is described in *forward* terms by :class:`AxisGeometry`:
+``(size, kernel, stride, dilation, pad_lo, pad_hi)``. The forward convolution maps
+``size`` to ``out``::
+
+    out = floor((size + pad_lo + pad_hi - dilated_kernel) / stride) + 1
+    dilated_kernel = dilation * (kernel - 1) + 1
+
+The transposed convolution on the same axis is its adjoint: it maps ``out`` back to
+``size``. Seen as "scatter, then crop", every input cell stamps the dilated kernel
+onto a grid of ``full = (out - 1) * stride + dilated_kernel`` cells at stride steps,
+and the result is that grid with ``crop_lo = pad_lo`` cells cut from the start and
+``crop_hi = pad_hi - extra`` from the end, where ``extra`` (``0 <= extra < stride``)
+is the tail of the forward input that no strided window reached. A negative crop
+is zero extension. Every framework's transposed convolution is this one operation
+with a different ``(crop_lo, crop_hi)``; the ``*_transpose_*`` functions below give
+each framework's rule for choosing it.
+
+A negative pad of the forward convolution crops its input; that is what makes
+every (crop_lo, crop_hi) pair expressible as the adjoint of some forward geometry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+from tconv.errors import TconvError
+
+__all__ = [
+    "AxisGeometry",
+    "Geometry",
+    "dilated_kernel",
+    "conv_output_length",
+    "full_length",
+    "same_pads",
+    "causal_pads",
+    "tf_transpose_crops",
+    "keras_transpose_length",
+    "keras_transpose_crops",
+    "torch_transpose_crops",
+    "torch_output_padding_for_size",
+    "jax_transpose_pads",
+    "lhs_dilated_axis",
+    "onnx_transpose_crops",
+    "onnx_conv_pads",
+]
+
+
+# --------------------------------------------------------------------------- basics
+
+
+def dilated_kernel(kernel: int, dilation: int = 1) -> int:
+    """Span of a dilated kernel: ``dilation * (kernel - 1) + 1``.
+
+    >>> dilated_kernel(3, 2)
+    5
+    """
+    return dilation * (kernel - 1) + 1
+
+
+def conv_output_length(size: int, kernel: int, stride: int = 1, dilation: int = 1,
+                       pad_lo: int = 0, pad_hi: int = 0) -> int:
+    """Forward convolution output length; ``<= 0`` means no window fits.
+
+    ``floor((size + pad_lo + pad_hi - dilation*(kernel-1) - 1) / stride) + 1``
+
+    >>> conv_output_length(16, 3, 2, 1, 0, 1)   # TF 'same' on 16: ceil(16/2)
+    8
+    >>> conv_output_length(2, 3)                 # kernel larger than input
+    0
+    """
+    span = size + pad_lo + pad_hi - dilated_kernel(kernel, dilation)
+    return span // stride + 1 if span >= 0 else 0
+
+
+def full_length(input: int, kernel: int, stride: int = 1, dilation: int = 1) -> int:
+    """Length of a transposed convolution's full scatter: ``(input-1)*stride + d*(k-1) + 1``.
+
+    >>> full_length(8, 3, 2)   # the seed's case: 8 -> 17, before the crop
+    17
+    """
+    return (input - 1) * stride + dilated_kernel(kernel, dilation)
+
+
+# ---------------------------------------------------------------- the plan objects
+
+
+@dataclass(frozen=True)
+class AxisGeometry:
+    """One spatial axis, in forward terms (see the module docstring).
+
+    Parameters
+    ----------
+    size : int
+        Forward input length, which is the transposed convolution's output length.
+    kernel, stride, dilation : int
+        Positive integers.
+    pad_lo, pad_hi : int
+        Forward padding before and after (negative: the input is cropped there).
+        For the transposed convolution these are ``crop_lo`` and ``crop_hi + extra``.
+
+    Examples
+    --------
+    The seed's case, Keras ``Conv2DTranspose(512, 3, strides=2, padding='same')``
+    on 8 cells, is the adjoint of TF's 'same' convolution of 16 cells:
+
+    >>> ax = AxisGeometry(16, 3, 2, 1, 0, 1)
+    >>> ax.out, ax.full, ax.crop_lo, ax.crop_hi
+    (8, 17, 0, 1)
+    """
+
+    size: int
+    kernel: int
+    stride: int = 1
+    dilation: int = 1
+    pad_lo: int = 0
+    pad_hi: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("size", "kernel", "stride", "dilation", "pad_lo", "pad_hi"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TconvError(name, value, "must be an integer")
+        for name in ("kernel", "stride", "dilation"):
+            if getattr(self, name) < 1:
+                raise TconvError(name, getattr(self, name), "must be a positive integer")
+        if self.size < 1:
+            raise TconvError("size", self.size, "must be at least 1")
+        padded = self.size + self.pad_lo + self.pad_hi
+        if padded < self.dilated_kernel:
+            raise TconvError(
+                "kernel", self.kernel,
+                f"spans {self.dilated_kernel} cells (dilation {self.dilation}), more than the "
+                f"padded input ({self.size} + {self.pad_lo} + {self.pad_hi} = {padded}); "
+                "the output would be empty")
+        if self.pad_lo <= -self.size or self.pad_hi <= -self.size:
+            raise TconvError("padding", (self.pad_lo, self.pad_hi),
+                             f"crops away the whole input of length {self.size}")
+
+    @classmethod
+    def transposed(cls, input: int, kernel: int, stride: int = 1, dilation: int = 1,
+                   crop_lo: int = 0, crop_hi: int = 0) -> "AxisGeometry":
+        """The axis of a transposed convolution of ``input`` cells cropped by ``(crop_lo, crop_hi)``.
+
+        >>> AxisGeometry.transposed(8, 3, 2, 1, 1, 0).size   # torch p=1, output_padding=1
+        16
+        """
+        for name, value in (("input", input), ("crop_lo", crop_lo), ("crop_hi", crop_hi)):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TconvError(name, value, "must be an integer")
+        if input < 1:
+            raise TconvError("input", input, "must be at least 1")
+        full = full_length(input, kernel, stride, dilation)
+        size = full - crop_lo - crop_hi
+        if size < 1:
+            raise TconvError("output", size,
+                             f"must be at least 1: full scatter length {full} minus crops "
+                             f"({crop_lo}, {crop_hi})")
+        return cls(size, kernel, stride, dilation, crop_lo, crop_hi)
+
+    # forward view
+    @property
+    def dilated_kernel(self) -> int:
+        return dilated_kernel(self.kernel, self.dilation)
+
+    @property
+    def out(self) -> int:
+        """Forward output length (= the transposed convolution's input length)."""
+        return conv_output_length(self.size, self.kernel, self.stride, self.dilation,
+                                  self.pad_lo, self.pad_hi)
+
+    @property
+    def extra(self) -> int:
+        """Cells at the end of the padded forward input that no strided window reached."""
+        return (self.size + self.pad_lo + self.pad_hi - self.dilated_kernel) % self.stride
+
+    # transposed view
+    @property
+    def full(self) -> int:
+        """Full scatter length of the transposed convolution, before any crop."""
+        return full_length(self.out, self.kernel, self.stride, self.dilation)
+
+    @property
+    def crop_lo(self) -> int:
+        """Cells the transposed convolution cuts from the start of the full scatter."""
+        return self.pad_lo
+
+    @property
+    def crop_hi(self) -> int:
+        """Cells cut from the end of the full scatter (negative: zero extension)."""
+        return self.pad_hi - self.extra
+
+    def tap_span(self, tap: int) -> tuple[int, int, int]:
+        """Which outputs kernel tap ``tap`` reaches, without leaving the input.
+
+        Returns ``(out_start, out_stop, in_start)``: forward output cells
+        ``out_start <= o < out_stop`` read input cell ``in_start + (o - out_start) * stride``
+        through this tap. The transposed convolution runs the same map backwards.
+        An empty span has ``out_start == out_stop``.
+        """
+        offset = tap * self.dilation - self.pad_lo  # input cell read by output 0
+        start = max(0, -(offset // self.stride))  # first o with offset + o*stride >= 0
+        last = self.size - 1 - offset              # o*stride must not pass it
+        stop = min(self.out, last // self.stride + 1) if last >= 0 else 0
+        stop = max(stop, start)
+        return start, stop, offset + start * self.stride
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The whole plan: one :class:`AxisGeometry` per spatial axis, channels and groups.
+
+    ``in_channels``/``out_channels`` are the *forward* convolution's; when
+    ``transposed`` is true the operation maps ``out_channels`` back to ``in_channels``
+    and ``out`` spatial lengths back to ``size``.
+    """
+
+    axes: tuple[AxisGeometry, ...]
+    in_channels: int
+    out_channels: int
+    groups: int = 1
+    transposed: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.axes) <= 3:
+            raise TconvError("rank", len(self.axes), "must be 1, 2 or 3 spatial axes")
+        for name in ("in_channels", "out_channels", "groups"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise TconvError(name, value, "must be a positive integer")
+        for name in ("in_channels", "out_channels"):
+            if getattr(self, name) % self.groups:
+                raise TconvError(name, getattr(self, name),
+                                 f"must be divisible by groups={self.groups}")
+
+    @property
+    def rank(self) -> int:
+        return len(self.axes)
+
+    @property
+    def kernel_shape(self) -> tuple[int, ...]:
+        return tuple(a.kernel for a in self.axes)
+
+    @property
+    def input_spatial(self) -> tuple[int, ...]:
+        """Spatial shape of this operation's input."""
+        return tuple(a.out if self.transposed else a.size for a in self.axes)
+
+    @property
+    def output_spatial(self) -> tuple[int, ...]:
+        """Spatial shape of this operation's output."""
+        return tuple(a.size if self.transposed else a.out for a in self.axes)
+
+    @property
+    def input_channels(self) -> int:
+        return self.out_channels if self.transposed else self.in_channels
+
+    @property
+    def output_channels(self) -> int:
+        return self.in_channels if self.transposed else self.out_channels
+
+    @property
+    def neutral_kernel_shape(self) -> tuple[int, ...]:
+        """Kernel shape in tconv's neutral layout: ``(*kernel, in_channels/groups, out_channels)``
+        of the forward convolution (TF's HWIO), for both directions."""
+        return self.kernel_shape + (self.in_channels // self.groups, self.out_channels)
+
+    def taps(self) -> Iterator[tuple[tuple[int, ...], tuple[tuple[int, int, int], ...]]]:
+        """Each kernel tap with a non-empty reach, and its :meth:`AxisGeometry.tap_span` per axis."""
+        import itertools
+
+        spans = [[a.tap_span(t) for t in range(a.kernel)] for a in self.axes]
+        for tap in itertools.product(*(range(a.kernel) for a in self.axes)):
+            per_axis = tuple(spans[i][t] for i, t in enumerate(tap))
+            if all(stop > start for start, stop, _ in per_axis):
+                yield tap, per_axis
+
+    def multiply_adds(self, batch: int = 1) -> int:
+        """Multiply-adds of the dense computation (every tap at every forward output)."""
+        count = batch * self.out_channels * (self.in_channels // self.groups)
+        for a in self.axes:
+            count *= a.out * a.kernel
+        return count
+
+    def flip(self) -> "Geometry":
+        """The same plan in the other direction (conv <-> conv_transpose)."""
+        return Geometry(self.axes, self.in_channels, self.out_channels, self.groups,
+                        not self.transposed)
+
+
+# ------------------------------------------------------------- forward padding rules
+
+
+def same_pads(size: int, kernel: int, stride: int = 1, dilation: int = 1,
+              *, extra_at: str = "end") -> tuple[int, int]:
+    """'SAME' padding of a forward convolution: output ``ceil(size/stride)``.
+
+    TensorFlow, Keras, JAX 'SAME', ONNX 'SAME_UPPER' and PyTorch ``padding='same'``
+    (stride 1 only) put the odd unit at the end; JAX 'SAME_LOWER' and ONNX
+    'SAME_LOWER' at the start (``extra_at='start'``). Source: TensorFlow
+    ``kernel_shape_util.cc`` (``GetWindowedOutputSizeVerbose``).
+
+    >>> same_pads(16, 3, 2)
+    (0, 1)
+    >>> same_pads(15, 3, 2)
+    (1, 1)
+    >>> same_pads(16, 3, 2, extra_at="start")
+    (1, 0)
+    """
+    out = -(-size // stride)
+    total = max((out - 1) * stride + dilated_kernel(kernel, dilation) - size, 0)
+    small = total // 2
+    return (small, total - small) if extra_at == "end" else (total - small, small)
+
+
+def causal_pads(kernel: int, dilation: int = 1) -> tuple[int, int]:
+    """Keras ``padding='causal'`` (Conv1D): all of ``d*(k-1)`` before, none after."""
+    return dilated_kernel(kernel, dilation) - 1, 0
+
+
+def onnx_conv_pads(size: int, kernel: int, stride: int, dilation: int, auto_pad: str,
+                   pads: tuple[int, int]) -> tuple[int, int]:
+    """ONNX ``Conv`` padding: ``auto_pad`` SAME_UPPER/SAME_LOWER/VALID, or explicit ``pads``."""
+    if auto_pad == "SAME_UPPER":
+        return same_pads(size, kernel, stride, dilation, extra_at="end")
+    if auto_pad == "SAME_LOWER":
+        return same_pads(size, kernel, stride, dilation, extra_at="start")
+    if auto_pad == "VALID":
+        return 0, 0
+    return pads
+
+
+# ---------------------------------------------------------- transposed crop rules
+
+
+def tf_transpose_crops(input: int, kernel: int, stride: int, dilation: int, output: int,
+                       padding: str | tuple[int, int]) -> tuple[int, int]:
+    """TensorFlow ``conv*_transpose``: validate ``output`` and give ``(crop_lo, crop_hi)``.
+
+    TF takes ``output_shape`` from the caller and checks that the forward convolution
+    with the same ``padding`` maps it back to ``input`` ("Conv2DSlowBackpropInput: Size
+    of out_backprop doesn't match computed"; ``conv_grad_shape_utils.cc``). The crop is
+    that forward convolution's ``pad_before``: 'SAME' puts the odd cell at the end,
+    'VALID' crops nothing, an explicit pair crops ``pad_before``.
+
+    >>> tf_transpose_crops(8, 3, 2, 1, 16, "SAME")
+    (0, 1)
+    >>> tf_transpose_crops(8, 3, 2, 1, 15, "SAME")
+    (1, 1)
+    """
+    if isinstance(padding, str):
+        pads = same_pads(output, kernel, stride, dilation) if padding == "SAME" else (0, 0)
+    else:
+        pads = padding
+    computed = conv_output_length(output, kernel, stride, dilation, *pads)
+    if computed != input:
+        raise TconvError(
+            "output_shape", output,
+            f"is inconsistent with the input: a {padding!r} convolution of length {output} "
+            f"(kernel {kernel}, stride {stride}, dilation {dilation}) has length {computed}, "
+            f"not {input}", valid=tf_valid_outputs(input, kernel, stride, dilation, padding))
+    return pads[0], full_length(input, kernel, stride, dilation) - output - pads[0]
+
+
+def tf_valid_outputs(input: int, kernel: int, stride: int, dilation: int,
+                     padding: str | tuple[int, int]) -> list[int]:
+    """Every ``output_shape`` entry TensorFlow accepts for ``input`` (for messages and solvers)."""
+    if padding == "SAME":  # ceil(o / stride) == input
+        return list(range((input - 1) * stride + 1, input * stride + 1))
+    pads = (0, 0) if isinstance(padding, str) else padding
+    base = full_length(input, kernel, stride, dilation) - pads[0] - pads[1]
+    return [o for o in range(max(1, base), base + stride)
+            if conv_output_length(o, kernel, stride, dilation, *pads) == input]
+
+
+def keras_transpose_length(input: int, kernel: int, stride: int, dilation: int,
+                           padding: str, output_padding: int | None) -> int:
+    """Keras' output length of ``Conv*DTranspose`` (``compute_conv_transpose_output_shape``).
+
+    'same' without ``output_padding`` gives ``input * stride``; with it,
+    ``(input-1)*stride + k_eff % 2 + output_padding`` (so ``output_padding=0`` is not
+    ``None``). 'valid' gives ``(input-1)*stride + k_eff + output_padding`` where a
+    missing ``output_padding`` is ``max(k_eff, stride) - k_eff``.
+    Source: keras/src/backend/common/backend_utils.py, ``_get_output_shape_given_tf_padding``.
+
+    >>> keras_transpose_length(8, 3, 2, 1, "same", None)
+    16
+    >>> keras_transpose_length(8, 3, 2, 1, "same", 0)
+    15
+    """
+    k_eff = dilated_kernel(kernel, dilation)
+    if padding == "valid":
+        if output_padding is None:
+            output_padding = max(k_eff, stride) - k_eff
+        return (input - 1) * stride + k_eff + output_padding
+    if output_padding is None:
+        return input * stride
+    return (input - 1) * stride + k_eff % 2 + output_padding
+
+
+def keras_transpose_crops(input: int, kernel: int, stride: int, dilation: int,
+                          padding: str, output_padding: int | None) -> tuple[int, int]:
+    """``(crop_lo, crop_hi)`` of Keras' ``Conv*DTranspose`` on the TensorFlow backend.
+
+    Keras picks the length with :func:`keras_transpose_length`, then TensorFlow crops
+    like its own 'SAME'/'VALID' transposed convolution. TensorFlow's check of that
+    length is skipped: Keras' own lengths may be ones TF's check would refuse (for
+    example 'same', ``output_padding=0``, k=1, s=2), and TF's kernel computes them anyway
+    from ``pad_before``.
+    """
+    output = keras_transpose_length(input, kernel, stride, dilation, padding, output_padding)
+    full = full_length(input, kernel, stride, dilation)
+    if padding == "valid":
+        return 0, full - output
+    lo = same_pads(output, kernel, stride, dilation)[0]
+    return lo, full - output - lo
+
+
+def torch_transpose_crops(padding: int, output_padding: int) -> tuple[int, int]:
+    """PyTorch ``ConvTranspose*d``: crop ``padding`` at the start, ``padding - output_padding`` at the end.
+
+    ``H_out = (H_in-1)*stride - 2*padding + dilation*(kernel-1) + output_padding + 1``.
+    """
+    return padding, padding - output_padding
+
+
+def torch_output_padding_for_size(input: int, kernel: int, stride: int, dilation: int,
+                                  padding: int, output_size: int) -> int:
+    """PyTorch ``ConvTranspose*d.forward(x, output_size=...)``: the ``output_padding`` it implies.
+
+    Valid sizes run from ``min_size`` to ``min_size + stride - 1``
+    (``_ConvTransposeNd._output_padding``).
+    """
+    min_size = full_length(input, kernel, stride, dilation) - 2 * padding
+    max_size = min_size + stride - 1
+    if not min_size <= output_size <= max_size:
+        raise TconvError("output_size", output_size,
+                         f"is not reachable: valid sizes range from {min_size} to {max_size}")
+    return output_size - min_size
+
+
+def jax_transpose_pads(input: int, kernel: int, stride: int, dilation: int,
+                       padding: str | tuple[int, int]) -> tuple[int, int]:
+    """``jax.lax.conv_transpose`` padding of the stride-dilated input (lo, hi).
+
+    Strings follow Keras ('SAME' -> ``input*stride``, 'VALID' -> ``(input-1)*stride +
+    max(k_eff, stride)``); pairs are used as they are (``use_consistent_padding=False``).
+    Source: jax/_src/lax/convolution.py, ``_conv_transpose_padding``.
+    """
+    k_eff = dilated_kernel(kernel, dilation)
+    if padding == "SAME":
+        pad_len = k_eff + stride - 2
+        lo = k_eff - 1 if stride > k_eff - 1 else -(-pad_len // 2)
+    elif padding == "VALID":
+        pad_len = k_eff + stride - 2 + max(k_eff - stride, 0)
+        lo = k_eff - 1
+    else:
+        return padding
+    return lo, pad_len - lo
+
+
+def lhs_dilated_axis(input: int, kernel: int, lhs_dilation: int, rhs_dilation: int,
+                     pad_lo: int, pad_hi: int) -> AxisGeometry:
+    """A correlation of the ``lhs_dilation``-dilated input, as a transposed convolution.
+
+    JAX's ``conv_general_dilated`` with ``lhs_dilation`` slides the kernel, unflipped,
+    over the input with ``lhs_dilation - 1`` zeros between cells and ``(pad_lo, pad_hi)``
+    padding (negative crops). That equals the transposed convolution of the
+    spatially flipped kernel with stride ``lhs_dilation`` and crops
+    ``(k_eff - 1 - pad_lo, k_eff - 1 - pad_hi)``, at window stride 1.
+    """
+    k_eff = dilated_kernel(kernel, rhs_dilation)
+    return AxisGeometry.transposed(input, kernel, lhs_dilation, rhs_dilation,
+                                   k_eff - 1 - pad_lo, k_eff - 1 - pad_hi)
+
+
+def onnx_transpose_crops(input: int, kernel: int, stride: int, dilation: int,
+                         auto_pad: str, pads: tuple[int, int], output_padding: int,
+                         output_shape: int | None) -> tuple[int, int]:
+    """ONNX ``ConvTranspose`` crops, as onnxruntime applies them.
+
+    With ``output_shape`` (or ``auto_pad`` SAME_*, whose target is ``input*stride``),
+    the total ``T = stride*(input-1) + output_padding + k_eff - target`` is split
+    ``T//2`` first for SAME_UPPER and ``T - T//2`` first otherwise (NOTSET, SAME_LOWER),
+    as the ONNX spec states and onnxruntime >= 1.13 does. Otherwise ``pads`` crop
+    ``(pads_begin, pads_end - output_padding)``. onnxruntime computes the split with
+    C++ integer division, which truncates toward zero for a negative ``T``.
+    """
+    if output_shape is None and auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
+        lo, hi = (0, 0) if auto_pad == "VALID" else pads
+        return lo, hi - output_padding
+    target = input * stride if output_shape is None else output_shape
+    total = stride * (input - 1) + output_padding + dilated_kernel(kernel, dilation) - target
+    half = int(total / 2)  # C++ division truncates toward zero
+    lo = half if auto_pad == "SAME_UPPER" else total - half
+    return lo, full_length(input, kernel, stride, dilation) - target - lo
+
+
+def as_axes(value: int | Sequence[int], rank: int) -> tuple[int, ...]:
+    """Broadcast an int to ``rank`` entries (a sequence passes through)."""
+    return (value,) * rank if isinstance(value, int) else tuple(value)

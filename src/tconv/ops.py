@@ -1,0 +1,198 @@
+"""The neutral operations: normalise, plan a Geometry, run the kernels, add the bias.
+
+Data are ``(N, *spatial, C)`` (``data_format='channels_last'``, the default) or
+``(N, C, *spatial)`` (``'channels_first'``). Kernels are always in the neutral layout
+of the *forward* convolution, ``(*kernel, in_channels/groups, out_channels)``, for both
+directions: the transposed convolution takes the kernel of the convolution it is the
+adjoint of, which is TensorFlow's ``(*kernel, out, in)`` filter of ``conv_transpose``.
+
+The dialects build their :class:`~tconv.geometry.Geometry` from their own arguments
+and call :func:`run`; :func:`conv` and :func:`conv_transpose` are tconv's own spelling.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tconv import _args
+from tconv.errors import TconvError
+from tconv.geometry import AxisGeometry, Geometry, same_pads, tf_transpose_crops
+from tconv.kernels import gemm, reference
+
+__all__ = ["conv", "conv_transpose", "plan_conv", "plan_conv_transpose", "run"]
+
+_KERNELS = {"gemm": gemm, "reference": reference}
+
+
+def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
+        data_format: str = "channels_last", impl: str = "gemm") -> np.ndarray:
+    """Run ``geometry`` on ``x`` with a neutral-layout ``kernel``; returns an array of the
+    input's floating dtype (float32 in, float32 out; integers compute in float64).
+
+    Checks every shape against the plan first, so a mismatch is a :class:`TconvError`
+    naming the argument, never a broadcasting error from inside NumPy.
+    """
+    x = _args.as_array(x, "input")
+    kernel = _args.as_array(kernel, "kernel")
+    bias = None if bias is None else _args.as_array(bias, "bias")
+    if data_format not in ("channels_last", "channels_first"):
+        raise TconvError("data_format", data_format, "must be 'channels_last' or 'channels_first'")
+    if impl not in _KERNELS:
+        raise TconvError("impl", impl, f"must be one of {sorted(_KERNELS)}")
+    g = geometry
+    expected = ((g.input_channels,) + g.input_spatial if data_format == "channels_first"
+                else g.input_spatial + (g.input_channels,))
+    if x.ndim != g.rank + 2 or x.shape[1:] != expected:
+        raise TconvError("input", x, f"must have shape (batch, {', '.join(map(str, expected))})")
+    if kernel.shape != g.neutral_kernel_shape:
+        raise TconvError("kernel", kernel, f"must have shape {g.neutral_kernel_shape} "
+                         "(*kernel, in_channels/groups, out_channels)")
+    if bias is not None and bias.shape != (g.output_channels,):
+        raise TconvError("bias", bias, f"must have shape ({g.output_channels},)")
+    dtype = _args.result_dtype(x, kernel, bias)
+    if x.shape[0] == 0:
+        out_shape = ((0, g.output_channels) + g.output_spatial if data_format == "channels_first"
+                     else (0,) + g.output_spatial + (g.output_channels,))
+        return np.zeros(out_shape, dtype)
+    if data_format == "channels_first":
+        x = np.moveaxis(x, 1, -1)
+    x = x.astype(dtype, copy=False)
+    kernel = kernel.astype(dtype, copy=False)
+    compute = _KERNELS[impl].conv_transpose if g.transposed else _KERNELS[impl].conv
+    y = compute(x, kernel, g)
+    if bias is not None:
+        y += bias.astype(dtype, copy=False)
+    if data_format == "channels_first":
+        y = np.ascontiguousarray(np.moveaxis(y, -1, 1))
+    return y
+
+
+def _spatial_and_channels(x: np.ndarray, rank: int, data_format: str) -> tuple[tuple[int, ...], int]:
+    if x.ndim != rank + 2:
+        raise TconvError("input", x, f"must have {rank + 2} axes (batch, spatial x{rank}, channels) "
+                         f"to match a kernel with {rank} spatial axes")
+    if data_format == "channels_first":
+        return tuple(x.shape[2:]), x.shape[1]
+    return tuple(x.shape[1:-1]), x.shape[-1]
+
+
+def plan_conv(input_spatial, kernel_shape, in_channels: int, out_channels: int, *,
+              stride=1, padding="valid", dilation=1, groups: int = 1) -> Geometry:
+    """The Geometry of a forward convolution.
+
+    ``padding``: ``'valid'``, ``'same'`` (output ``ceil(n/stride)``, odd cell at the end),
+    an int, one int per axis, or one ``(before, after)`` pair per axis (negative crops).
+    """
+    rank = len(kernel_shape)
+    strides = _args.int_tuple(stride, rank, "stride")
+    dilations = _args.int_tuple(dilation, rank, "dilation")
+    if padding in ("valid", "same"):
+        pads = tuple((0, 0) if padding == "valid" else same_pads(n, k, s, d)
+                     for n, k, s, d in zip(input_spatial, kernel_shape, strides, dilations))
+    else:
+        pads = _args.pad_pairs(padding, rank, "padding", minimum=None)
+    axes = tuple(AxisGeometry(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
+                 in zip(input_spatial, kernel_shape, strides, dilations, pads))
+    return Geometry(axes, in_channels, out_channels, groups, transposed=False)
+
+
+def plan_conv_transpose(input_spatial, kernel_shape, in_channels: int, out_channels: int, *,
+                        stride=1, crop="valid", dilation=1, groups: int = 1) -> Geometry:
+    """The Geometry of a transposed convolution from ``in_channels`` to ``out_channels``.
+
+    ``crop``: ``'valid'`` (keep the full scatter), ``'same'`` (output ``n*stride``,
+    TensorFlow's crop: the odd cell at the end), an int, one int per axis, or one
+    ``(before, after)`` pair per axis; a negative crop extends with zeros.
+    """
+    rank = len(kernel_shape)
+    strides = _args.int_tuple(stride, rank, "stride")
+    dilations = _args.int_tuple(dilation, rank, "dilation")
+    if crop in ("valid", "same"):
+        crops = [(0, 0) if crop == "valid" else tf_transpose_crops(n, k, s, d, n * s, "SAME")
+                 for n, k, s, d in zip(input_spatial, kernel_shape, strides, dilations)]
+    else:
+        crops = _args.pad_pairs(crop, rank, "crop", minimum=None)
+    axes = tuple(AxisGeometry.transposed(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
+                 in zip(input_spatial, kernel_shape, strides, dilations, crops))
+    return Geometry(axes, out_channels, in_channels, groups, transposed=True)
+
+
+def conv(x: Any, kernel: Any, bias: Any = None, *, stride=1, padding="valid", dilation=1,
+         groups: int = 1, data_format: str = "channels_last") -> np.ndarray:
+    """Forward convolution (cross-correlation, as every framework computes it).
+
+    Parameters
+    ----------
+    x : array, ``(N, *spatial, C_in)`` or ``(N, C_in, *spatial)``
+    kernel : array, ``(*kernel, C_in/groups, C_out)``
+    bias : array ``(C_out,)``, optional
+    stride, dilation : int or one int per spatial axis
+    padding : 'valid', 'same', int, ints, or ``(before, after)`` pairs
+    groups : int
+    data_format : 'channels_last' or 'channels_first'
+
+    Examples
+    --------
+    >>> x = np.arange(5.0).reshape(1, 5, 1)
+    >>> w = np.array([1.0, 10.0]).reshape(2, 1, 1)
+    >>> conv(x, w)[0, :, 0]
+    array([10., 21., 32., 43.])
+    """
+    x = _args.as_array(x, "input")
+    kernel = _args.as_array(kernel, "kernel")
+    rank = kernel.ndim - 2
+    if rank not in (1, 2, 3):
+        raise TconvError("kernel", kernel, "must have 3 to 5 axes: (*kernel, in/groups, out)")
+    spatial, channels = _spatial_and_channels(x, rank, data_format)
+    if not _args.is_int(groups) or groups < 1:
+        raise TconvError("groups", groups, "must be a positive integer")
+    if channels != kernel.shape[-2] * groups:
+        raise TconvError("input", x, f"has {channels} channels; the kernel expects "
+                         f"{kernel.shape[-2]} x groups={groups}")
+    geometry = plan_conv(spatial, kernel.shape[:-2], channels, kernel.shape[-1], stride=stride,
+                         padding=padding, dilation=dilation, groups=groups)
+    return run(geometry, x, kernel, bias, data_format=data_format)
+
+
+def conv_transpose(x: Any, kernel: Any, bias: Any = None, *, stride=1, crop="valid",
+                   dilation=1, groups: int = 1, data_format: str = "channels_last") -> np.ndarray:
+    """Transposed convolution: full scatter of the (dilated) kernel at stride steps, then crop.
+
+    Parameters
+    ----------
+    x : array, ``(N, *spatial, C_in)`` or ``(N, C_in, *spatial)``
+    kernel : array, ``(*kernel, C_out/groups, C_in)``, the kernel of the forward
+        convolution this is the adjoint of (TensorFlow's ``conv_transpose`` filter)
+    bias : array ``(C_out,)``, optional
+    stride, dilation : int or one int per spatial axis
+    crop : 'valid', 'same', int, ints, or ``(before, after)`` pairs (negative extends)
+    groups : int
+    data_format : 'channels_last' or 'channels_first'
+
+    Examples
+    --------
+    Each input cell stamps the kernel ``[1, 10, 100]`` two cells further on; the
+    stamps overlap by one cell and add:
+
+    >>> x = np.array([1.0, 2.0]).reshape(1, 2, 1)
+    >>> w = np.array([1.0, 10.0, 100.0]).reshape(3, 1, 1)
+    >>> conv_transpose(x, w, stride=2)[0, :, 0]
+    array([  1.,  10., 102.,  20., 200.])
+    >>> conv_transpose(x, w, stride=2, crop="same")[0, :, 0]   # TF/Keras 'same': 2*2 cells
+    array([  1.,  10., 102.,  20.])
+    """
+    x = _args.as_array(x, "input")
+    kernel = _args.as_array(kernel, "kernel")
+    rank = kernel.ndim - 2
+    if rank not in (1, 2, 3):
+        raise TconvError("kernel", kernel, "must have 3 to 5 axes: (*kernel, out/groups, in)")
+    spatial, channels = _spatial_and_channels(x, rank, data_format)
+    if channels != kernel.shape[-1]:
+        raise TconvError("input", x, f"has {channels} channels; the kernel expects {kernel.shape[-1]}")
+    if not _args.is_int(groups) or groups < 1:
+        raise TconvError("groups", groups, "must be a positive integer")
+    geometry = plan_conv_transpose(spatial, kernel.shape[:-2], channels, kernel.shape[-2] * groups,
+                                   stride=stride, crop=crop, dilation=dilation, groups=groups)
+    return run(geometry, x, kernel, bias, data_format=data_format)
