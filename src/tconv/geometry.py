@@ -138,9 +138,6 @@ class AxisGeometry:
                 f"spans {self.dilated_kernel} cells (dilation {self.dilation}), more than the "
                 f"padded input ({self.size} + {self.pad_lo} + {self.pad_hi} = {padded}); "
                 "the output would be empty")
-        if self.pad_lo <= -self.size or self.pad_hi <= -self.size:
-            raise TconvError("padding", (self.pad_lo, self.pad_hi),
-                             f"crops away the whole input of length {self.size}")
 
     @classmethod
     def transposed(cls, input: int, kernel: int, stride: int = 1, dilation: int = 1,

@@ -1,0 +1,44 @@
+"""Every dialect against its live framework (hypothesis over random configurations)
+and against golden vectors recorded from the frameworks (runs without them)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from oracles.harness import compare, golden_path, load_golden, oracle, require, run_live
+
+HERE = Path(__file__).resolve().parent
+DIALECTS = sorted(p.stem for p in (HERE / "oracles").glob("*.py")
+                  if p.stem not in ("__init__", "harness"))
+EXAMPLES = int(os.environ.get("TCONV_ORACLE_EXAMPLES", "150"))
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("dialect", DIALECTS)
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+@given(seed=st.integers(0, 2**63 - 1))
+def test_live_framework(dialect, seed):
+    mod = oracle(dialect)
+    require(mod.FRAMEWORK)
+    case = mod.random_case(np.random.default_rng(seed))
+    expected, refused, message = run_live(mod, case)
+    compare(case, mod.run_tconv, expected, refused, message, getattr(mod, "accepts_refusal", None))
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_golden_vectors(dialect):
+    """Recorded by tests/record_golden.py from the real framework; no framework needed here."""
+    path = golden_path(dialect)
+    assert path.exists(), f"no golden file for {dialect}: run python tests/record_golden.py {dialect}"
+    versions, cases = load_golden(dialect)
+    mod = oracle(dialect)
+    assert len(cases) >= 100
+    assert any(refused for _, _, refused, _ in cases) and not all(r for _, _, r, _ in cases)
+    for case, expected, refused, message in cases:
+        compare(case, mod.run_tconv, expected, refused, message, getattr(mod, "accepts_refusal", None))
