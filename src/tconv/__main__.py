@@ -1,0 +1,5 @@
+import sys
+
+from tconv.cli import main
+
+sys.exit(main())
