@@ -1,0 +1,147 @@
+"""The neutral core: geometry, kernels and their identities (no framework needed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import tconv
+from tconv import ops
+from tconv.errors import TconvError
+from tconv.geometry import AxisGeometry, Geometry, same_pads, tf_transpose_crops
+from tconv.kernels import gemm, reference
+
+from strategies import arrays_for, geometries
+
+SETTINGS = settings(max_examples=300, deadline=None)
+
+
+@SETTINGS
+@given(geometries(), st.integers(0, 2**32 - 1))
+def test_adjoint_identity(geometry, seed):
+    """<conv(x), y> == <x, conv_transpose(y)> for every geometry, negative pads and crops included."""
+    forward = Geometry(geometry.axes, geometry.in_channels, geometry.out_channels, geometry.groups)
+    x, w, _ = arrays_for(forward, seed)
+    y, _, _ = arrays_for(forward.flip(), seed + 1)
+    lhs = np.vdot(ops.run(forward, x, w), y)
+    rhs = np.vdot(x, ops.run(forward.flip(), y, w))
+    assert np.isclose(lhs, rhs, rtol=1e-10, atol=1e-10), (forward, lhs, rhs)
+
+
+@SETTINGS
+@given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([np.float32, np.float64]))
+def test_gemm_matches_reference(geometry, seed, dtype):
+    """The vectorised path equals the loop definition, in both directions, dtype preserved."""
+    x, w, b = arrays_for(geometry, seed, dtype)
+    fast = ops.run(geometry, x, w, b, impl="gemm")
+    slow = ops.run(geometry, x, w, b, impl="reference")
+    assert fast.dtype == slow.dtype == dtype
+    assert fast.shape == (x.shape[0],) + geometry.output_spatial + (geometry.output_channels,)
+    tol = 1e-4 if dtype == np.float32 else 1e-11
+    np.testing.assert_allclose(fast, slow, rtol=tol, atol=tol, err_msg=repr(geometry))
+
+
+@SETTINGS
+@given(geometries(), st.integers(0, 2**32 - 1))
+def test_transposed_is_full_scatter_then_crop(geometry, seed):
+    """Every crop pair is a window of the one full scatter (zero outside it)."""
+    g = geometry if geometry.transposed else geometry.flip()
+    full_axes = tuple(AxisGeometry.transposed(a.out, a.kernel, a.stride, a.dilation, 0, 0) for a in g.axes)
+    full_geometry = Geometry(full_axes, g.in_channels, g.out_channels, g.groups, transposed=True)
+    y, w, _ = arrays_for(g, seed)
+    full = ops.run(full_geometry, y, w)
+    out = ops.run(g, y, w)
+    expected = np.zeros_like(out)
+    dst, src = [slice(None)], [slice(None)]
+    for a in g.axes:
+        lo, hi = max(0, -a.crop_lo), min(a.size, a.full - a.crop_lo)
+        dst.append(slice(lo, hi))
+        src.append(slice(lo + a.crop_lo, hi + a.crop_lo))
+    expected[tuple(dst)] = full[tuple(src)]
+    np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+@given(st.integers(1, 40), st.integers(1, 7), st.integers(1, 5), st.integers(1, 3))
+def test_same_padding_keeps_ceil(size, kernel, stride, dilation):
+    lo, hi = same_pads(size, kernel, stride, dilation)
+    assert 0 <= hi - lo <= 1
+    assert AxisGeometry(size, kernel, stride, dilation, lo, hi).out == -(-size // stride)
+
+
+def test_seed_case_geometry():
+    """Keras Conv2DTranspose(512, 3, strides=2, padding='same') on 8x8: full 17, crop (0, 1)."""
+    crop = tf_transpose_crops(8, 3, 2, 1, 16, "SAME")
+    axis = AxisGeometry.transposed(8, 3, 2, 1, *crop)
+    assert (axis.full, axis.crop_lo, axis.crop_hi, axis.size) == (17, 0, 1, 16)
+    # the "pad by 1 each side" reading is PyTorch's padding=1, output_padding=1: crop (1, 0)
+    torch_axis = AxisGeometry.transposed(8, 3, 2, 1, 1, 0)
+    assert torch_axis.size == 16 and torch_axis.crop_lo == 1
+
+
+def test_seed_case_values_shift_by_one_pixel():
+    rng = np.random.default_rng(0)
+    y = rng.standard_normal((1, 8, 8, 4))
+    w = rng.standard_normal((3, 3, 2, 4))
+    keras_like = tconv.conv_transpose(y, w, stride=2, crop="same")
+    torch_like = tconv.conv_transpose(y, w, stride=2, crop=((1, 0), (1, 0)))
+    full = tconv.conv_transpose(y, w, stride=2)
+    assert keras_like.shape == torch_like.shape == (1, 16, 16, 2) and full.shape == (1, 17, 17, 2)
+    np.testing.assert_allclose(keras_like, full[:, :16, :16])
+    np.testing.assert_allclose(torch_like, full[:, 1:, 1:])
+    assert not np.allclose(keras_like, torch_like)
+
+
+def test_channels_first_equals_channels_last():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 5, 6, 4)).astype(np.float32)
+    w = rng.standard_normal((3, 2, 2, 6)).astype(np.float32)
+    last = tconv.conv(x, w, stride=(2, 1), padding="same", groups=2)
+    first = tconv.conv(np.moveaxis(x, -1, 1), w, stride=(2, 1), padding="same", groups=2,
+                       data_format="channels_first")
+    assert first.dtype == np.float32
+    np.testing.assert_allclose(np.moveaxis(first, 1, -1), last, rtol=1e-6)
+
+
+@pytest.mark.parametrize("call, argument", [
+    (lambda: tconv.conv(np.ones((1, 5, 2)), np.ones((3, 2, 4)), stride=0), "stride"),
+    (lambda: tconv.conv(np.ones((1, 5, 3)), np.ones((3, 2, 4))), "input"),
+    (lambda: tconv.conv(np.ones((1, 2, 2)), np.ones((3, 2, 4))), "kernel"),
+    (lambda: tconv.conv(np.ones((1, 5, 2)), np.ones((3, 2, 4)), padding=[1, 2, 3]), "padding"),
+    (lambda: tconv.conv(np.ones((1, 5, 2)), np.ones((3, 2, 4)), groups=3), "input"),
+    (lambda: tconv.conv(np.ones((1, 5, 2)), np.ones((3, 2, 4)), bias=np.ones(3)), "bias"),
+    (lambda: tconv.conv("abc", np.ones((3, 2, 4))), "input"),
+    (lambda: tconv.conv(np.ones((1, 5, 2), dtype=complex), np.ones((3, 2, 4))), "input"),
+    (lambda: tconv.conv_transpose(np.ones((1, 2, 4)), np.ones((3, 2, 4)), crop=((3, 3),)), "output"),
+    (lambda: tconv.conv_transpose(np.ones((1, 2, 4)), np.ones((3, 2, 4)), dilation=-1), "dilation"),
+    (lambda: tconv.conv_transpose(np.ones((1, 2, 4)), np.ones((3, 2, 4)), crop="full"), "crop"),
+])
+def test_bad_input_is_a_named_valueerror(call, argument):
+    with pytest.raises(TconvError) as info:
+        call()
+    assert isinstance(info.value, ValueError)
+    assert info.value.argument == argument
+    assert str(info.value).startswith(f"{argument}=") or f"{argument}=" in str(info.value)
+
+
+def test_integer_input_computes_in_float64_and_float32_is_preserved():
+    x = np.arange(6).reshape(1, 6, 1)
+    w = np.ones((2, 1, 1), dtype=np.int32)
+    assert tconv.conv(x, w).dtype == np.float64
+    assert tconv.conv(x.astype(np.float32), w.astype(np.float32)).dtype == np.float32
+
+
+def test_empty_batch():
+    out = tconv.conv_transpose(np.zeros((0, 3, 2)), np.ones((3, 1, 2)), stride=2)
+    assert out.shape == (0, 7, 1)
+
+
+def test_import_loads_no_framework():
+    code = ("import sys, tconv, tconv.dialects.torch, tconv.ops; "
+            "bad = [m for m in ('torch', 'tensorflow', 'jax', 'keras', 'onnxruntime', 'onnx') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
