@@ -145,3 +145,17 @@ def test_import_loads_no_framework():
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@settings(max_examples=150, deadline=None)
+@given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([1e-9, 0.05, 0.3]))
+def test_chunked_gemm_matches_reference(geometry, seed, fraction):
+    """Tap groups and row/batch chunks (forced by a tiny memory budget) change nothing."""
+    x, w, b = arrays_for(geometry, seed, batch=3)
+    old = gemm.CHUNK_FRACTION
+    gemm.CHUNK_FRACTION = fraction
+    try:
+        fast = ops.run(geometry, x, w, b, impl="gemm")
+    finally:
+        gemm.CHUNK_FRACTION = old
+    np.testing.assert_allclose(fast, ops.run(geometry, x, w, b, impl="reference"), rtol=1e-11, atol=1e-11)

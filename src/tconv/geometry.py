@@ -501,3 +501,69 @@ def onnx_transpose_crops(input: int, kernel: int, stride: int, dilation: int,
 def as_axes(value: int | Sequence[int], rank: int) -> tuple[int, ...]:
     """Broadcast an int to ``rank`` entries (a sequence passes through)."""
     return (value,) * rank if isinstance(value, int) else tuple(value)
+
+
+# ------------------------------------------------ explain / solve helpers (issue 4)
+
+
+def phase_tap_counts(kernel: int, stride: int, dilation: int = 1) -> tuple[int, ...]:
+    """Kernel taps landing on each output phase ``j % stride`` of a transposed convolution's full scatter.
+
+    Tap ``t`` of an input cell at ``i`` lands on ``i*stride + t*dilation``, so phase
+    ``r`` collects the taps with ``t*dilation % stride == r``. Unequal counts are the
+    uneven overlap behind checkerboard artefacts.
+
+    >>> phase_tap_counts(3, 2)   # the seed's case: even cells get 2 taps, odd cells 1
+    (2, 1)
+    >>> phase_tap_counts(4, 2)
+    (2, 2)
+    """
+    counts = [0] * stride
+    for tap in range(kernel):
+        counts[tap * dilation % stride] += 1
+    return tuple(counts)
+
+
+def torch_args_for_crops(crop_lo: int, crop_hi: int, stride: int,
+                         dilation: int = 1) -> tuple[int, int] | None:
+    """PyTorch ``(padding, output_padding)`` cropping exactly ``(crop_lo, crop_hi)``, or None.
+
+    PyTorch crops ``(padding, padding - output_padding)`` with ``padding >= 0`` and
+    ``0 <= output_padding < max(stride, dilation)``, so only ``crop_lo >= crop_hi`` fits.
+
+    >>> torch_args_for_crops(1, 0, 2), torch_args_for_crops(0, 1, 2)
+    ((1, 1), None)
+    """
+    output_padding = crop_lo - crop_hi
+    if crop_lo < 0 or not 0 <= output_padding < max(stride, dilation):
+        return None
+    return crop_lo, output_padding
+
+
+def symmetric_reading(crop_lo: int, crop_hi: int) -> tuple[int, int]:
+    """The "pad p on each side" reading of a total crop: PyTorch ``(padding, output_padding)``.
+
+    The same total ``crop_lo + crop_hi`` as ``padding = ceil(total/2)`` cut from both
+    ends, ``output_padding`` giving one back at the end when the total is odd: the
+    crops ``(ceil(total/2), floor(total/2))``.
+
+    >>> symmetric_reading(0, 1)   # Keras 'same', k=3, s=2 -> torch padding=1, output_padding=1
+    (1, 1)
+    """
+    total = crop_lo + crop_hi
+    padding = -(-total // 2)
+    return padding, 2 * padding - total
+
+
+def jax_pads_for_crops(kernel: int, dilation: int, crop_lo: int, crop_hi: int) -> tuple[int, int]:
+    """``lax.conv_transpose`` explicit padding (default mode) that crops ``(crop_lo, crop_hi)``.
+
+    The inverse of :func:`lhs_dilated_axis`'s crops, ``k_eff - 1 - crop`` at each end;
+    the map is its own inverse, so it also turns ``use_consistent_padding=True`` pairs
+    (PyTorch-style crops) into the pads JAX applies.
+
+    >>> jax_pads_for_crops(3, 1, 0, 1)   # Keras 'same' k=3, s=2 is padding ((2, 1),)
+    (2, 1)
+    """
+    k_eff = dilated_kernel(kernel, dilation)
+    return k_eff - 1 - crop_lo, k_eff - 1 - crop_hi

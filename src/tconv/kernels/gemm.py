@@ -1,65 +1,105 @@
-"""Vectorised kernels: one BLAS matrix product per kernel tap, no loop over pixels.
+"""Vectorised kernels on BLAS: one large matrix product per chunk, no loop over pixels.
 
-For each tap the geometry gives the block of output cells it reaches and the
-strided block of input cells they read (:meth:`~tconv.geometry.AxisGeometry.tap_span`).
-The forward convolution gathers that input block and multiplies it into the output
-block; the transposed convolution runs the same map backwards, multiplying the
-output-gradient block by the transposed tap and adding it into the strided input
-block. Using one map for both makes the pair an exact adjoint, and a crop or a
-zero extension needs no buffer: cells outside the kept window are never touched.
-Temporary memory is one tap's product, the size of the smaller side.
+Transposed convolution, "GEMM then col2im": multiply every input cell by every kernel
+tap at once, ``Z = Y @ W`` with ``Y`` the input as ``(cells, C_in)`` and ``W`` as
+``(C_in, taps * C_out)``; then each tap's slice of ``Z`` is added into the strided
+block of the output it reaches (:meth:`~tconv.geometry.AxisGeometry.tap_span`). No
+zero is ever inserted or multiplied, and cells outside the kept window are never
+computed, so a crop costs nothing and a zero extension is simply never written.
+
+Forward convolution, "im2col then GEMM": gather each tap's strided input block into
+a ``(cells, taps * C_in)`` matrix (zeros where a window reads padding) and multiply by
+the kernel as ``(taps * C_in, C_out)``.
+
+Both work through the *same* tap spans, so the pair is an exact adjoint. Temporary
+memory is bounded: ``Z`` and the im2col matrix are built for a group of taps (and,
+only where one tap is too much, a chunk of batch items and rows) at a time, at most
+:data:`CHUNK_FRACTION` of the
+output's size, taking as many kernel taps at once as fit.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from tconv.geometry import Geometry
 
-
-def _blocks(geometry: Geometry, spans):
-    """Slices of the forward output block and the strided forward input block of one tap."""
-    out_block = (slice(None),) + tuple(slice(start, stop) for start, stop, _ in spans) + (slice(None),)
-    in_block = (slice(None),) + tuple(
-        slice(first, first + (stop - start - 1) * a.stride + 1, a.stride)
-        for (start, stop, first), a in zip(spans, geometry.axes)) + (slice(None),)
-    return out_block, in_block
+#: the chunk buffers (the product ``Z``, the im2col matrix, a partial product) hold at
+#: most this fraction of the output's element count; at least one row and one tap
+CHUNK_FRACTION = 1.0
 
 
-def _grouped_matmul(a: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
-    """``a @ w`` per channel group. ``a``: ``(..., G*ci)``, ``w``: ``(G*ci, G*co)`` block-diagonal
-    given as ``(ci, G*co)`` (the neutral tap layout); returns ``(..., G*co)``."""
-    lead = a.shape[:-1]
-    a2 = a.reshape(-1, a.shape[-1])
-    if groups == 1:
-        return (a2 @ w).reshape(lead + (w.shape[1],))
-    ci, co = a.shape[-1] // groups, w.shape[1] // groups
-    ag = a2.reshape(-1, groups, ci).transpose(1, 0, 2)              # (G, M, ci)
-    wg = w.reshape(w.shape[0], groups, co).transpose(1, 0, 2)       # (G, ci, co)
-    return np.matmul(ag, wg).transpose(1, 0, 2).reshape(lead + (groups * co,))
+def _plan(batch: int, rows: int, row_cells: int, taps: int, per_tap: int, fixed: int, budget: int):
+    """Chunks ``(n0, n1, r0, r1)`` of batch items and first-axis rows, and the number of
+    taps multiplied at once, so that ``cells * (taps_at_once * per_tap + fixed) <= budget``.
+
+    Whole batches with as many taps as fit come first (the largest matrix products);
+    only when one tap over everything is too large are the rows cut."""
+    cells = batch * rows * row_cells
+    at_once = (budget // max(1, cells) - fixed) // max(1, per_tap)
+    if at_once >= 1:
+        return [(0, batch, 0, rows)], min(taps, at_once)
+    row = row_cells * (per_tap + fixed)
+    item = rows * row
+    if item <= budget:
+        step = max(1, budget // item)
+        return [(n0, min(batch, n0 + step), 0, rows) for n0 in range(0, batch, step)], 1
+    step = max(1, budget // row)
+    return [(n, n + 1, r0, min(rows, r0 + step)) for n in range(batch) for r0 in range(0, rows, step)], 1
 
 
-def _grouped_matmul_t(b: np.ndarray, w: np.ndarray, groups: int) -> np.ndarray:
-    """``b @ w.T`` per group. ``b``: ``(..., G*co)``; ``w`` as in :func:`_grouped_matmul`;
-    returns ``(..., G*ci)``."""
-    lead = b.shape[:-1]
-    b2 = b.reshape(-1, b.shape[-1])
-    if groups == 1:
-        return (b2 @ w.T).reshape(lead + (w.shape[0],))
-    ci, co = w.shape[0], b.shape[-1] // groups
-    bg = b2.reshape(-1, groups, co).transpose(1, 0, 2)              # (G, M, co)
-    wg = w.reshape(ci, groups, co).transpose(1, 2, 0)               # (G, co, ci)
-    return np.matmul(bg, wg).transpose(1, 0, 2).reshape(lead + (groups * ci,))
+def _tap_blocks(geometry: Geometry, r0: int, r1: int, t0: int, t1: int):
+    """For each tap with flat index in ``[t0, t1)``: its index relative to ``t0``, the block of
+    forward-output cells (rows limited to ``[r0, r1)``, relative to ``r0``) and the strided
+    block of forward-input cells it reaches."""
+    shape = geometry.kernel_shape
+    for tap, spans in geometry.taps():
+        flat = int(np.ravel_multi_index(tap, shape))
+        if not t0 <= flat < t1:
+            continue
+        (start, stop, first), rest = spans[0], spans[1:]
+        lo, hi = max(start, r0), min(stop, r1)
+        if hi <= lo:
+            continue
+        first += (lo - start) * geometry.axes[0].stride
+        spans = ((lo - r0, hi - r0, first),) + tuple(rest)
+        out_block = tuple(slice(s, e) for s, e, _ in spans)
+        in_block = tuple(slice(f, f + (e - s - 1) * a.stride + 1, a.stride)
+                         for (s, e, f), a in zip(spans, geometry.axes))
+        yield flat - t0, out_block, in_block
 
 
 def conv(x: np.ndarray, kernel: np.ndarray, geometry: Geometry) -> np.ndarray:
     """Forward convolution. ``x``: ``(N, *size, C_in)``; returns ``(N, *out, C_out)``."""
     g = geometry
     dtype = np.result_type(x, kernel)
-    y = np.zeros((x.shape[0],) + tuple(a.out for a in g.axes) + (g.out_channels,), dtype)
-    for tap, spans in g.taps():
-        out_block, in_block = _blocks(g, spans)
-        y[out_block] += _grouped_matmul(x[in_block], kernel[tap], g.groups)
+    batch, groups = x.shape[0], g.groups
+    taps = math.prod(g.kernel_shape)
+    cin, cout = g.in_channels // groups, g.out_channels // groups
+    out_spatial = tuple(a.out for a in g.axes)
+    y = np.zeros((batch,) + out_spatial + (g.out_channels,), dtype)
+    # (taps, cin, G, cout) -> per group (taps*cin, cout)
+    w = kernel.reshape(taps, cin, groups, cout).transpose(2, 0, 1, 3).reshape(groups, taps * cin, cout)
+    row_cells = math.prod(out_spatial[1:])
+    chunks, at_once = _plan(batch, out_spatial[0], row_cells, taps, g.in_channels, g.out_channels,
+                            int(y.size * CHUNK_FRACTION))
+    for n0, n1, r0, r1 in chunks:
+        lead = (n1 - n0, r1 - r0) + out_spatial[1:]
+        cells = math.prod(lead)
+        for t0 in range(0, taps, at_once):
+            t1 = min(taps, t0 + at_once)
+            cols = np.zeros(lead + (t1 - t0, g.in_channels), dtype)
+            for t, out_block, in_block in _tap_blocks(g, r0, r1, t0, t1):
+                cols[(slice(None),) + out_block + (t,)] = x[(slice(n0, n1),) + in_block]
+            if groups == 1:
+                prod = cols.reshape(cells, (t1 - t0) * cin) @ w[0, t0 * cin:t1 * cin]
+            else:
+                grouped = cols.reshape(cells, t1 - t0, groups, cin).transpose(2, 0, 1, 3)
+                prod = np.matmul(grouped.reshape(groups, cells, (t1 - t0) * cin),
+                                 w[:, t0 * cin:t1 * cin]).transpose(1, 0, 2)
+            y[n0:n1, r0:r1] += prod.reshape(lead + (g.out_channels,))
     return y
 
 
@@ -67,8 +107,29 @@ def conv_transpose(y: np.ndarray, kernel: np.ndarray, geometry: Geometry) -> np.
     """Transposed convolution. ``y``: ``(N, *out, C_out)``; returns ``(N, *size, C_in)``."""
     g = geometry
     dtype = np.result_type(y, kernel)
-    x = np.zeros((y.shape[0],) + tuple(a.size for a in g.axes) + (g.in_channels,), dtype)
-    for tap, spans in g.taps():
-        out_block, in_block = _blocks(g, spans)
-        x[in_block] += _grouped_matmul_t(y[out_block], kernel[tap], g.groups)
+    batch, groups = y.shape[0], g.groups
+    taps = math.prod(g.kernel_shape)
+    cin, cout = g.in_channels // groups, g.out_channels // groups
+    in_spatial = tuple(a.out for a in g.axes)
+    x = np.zeros((batch,) + tuple(a.size for a in g.axes) + (g.in_channels,), dtype)
+    x_grouped = x.reshape(x.shape[:-1] + (groups, cin))
+    # (taps, cin, G, cout) -> per group (cout, taps*cin): a view, BLAS takes it transposed
+    w = kernel.reshape(taps, cin, groups, cout).transpose(2, 3, 0, 1).reshape(groups, cout, taps * cin)
+    row_cells = math.prod(in_spatial[1:])
+    chunks, at_once = _plan(batch, in_spatial[0], row_cells, taps, g.in_channels, 0,
+                            int(x.size * CHUNK_FRACTION))
+    for n0, n1, r0, r1 in chunks:
+        block = y[n0:n1, r0:r1]
+        lead = (n1 - n0, r1 - r0) + in_spatial[1:]
+        cells = math.prod(lead)
+        for t0 in range(0, taps, at_once):
+            t1 = min(taps, t0 + at_once)
+            if groups == 1:
+                z = (block.reshape(cells, cout) @ w[0, :, t0 * cin:t1 * cin]).reshape(lead + (t1 - t0, 1, cin))
+            else:
+                grouped = block.reshape(cells, groups, cout).transpose(1, 0, 2)
+                z = np.matmul(grouped, w[:, :, t0 * cin:t1 * cin]).reshape((groups,) + lead + (t1 - t0, cin))
+                z = np.moveaxis(z, 0, -2)
+            for t, out_block, in_block in _tap_blocks(g, r0, r1, t0, t1):
+                x_grouped[(slice(n0, n1),) + in_block] += z[(slice(None),) + out_block + (t,)]
     return x

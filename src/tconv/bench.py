@@ -1,0 +1,429 @@
+"""Side-by-side speed: tconv against torch, TensorFlow, JAX and onnxruntime, one run.
+
+Each framework runs in a worker process of its own (``python -m tconv.bench worker
+NAME``): loaded together, the frameworks' thread pools interfere. The parent drives the
+workers in turns, workload by workload, repeat by repeat, so that a slow minute of the
+machine hits every framework alike; it reports the median and minimum of each, tconv's
+speed ratio against each (>1: tconv faster), achieved GFLOP/s, the share of the
+machine's float32 GEMM throughput measured in the same run, and tconv's peak temporary
+memory (tracemalloc, beyond the result) as a multiple of the output.
+
+Every framework computes the same logical layer in its own native layout: tconv and
+TensorFlow/JAX channels-last, PyTorch and onnxruntime channels-first, all float32, all
+at the machine's core count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+FRAMEWORKS = ("tconv", "torch", "tf", "jax", "onnxruntime")
+_SPATIAL_LETTERS = {1: "W", 2: "HW", 3: "DHW"}
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One layer: ``kind`` is 'transpose' (k, stride, 'same' -> spatial*stride) or 'conv'
+    (k, stride 1, 'same')."""
+
+    name: str
+    kind: str
+    batch: int
+    spatial: tuple[int, ...]
+    cin: int
+    cout: int
+    kernel: int
+    stride: int = 1
+
+    @property
+    def rank(self) -> int:
+        return len(self.spatial)
+
+    @property
+    def output_spatial(self) -> tuple[int, ...]:
+        return tuple(n * self.stride for n in self.spatial) if self.kind == "transpose" else self.spatial
+
+
+def _unet_decoder(batch: int) -> list[Workload]:
+    shapes = [((6, 8), 512, 256), ((12, 16), 256, 128), ((24, 32), 128, 64), ((48, 64), 64, 32)]
+    return [Workload(f"unet-up {h}x{w}x{ci}->{2*h}x{2*w}x{co} b{batch}", "transpose", batch, (h, w), ci, co, 3, 2)
+            for (h, w), ci, co in shapes]
+
+
+def default_workloads() -> list[Workload]:
+    """The fixed list of the speed issue: the course U-Net's decoder at batch 1 and 8, the
+    seed's layer, a large 2-D layer, 1-D and 3-D, and the U-Net's forward 3x3 convolutions."""
+    out = _unet_decoder(1) + _unet_decoder(8)
+    out += [Workload(f"seed 8x8x1024->16x16x512 b{b}", "transpose", b, (8, 8), 1024, 512, 3, 2) for b in (1, 8)]
+    out.append(Workload("large 256x256x64->512x512x32 k4", "transpose", 1, (256, 256), 64, 32, 4, 2))
+    out.append(Workload("1-D 4096x64->8192x32 k4", "transpose", 1, (4096,), 64, 32, 4, 2))
+    out.append(Workload("3-D 16^3x32->32^3x16 k3", "transpose", 1, (16, 16, 16), 32, 16, 3, 2))
+    convs = [((96, 128), 3, 32), ((96, 128), 32, 32), ((48, 64), 64, 64), ((24, 32), 128, 128),
+             ((12, 16), 256, 256), ((6, 8), 512, 512), ((12, 16), 512, 256), ((96, 128), 64, 32)]
+    out += [Workload(f"unet-conv {h}x{w}x{ci}->{co}", "conv", 1, (h, w), ci, co, 3, 1) for (h, w), ci, co in convs]
+    return out
+
+
+def multiply_adds(w: Workload) -> int:
+    """Dense multiply-adds of the layer, from tconv's own Geometry."""
+    from tconv.ops import plan_conv, plan_conv_transpose
+
+    k = (w.kernel,) * w.rank
+    if w.kind == "transpose":
+        g = plan_conv_transpose(w.spatial, k, w.cin, w.cout, stride=w.stride, crop="same")
+    else:
+        g = plan_conv(w.spatial, k, w.cin, w.cout, stride=w.stride, padding="same")
+    return g.multiply_adds(w.batch)
+
+
+# ----------------------------------------------------------------------- workers
+
+
+def _torch_pads(w: Workload) -> tuple[int, int]:
+    """PyTorch padding/output_padding giving the 'same' output length (n*stride) at the same cost."""
+    pad = max(0, -(-(w.kernel - w.stride) // 2))
+    return pad, 2 * pad - (w.kernel - w.stride)
+
+
+class _Worker:
+    """Builds one framework's callables; ``setup`` may raise ImportError (reported as absent)."""
+
+    def __init__(self, name: str, threads: int):
+        self.name, self.threads, self.fns = name, threads, []
+
+    def setup(self, workloads: list[Workload]) -> dict:
+        import numpy as np
+
+        rng = np.random.default_rng(0)
+        build = getattr(self, f"_build_{self.name}")
+        info = build(None, None, None, setup=True) or {}
+        for w in workloads:
+            x = rng.standard_normal((w.batch,) + w.spatial + (w.cin,)).astype(np.float32)
+            shape = (w.kernel,) * w.rank + ((w.cout, w.cin) if w.kind == "transpose" else (w.cin, w.cout))
+            k = (rng.standard_normal(shape) / math.sqrt(w.cin * w.kernel ** w.rank)).astype(np.float32)
+            self.fns.append(build(w, x, k))
+        return info
+
+    # tconv: the neutral channels-last API, exactly what the Keras dialect runs
+    def _build_tconv(self, w, x, k, setup=False):
+        if setup:
+            return _machine_info()
+        import tconv
+
+        if w.kind == "transpose":
+            return lambda: tconv.conv_transpose(x, k, stride=w.stride, crop="same")
+        return lambda: tconv.conv(x, k, padding="same")
+
+    def _build_torch(self, w, x, k, setup=False):
+        import numpy as np
+        import torch
+
+        if setup:
+            torch.set_num_threads(self.threads)
+            return {"torch": torch.__version__, "threads": torch.get_num_threads()}
+        f = torch.nn.functional
+        tx = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1)))
+        if w.kind == "transpose":
+            tk = torch.from_numpy(np.ascontiguousarray(np.moveaxis(k, (-1, -2), (0, 1))))  # (in, out, k..)
+            op = [None, f.conv_transpose1d, f.conv_transpose2d, f.conv_transpose3d][w.rank]
+            pad, out_pad = _torch_pads(w)
+            return _no_grad(torch, lambda: op(tx, tk, stride=w.stride, padding=pad, output_padding=out_pad))
+        tk = torch.from_numpy(np.ascontiguousarray(np.moveaxis(k, (-1, -2), (0, 1))))     # (out, in, k..)
+        op = [None, f.conv1d, f.conv2d, f.conv3d][w.rank]
+        return _no_grad(torch, lambda: op(tx, tk, padding="same"))
+
+    def _build_tf(self, w, x, k, setup=False):
+        os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        import tensorflow as tf
+
+        if setup:
+            tf.config.threading.set_intra_op_parallelism_threads(self.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+            return {"tensorflow": tf.__version__}
+        tx, tk = tf.constant(x), tf.constant(k)
+        if w.kind == "transpose":
+            shape = [w.batch, *w.output_spatial, w.cout]
+            fn = tf.function(lambda a, b: tf.nn.conv_transpose(a, b, shape, w.stride, "SAME"))
+        else:
+            fn = tf.function(lambda a, b: tf.nn.convolution(a, b, padding="SAME"))
+        return lambda: fn(tx, tk).numpy()
+
+    def _build_jax(self, w, x, k, setup=False):
+        import jax
+
+        if setup:
+            return {"jax": jax.__version__, "devices": str(jax.devices())}
+        lax = jax.lax
+        letters = _SPATIAL_LETTERS[w.rank]
+        dn = ("N" + letters + "C", letters + "IO", "N" + letters + "C")
+        if w.kind == "transpose":
+            fn = jax.jit(lambda a, b: lax.conv_transpose(a, b, (w.stride,) * w.rank, "SAME",
+                                                         dimension_numbers=dn, transpose_kernel=True))
+        else:
+            fn = jax.jit(lambda a, b: lax.conv_general_dilated(a, b, (1,) * w.rank, "SAME", dimension_numbers=dn))
+        jx, jk = jax.device_put(x), jax.device_put(k)
+        return lambda: fn(jx, jk).block_until_ready()
+
+    def _build_onnxruntime(self, w, x, k, setup=False):
+        import numpy as np
+        import onnx
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+
+        if setup:
+            return {"onnxruntime": ort.__version__}
+        xc = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+        if w.kind == "transpose":
+            kc = np.ascontiguousarray(np.moveaxis(k, (-1, -2), (0, 1)))  # (in, out, k..)
+            node = helper.make_node("ConvTranspose", ["X", "W"], ["Y"], strides=[w.stride] * w.rank,
+                                    auto_pad="SAME_UPPER")
+        else:
+            kc = np.ascontiguousarray(np.moveaxis(k, (-1, -2), (0, 1)))  # (out, in, k..)
+            node = helper.make_node("Conv", ["X", "W"], ["Y"], auto_pad="SAME_UPPER")
+        graph = helper.make_graph(
+            [node], "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, list(xc.shape))],
+            [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+            initializer=[onnx.numpy_helper.from_array(kc, "W")])
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        return lambda: session.run(None, {"X": xc})[0]
+
+
+def _no_grad(torch, fn):
+    def run():
+        with torch.no_grad():
+            return fn()
+    return run
+
+
+def _machine_info() -> dict:
+    """BLAS, threads and the machine's float32 GEMM throughput, measured now."""
+    import numpy as np
+
+    info = {"numpy": np.__version__, "python": platform.python_version(), "machine": platform.machine(),
+            "processor": _cpu_name(), "cores": os.cpu_count()}
+    try:
+        from threadpoolctl import threadpool_info
+
+        info["blas"] = [{k: p.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+                        for p in threadpool_info()]
+    except ImportError:
+        info["blas"] = "threadpoolctl not installed (pip install tconv[bench])"
+    gemm = {}
+    for n in (2048, 4096):
+        a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
+        a @ a
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            a @ a
+            times.append(time.perf_counter() - start)
+        gemm[str(n)] = 2 * n ** 3 / min(times) / 1e9
+    info["gemm_gflops"] = gemm
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _peak_memory(fn) -> float:
+    """Peak bytes allocated during ``fn()`` beyond its result, as a multiple of the result."""
+    import tracemalloc
+
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    result = fn()
+    peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    return (peak - result.nbytes) / result.nbytes
+
+
+def worker_main(name: str) -> None:
+    """The worker loop: JSON requests on stdin, JSON replies on stdout."""
+    threads = int(os.environ.get("TCONV_BENCH_THREADS", os.cpu_count() or 1))
+    out = sys.stdout
+    sys.stdout = sys.stderr  # frameworks' chatter must not corrupt the protocol
+    worker = _Worker(name, threads)
+    for line in sys.stdin:
+        request = json.loads(line)
+        try:
+            if request["op"] == "setup":
+                workloads = [Workload(**{**w, "spatial": tuple(w["spatial"])}) for w in request["workloads"]]
+                reply = {"ok": True, "info": worker.setup(workloads)}
+            elif request["op"] == "warm":
+                for fn in worker.fns:
+                    fn()
+                    fn()
+                reply = {"ok": True}
+            elif request["op"] == "time":
+                fn = worker.fns[request["index"]]
+                start = time.perf_counter()
+                fn()
+                reply = {"ok": True, "seconds": time.perf_counter() - start}
+            elif request["op"] == "memory":
+                reply = {"ok": True, "ratios": [_peak_memory(fn) for fn in worker.fns]}
+            else:
+                break
+        except ImportError as exc:
+            reply = {"ok": False, "absent": f"{type(exc).__name__}: {exc}"}
+        except Exception as exc:  # a framework refusing a workload is reported, not fatal
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {str(exc)[:200]}"}
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+
+
+class _Client:
+    def __init__(self, name: str):
+        self.name = name
+        self.proc = subprocess.Popen([sys.executable, "-m", "tconv.bench", "worker", name],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def ask(self, **request) -> dict:
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        if not line:
+            return {"ok": False, "error": f"worker {self.name} died"}
+        return json.loads(line)
+
+    def close(self) -> None:
+        try:
+            self.ask(op="quit")
+        except (BrokenPipeError, ValueError):
+            pass
+        self.proc.wait(timeout=30)
+
+
+def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats: int = 7,
+        progress=None) -> dict:
+    """Run the benchmark; returns a JSON-able report (see :func:`format_table`)."""
+    workloads = workloads or default_workloads()
+    say = progress or (lambda text: None)
+    clients, status, info = {}, {}, {}
+    for name in frameworks:
+        say(f"starting {name} worker")
+        client = _Client(name)
+        reply = client.ask(op="setup", workloads=[asdict(w) for w in workloads])
+        if reply.get("ok"):
+            clients[name], info[name] = client, reply["info"]
+            status[name] = "ok"
+            client.ask(op="warm")
+        else:
+            status[name] = reply.get("absent") or reply.get("error")
+            client.close()
+    times = {name: [[] for _ in workloads] for name in clients}
+    errors = {name: [None] * len(workloads) for name in clients}
+    for rep in range(repeats):
+        say(f"repeat {rep + 1}/{repeats}")
+        for i in range(len(workloads)):
+            for name, client in clients.items():  # the workers take turns
+                reply = client.ask(op="time", index=i)
+                if reply.get("ok"):
+                    times[name][i].append(reply["seconds"])
+                else:
+                    errors[name][i] = reply.get("error")
+    memory = clients["tconv"].ask(op="memory")["ratios"] if "tconv" in clients else None
+    for client in clients.values():
+        client.close()
+    gemm = max(info.get("tconv", {}).get("gemm_gflops", {"0": float("nan")}).values())
+    rows = []
+    for i, w in enumerate(workloads):
+        flops = 2 * multiply_adds(w)
+        row = {"workload": w.name, "spec": asdict(w), "gflop": flops / 1e9, "frameworks": {}}
+        for name in clients:
+            t = times[name][i]
+            row["frameworks"][name] = ({"median_ms": statistics.median(t) * 1e3, "min_ms": min(t) * 1e3}
+                                       if t else {"error": errors[name][i]})
+        ours = row["frameworks"].get("tconv", {})
+        if "median_ms" in ours:
+            row["tconv_gflops"] = flops / (ours["median_ms"] / 1e3) / 1e9
+            row["tconv_gemm_share"] = row["tconv_gflops"] / gemm
+            row["ratios"] = {name: r["median_ms"] / ours["median_ms"]
+                             for name, r in row["frameworks"].items() if name != "tconv" and "median_ms" in r}
+        if memory is not None:
+            row["tconv_temp_memory_x_output"] = memory[i]
+        rows.append(row)
+    return {"frameworks": status, "info": info, "repeats": repeats, "rows": rows,
+            "summary": _summary(rows, [n for n in clients if n != "tconv"])}
+
+
+def _summary(rows: list[dict], others: list[str]) -> dict:
+    out = {}
+    for kind in ("transpose", "conv"):
+        picked = [r for r in rows if r["spec"]["kind"] == kind and "ratios" in r]
+        entry = {}
+        for name in others:
+            ratios = [r["ratios"][name] for r in picked if name in r["ratios"]]
+            if ratios:
+                entry[name] = {"geomean": math.exp(sum(map(math.log, ratios)) / len(ratios)), "min": min(ratios)}
+        best = [min(r["ratios"].values()) for r in picked if r["ratios"]]
+        if best:
+            entry["fastest_of_others"] = {"geomean": math.exp(sum(map(math.log, best)) / len(best)),
+                                          "min": min(best)}
+        out[kind] = entry
+    return out
+
+
+def format_table(report: dict) -> str:
+    """The report as a Markdown table, with the machine and the summary."""
+    names = [n for n, s in report["frameworks"].items() if s == "ok"]
+    others = [n for n in names if n != "tconv"]
+    lines = []
+    machine = report["info"].get("tconv", {})
+    if machine:
+        lines.append(f"Machine: {machine.get('processor')} ({machine.get('cores')} cores), "
+                     f"Python {machine.get('python')}, NumPy {machine.get('numpy')}")
+        lines.append(f"BLAS: {machine.get('blas')}")
+        lines.append("float32 GEMM: " + ", ".join(f"{n}^3 {v:.0f} GFLOP/s" for n, v in machine["gemm_gflops"].items()))
+    for name, s in report["frameworks"].items():
+        extra = {k: v for k, v in report["info"].get(name, {}).items() if k not in ("blas", "gemm_gflops")}
+        lines.append(f"- {name}: {'ok ' + json.dumps(extra) if s == 'ok' else 'ABSENT (' + str(s) + ')'}")
+    lines.append("")
+    head = ["workload"] + [f"{n} ms" for n in names] + [f"x {n}" for n in others] + ["GFLOP/s", "% GEMM", "temp/out"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "---|" * len(head))
+    for r in report["rows"]:
+        cells = [r["workload"]]
+        for n in names:
+            f = r["frameworks"].get(n, {})
+            cells.append(f"{f['median_ms']:.2f} (min {f['min_ms']:.2f})" if "median_ms" in f else "error")
+        for n in others:
+            ratio = r.get("ratios", {}).get(n)
+            cells.append(f"{ratio:.2f}" if ratio else "-")
+        cells.append(f"{r['tconv_gflops']:.0f}" if "tconv_gflops" in r else "-")
+        cells.append(f"{100 * r['tconv_gemm_share']:.0f}%" if "tconv_gemm_share" in r else "-")
+        mem = r.get("tconv_temp_memory_x_output")
+        cells.append(f"{mem:.2f}" if mem is not None else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for kind, entry in report["summary"].items():
+        for name, s in entry.items():
+            lines.append(f"- {kind}: tconv vs {name}: geometric-mean speed ratio {s['geomean']:.2f}, "
+                         f"lowest {s['min']:.2f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "worker":
+        worker_main(sys.argv[2])

@@ -1,0 +1,49 @@
+"""``tconv bench``: tconv against the frameworks, side by side, in one run."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+HELP = "time tconv against torch, TensorFlow, JAX and onnxruntime (each in its own process)"
+EPILOG = """examples:
+  tconv bench                       the full workload list, 7 repeats
+  tconv bench --repeats 11 --json bench.json
+  tconv bench --only seed --frameworks tconv torch
+"""
+
+
+def add_arguments(parser) -> None:
+    from tconv.bench import FRAMEWORKS
+
+    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per workload (>= 7 recommended)")
+    parser.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
+    parser.add_argument("--only", default=None, help="run the workloads whose name contains this text")
+    parser.add_argument("--kind", choices=("transpose", "conv"), default=None)
+    parser.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON")
+    parser.add_argument("--markdown", metavar="FILE", default=None, help="also write the table as Markdown")
+
+
+def run(args) -> int:
+    from tconv import bench
+    from tconv.errors import TconvError
+
+    if args.repeats < 1:
+        raise TconvError("--repeats", args.repeats, "must be at least 1")
+    workloads = [w for w in bench.default_workloads()
+                 if (args.only is None or args.only in w.name) and (args.kind is None or w.kind == args.kind)]
+    if not workloads:
+        raise TconvError("--only", args.only, "matches no workload")
+    if "tconv" not in args.frameworks:
+        args.frameworks.insert(0, "tconv")
+    report = bench.run(workloads, args.frameworks, args.repeats,
+                       progress=lambda text: print(text, file=sys.stderr))
+    table = bench.format_table(report)
+    print(table)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(table + "\n")
+    return 0
