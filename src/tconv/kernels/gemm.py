@@ -31,23 +31,36 @@ from tconv.geometry import Geometry
 CHUNK_FRACTION = 1.0
 
 
-def _plan(batch: int, rows: int, row_cells: int, taps: int, per_tap: int, fixed: int, budget: int):
-    """Chunks ``(n0, n1, r0, r1)`` of batch items and first-axis rows, and the number of
-    taps multiplied at once, so that ``cells * (taps_at_once * per_tap + fixed) <= budget``.
+#: a chunk of rows is worth its own matrix product when it has at least this many cells
+MIN_CHUNK_CELLS = 1024
 
-    Whole batches with as many taps as fit come first (the largest matrix products);
-    only when one tap over everything is too large are the rows cut."""
+
+def _plan(batch: int, rows: int, row_cells: int, taps: int, per_tap: int, fixed: int, budget: int):
+    """Chunks ``(n0, n1, r0, r1)`` of batch items and first-axis rows, and how many taps to
+    multiply at once, so that ``cells * (taps_at_once * per_tap + fixed) <= budget``.
+
+    In order of preference: everything at once; all taps over chunks of rows that are
+    still large (>= MIN_CHUNK_CELLS cells); groups of taps over everything; one tap over
+    chunks of rows (never less than one row)."""
     cells = batch * rows * row_cells
+    all_taps = taps * per_tap + fixed
+    if cells * all_taps <= budget:
+        return [(0, batch, 0, rows)], taps
+    if budget // all_taps >= MIN_CHUNK_CELLS:
+        return _row_chunks(batch, rows, row_cells * all_taps, budget), taps
     at_once = (budget // max(1, cells) - fixed) // max(1, per_tap)
     if at_once >= 1:
-        return [(0, batch, 0, rows)], min(taps, at_once)
-    row = row_cells * (per_tap + fixed)
-    item = rows * row
+        return [(0, batch, 0, rows)], at_once
+    return _row_chunks(batch, rows, row_cells * (per_tap + fixed), budget), 1
+
+
+def _row_chunks(batch: int, rows: int, row_elements: int, budget: int):
+    item = rows * row_elements
     if item <= budget:
         step = max(1, budget // item)
-        return [(n0, min(batch, n0 + step), 0, rows) for n0 in range(0, batch, step)], 1
-    step = max(1, budget // row)
-    return [(n, n + 1, r0, min(rows, r0 + step)) for n in range(batch) for r0 in range(0, rows, step)], 1
+        return [(n0, min(batch, n0 + step), 0, rows) for n0 in range(0, batch, step)]
+    step = max(1, budget // row_elements)
+    return [(n, n + 1, r0, min(rows, r0 + step)) for n in range(batch) for r0 in range(0, rows, step)]
 
 
 def _tap_blocks(geometry: Geometry, r0: int, r1: int, t0: int, t1: int):
@@ -100,6 +113,7 @@ def conv(x: np.ndarray, kernel: np.ndarray, geometry: Geometry) -> np.ndarray:
                 prod = np.matmul(grouped.reshape(groups, cells, (t1 - t0) * cin),
                                  w[:, t0 * cin:t1 * cin]).transpose(1, 0, 2)
             y[n0:n1, r0:r1] += prod.reshape(lead + (g.out_channels,))
+            del cols, prod  # free before the next chunk allocates its own
     return y
 
 
@@ -132,4 +146,5 @@ def conv_transpose(y: np.ndarray, kernel: np.ndarray, geometry: Geometry) -> np.
                 z = np.moveaxis(z, 0, -2)
             for t, out_block, in_block in _tap_blocks(g, r0, r1, t0, t1):
                 x_grouped[(slice(n0, n1),) + in_block] += z[(slice(None),) + out_block + (t,)]
+            del z  # free before the next chunk allocates its own
     return x
