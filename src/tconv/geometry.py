@@ -322,7 +322,25 @@ def causal_pads(kernel: int, dilation: int = 1) -> tuple[int, int]:
 
 def onnx_conv_pads(size: int, kernel: int, stride: int, dilation: int, auto_pad: str,
                    pads: tuple[int, int]) -> tuple[int, int]:
-    """ONNX ``Conv`` padding: ``auto_pad`` SAME_UPPER/SAME_LOWER/VALID, or explicit ``pads``."""
+    """ONNX ``Conv`` padding: ``auto_pad`` SAME_UPPER/SAME_LOWER/VALID, or explicit ``pads``.
+
+    onnxruntime (1.32) does not clamp a negative SAME total ``p = (ceil(n/s)-1)*s + k_eff - n``
+    (a kernel shorter than the stride, whose last window ends before the input does):
+    it pads ``(trunc((p+1)/2), rest)`` for SAME_UPPER and ``(trunc((p+2)/2), rest)`` for
+    SAME_LOWER, i.e. it crops the input's start, where the spec and TensorFlow pad
+    ``(0, 0)``. Checked on every 1-D case with n < 30, k <= 3 < s <= 13.
+
+    >>> onnx_conv_pads(8, 3, 2, 1, "SAME_LOWER", (0, 0))
+    (1, 0)
+    >>> onnx_conv_pads(4, 1, 4, 1, "SAME_UPPER", (0, 0))   # p = -3: starts at cell 1
+    (-1, -2)
+    """
+    if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+        total = (-(-size // stride) - 1) * stride + dilated_kernel(kernel, dilation) - size
+        if total < 0:
+            lo = -((-total - (1 if auto_pad == "SAME_UPPER" else 2)) // 2)
+            lo = min(lo, 0)
+            return lo, total - lo
     if auto_pad == "SAME_UPPER":
         return same_pads(size, kernel, stride, dilation, extra_at="end")
     if auto_pad == "SAME_LOWER":
@@ -442,14 +460,24 @@ def torch_output_padding_for_size(input: int, kernel: int, stride: int, dilation
 
 
 def jax_transpose_pads(input: int, kernel: int, stride: int, dilation: int,
-                       padding: str | tuple[int, int]) -> tuple[int, int]:
+                       padding: str | tuple[int, int], *,
+                       use_consistent_padding: bool = False) -> tuple[int, int]:
     """``jax.lax.conv_transpose`` padding of the stride-dilated input (lo, hi).
 
     Strings follow Keras ('SAME' -> ``input*stride``, 'VALID' -> ``(input-1)*stride +
-    max(k_eff, stride)``); pairs are used as they are (``use_consistent_padding=False``).
+    max(k_eff, stride)``); pairs are used as they are (``use_consistent_padding=False``)
+    or, with ``use_consistent_padding=True``, read as the forward convolution's padding
+    (PyTorch's meaning): ``(k_eff - 1 - lo, k_eff - 1 - hi)``.
     Source: jax/_src/lax/convolution.py, ``_conv_transpose_padding``.
+
+    >>> jax_transpose_pads(8, 3, 2, 1, "SAME")
+    (2, 1)
+    >>> jax_transpose_pads(8, 3, 2, 1, (1, 0), use_consistent_padding=True)
+    (1, 2)
     """
     k_eff = dilated_kernel(kernel, dilation)
+    if use_consistent_padding and not isinstance(padding, str):
+        return k_eff - 1 - padding[0], k_eff - 1 - padding[1]
     if padding == "SAME":
         pad_len = k_eff + stride - 2
         lo = k_eff - 1 if stride > k_eff - 1 else -(-pad_len // 2)
@@ -479,23 +507,52 @@ def lhs_dilated_axis(input: int, kernel: int, lhs_dilation: int, rhs_dilation: i
 def onnx_transpose_crops(input: int, kernel: int, stride: int, dilation: int,
                          auto_pad: str, pads: tuple[int, int], output_padding: int,
                          output_shape: int | None) -> tuple[int, int]:
-    """ONNX ``ConvTranspose`` crops, as onnxruntime applies them.
+    """ONNX ``ConvTranspose`` crops, as onnxruntime (1.32) applies them.
 
     With ``output_shape`` (or ``auto_pad`` SAME_*, whose target is ``input*stride``),
     the total ``T = stride*(input-1) + output_padding + k_eff - target`` is split
-    ``T//2`` first for SAME_UPPER and ``T - T//2`` first otherwise (NOTSET, SAME_LOWER),
-    as the ONNX spec states and onnxruntime >= 1.13 does. Otherwise ``pads`` crop
-    ``(pads_begin, pads_end - output_padding)``. onnxruntime computes the split with
-    C++ integer division, which truncates toward zero for a negative ``T``.
+    ``T//2`` first for SAME_UPPER and ``T - T//2`` first otherwise (NOTSET, VALID,
+    SAME_LOWER), as the ONNX spec states and onnxruntime >= 1.13 does. Otherwise
+    ``pads`` crop ``(pads_begin, pads_end - output_padding)``.
+
+    onnxruntime clamps a negative ``T`` to 0 (the spec does not say): an
+    ``output_shape`` beyond the full scatter is zero-extended at the end only, and
+    SAME_* without ``output_shape`` then gives ``full + output_padding`` cells, not
+    ``input*stride``. It then checks that the forward convolution with those pads maps
+    the output back to ``input`` ("output_shape is inconsistent with input spatial
+    dimensions"; this refuses ``output_padding >= stride`` and an ``output_shape``
+    past ``full + stride - 1``) and refuses an empty output. Checked against
+    onnxruntime 1.32 on every 1-D case with input <= 4, kernel <= 3, stride in
+    (1, 2, 3, 5), dilation <= 3, pads <= 3 and each output_padding/output_shape.
+
+    >>> onnx_transpose_crops(8, 3, 2, 1, "SAME_UPPER", (0, 0), 0, None)
+    (0, 1)
+    >>> onnx_transpose_crops(8, 3, 2, 1, "NOTSET", (0, 0), 0, 16)
+    (1, 0)
+    >>> onnx_transpose_crops(4, 3, 5, 1, "NOTSET", (0, 0), 0, 20)   # T = -2
+    (0, -2)
     """
+    full = full_length(input, kernel, stride, dilation)
     if output_shape is None and auto_pad not in ("SAME_UPPER", "SAME_LOWER"):
         lo, hi = (0, 0) if auto_pad == "VALID" else pads
-        return lo, hi - output_padding
-    target = input * stride if output_shape is None else output_shape
-    total = stride * (input - 1) + output_padding + dilated_kernel(kernel, dilation) - target
-    half = int(total / 2)  # C++ division truncates toward zero
-    lo = half if auto_pad == "SAME_UPPER" else total - half
-    return lo, full_length(input, kernel, stride, dilation) - target - lo
+        total, output = lo + hi, full + output_padding - lo - hi
+    else:
+        target = input * stride if output_shape is None else output_shape
+        total = max(0, full + output_padding - target)
+        lo = total // 2 if auto_pad == "SAME_UPPER" else total - total // 2
+        output = full + output_padding - total if output_shape is None else output_shape
+    name = "pads" if output_shape is None else "output_shape"
+    if output <= 0:
+        raise TconvError(name, output_shape if output_shape is not None else pads,
+                         f"gives an output length of {output}; it must be positive")
+    if conv_output_length(output, kernel, stride, dilation, lo, total - lo) != input:
+        raise TconvError(
+            "output_shape" if output_shape is not None else "output_padding",
+            output_shape if output_shape is not None else output_padding,
+            f"is inconsistent with the input: the convolution of length {output} with pads "
+            f"({lo}, {total - lo}) (kernel {kernel}, stride {stride}, dilation {dilation}) "
+            f"does not have length {input}")
+    return lo, full - output - lo
 
 
 def as_axes(value: int | Sequence[int], rank: int) -> tuple[int, ...]:
@@ -567,3 +624,34 @@ def jax_pads_for_crops(kernel: int, dilation: int, crop_lo: int, crop_hi: int) -
     """
     k_eff = dilated_kernel(kernel, dilation)
     return k_eff - 1 - crop_lo, k_eff - 1 - crop_hi
+
+
+def lhs_dilated_length(size: int, lhs_dilation: int) -> int:
+    """Length of an input with ``lhs_dilation - 1`` zeros between its cells (0 stays 0).
+
+    JAX/XLA's base dilation (``conv_general_dilated(..., lhs_dilation=...)``).
+
+    >>> lhs_dilated_length(8, 2), lhs_dilated_length(0, 2)
+    (15, 0)
+    """
+    return (size - 1) * lhs_dilation + 1 if size > 0 else 0
+
+
+def tf_conv3d_same_pads(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
+    """TensorFlow ``Conv3D`` 'SAME' padding: :func:`same_pads` without the clamp at zero.
+
+    ``tf.nn.conv3d`` (Eigen's ``CuboidConvolution``, and its XLA kernel alike) splits
+    ``(out-1)*stride + k_eff - size`` even when it is negative (kernel shorter than
+    the stride), with C++ division truncating toward zero, so the windows start
+    ``-pad_lo`` cells in. ``conv1d``/``conv2d`` and every transposed op clamp at zero.
+    Checked live on TensorFlow 2.21 (n=3, k=1, s=3 reads cell 1, not cell 0).
+
+    >>> tf_conv3d_same_pads(3, 1, 3), same_pads(3, 1, 3)
+    ((-1, -1), (0, 0))
+    >>> tf_conv3d_same_pads(16, 3, 2)
+    (0, 1)
+    """
+    out = -(-size // stride)
+    total = (out - 1) * stride + dilated_kernel(kernel, dilation) - size
+    lo = int(total / 2)  # C++ division truncates toward zero
+    return lo, total - lo

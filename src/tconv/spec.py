@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tconv.errors import TconvError
-from tconv.geometry import (AxisGeometry, Geometry, causal_pads, full_length, jax_pads_for_crops,
+from tconv.geometry import (AxisGeometry, Geometry, causal_pads, full_length,
                             jax_transpose_pads, keras_transpose_crops, lhs_dilated_axis,
                             onnx_conv_pads, onnx_transpose_crops, same_pads, tf_transpose_crops,
                             torch_output_padding_for_size, torch_transpose_crops)
@@ -226,7 +226,7 @@ def parse(text: str) -> LayerSpec:
     >>> parse("keras.Conv2D(8, 3, activation=relu)")
     Traceback (most recent call last):
     ...
-    tconv.errors.TconvError: spec='relu' at column 29: a name is not a literal; write values as numbers, strings, tuples, None, True or False
+    tconv.errors.TconvError: spec='relu' at column 31: a name is not a literal; write values as numbers, strings, tuples, None, True or False
     """
     if not isinstance(text, str):
         raise TconvError("spec", text, "must be a string such as \"keras.Conv2DTranspose(512, 3, strides=2)\"")
@@ -902,11 +902,8 @@ def _resolve_jax(spec: LayerSpec, shape: tuple[int, ...]) -> Resolved:
         if isinstance(padding, str) and padding not in ("SAME", "VALID") and not consistent:
             raise Refused("padding", padding, "must be 'SAME', 'VALID' or (low, high) pairs", context=spec.callee)
         per_axis = [padding] * rank if isinstance(padding, str) else list(padding)
-        if consistent and not isinstance(padding, str):
-            pads = [jax_pads_for_crops(k, d, lo, hi) for k, d, (lo, hi) in zip(kernel, dilation, per_axis)]
-        else:
-            pads = [jax_transpose_pads(n, k, s, d, p) for n, k, s, d, p
-                    in zip(spatial, kernel, strides, dilation, per_axis)]
+        pads = [jax_transpose_pads(n, k, s, d, p, use_consistent_padding=consistent) for n, k, s, d, p
+                in zip(spatial, kernel, strides, dilation, per_axis)]
         rules = tuple({"padding": p, "pads": pd, "use_consistent_padding": consistent}
                       for p, pd in zip(per_axis, pads))
         axes = _axes(spec, lambda: (lhs_dilated_axis(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
@@ -1011,17 +1008,17 @@ def _resolve_onnx(spec: LayerSpec, shape: tuple[int, ...]) -> Resolved:
     pairs = list(zip(flat[:rank], flat[rank:]))
     if spec.transposed:
         out_pad = _ints(spec.get("output_padding", 0), rank, "output_padding", spec, minimum=0)
-        if any(op >= max(s, d) for op, s, d in zip(out_pad, strides, dilation)):
-            raise Refused("output_padding", out_pad, "must be less than the corresponding stride/dilation "
-                          "dimension", context=spec.callee)
         out_shape = spec.get("output_shape")
         if out_shape is not None:
             if isinstance(out_shape, tuple) and len(out_shape) == rank + 2:
                 out_shape = out_shape[2:]
             out_shape = _ints(out_shape, rank, "output_shape", spec)
         targets = out_shape or (None,) * rank
-        crops = [onnx_transpose_crops(n, k, s, d, auto_pad, p, op, o) for n, k, s, d, p, op, o
-                 in zip(spatial, kernel, strides, dilation, pairs, out_pad, targets)]
+        try:
+            crops = [onnx_transpose_crops(n, k, s, d, auto_pad, p, op, o) for n, k, s, d, p, op, o
+                     in zip(spatial, kernel, strides, dilation, pairs, out_pad, targets)]
+        except TconvError as exc:
+            raise Refused(exc.argument, exc.value, exc.rule, valid=exc.valid, context=spec.callee) from None
         rules = tuple({"auto_pad": auto_pad, "pads": p, "output_padding": op, "output_shape": o}
                       for p, op, o in zip(pairs, out_pad, targets))
         axes = _axes(spec, lambda: (AxisGeometry.transposed(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
