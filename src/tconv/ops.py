@@ -120,7 +120,7 @@ def plan_conv_transpose(input_spatial, kernel_shape, in_channels: int, out_chann
 
 
 def conv(x: Any, kernel: Any, bias: Any = None, *, stride=1, padding="valid", dilation=1,
-         groups: int = 1, data_format: str = "channels_last") -> np.ndarray:
+         groups: int = 1, data_format: str = "channels_last", padding_mode: str = "zeros") -> np.ndarray:
     """Forward convolution (cross-correlation, as every framework computes it).
 
     Parameters
@@ -132,6 +132,8 @@ def conv(x: Any, kernel: Any, bias: Any = None, *, stride=1, padding="valid", di
     padding : 'valid', 'same', int, ints, or ``(before, after)`` pairs
     groups : int
     data_format : 'channels_last' or 'channels_first'
+    padding_mode : 'zeros', 'reflect', 'replicate' or 'circular' (PyTorch's ``Conv*d``
+        modules: pad the input with that mode, then convolve; :mod:`tconv.padding_modes`)
 
     Examples
     --------
@@ -153,11 +155,16 @@ def conv(x: Any, kernel: Any, bias: Any = None, *, stride=1, padding="valid", di
                          f"{kernel.shape[-2]} x groups={groups}")
     geometry = plan_conv(spatial, kernel.shape[:-2], channels, kernel.shape[-1], stride=stride,
                          padding=padding, dilation=dilation, groups=groups)
+    if padding_mode != "zeros":
+        from tconv import padding_modes
+        return padding_modes.run(geometry, x, kernel, bias, padding_mode=padding_mode,
+                                 data_format=data_format)
     return run(geometry, x, kernel, bias, data_format=data_format)
 
 
 def conv_transpose(x: Any, kernel: Any, bias: Any = None, *, stride=1, crop="valid",
-                   dilation=1, groups: int = 1, data_format: str = "channels_last") -> np.ndarray:
+                   dilation=1, groups: int = 1, data_format: str = "channels_last",
+                   padding_mode: str = "zeros") -> np.ndarray:
     """Transposed convolution: full scatter of the (dilated) kernel at stride steps, then crop.
 
     Parameters
@@ -170,6 +177,9 @@ def conv_transpose(x: Any, kernel: Any, bias: Any = None, *, stride=1, crop="val
     crop : 'valid', 'same', int, ints, or ``(before, after)`` pairs (negative extends)
     groups : int
     data_format : 'channels_last' or 'channels_first'
+    padding_mode : 'zeros', 'reflect', 'replicate' or 'circular': the exact adjoint of
+        :func:`conv` with that mode (the crop's cells are folded back onto the cells
+        the forward padding read; tconv's own, PyTorch refuses it)
 
     Examples
     --------
@@ -195,4 +205,8 @@ def conv_transpose(x: Any, kernel: Any, bias: Any = None, *, stride=1, crop="val
         raise TconvError("groups", groups, "must be a positive integer")
     geometry = plan_conv_transpose(spatial, kernel.shape[:-2], channels, kernel.shape[-2] * groups,
                                    stride=stride, crop=crop, dilation=dilation, groups=groups)
+    if padding_mode != "zeros":
+        from tconv import padding_modes
+        return padding_modes.run(geometry, x, kernel, bias, padding_mode=padding_mode,
+                                 data_format=data_format)
     return run(geometry, x, kernel, bias, data_format=data_format)

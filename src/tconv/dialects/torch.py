@@ -223,3 +223,5 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
                      dilation=1) -> np.ndarray:
     """``torch.nn.functional.conv_transpose3d``: input ``(N, C_in, D, H, W)``, weight ``(C_in, C_out/groups, kD, kH, kW)``."""
     return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+from tconv.dialects import torch_grad as grad  # noqa: E402  (torch.nn.grad; needs REFUSALS above)

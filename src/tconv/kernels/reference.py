@@ -57,3 +57,26 @@ def conv_transpose(y: np.ndarray, kernel: np.ndarray, geometry: Geometry) -> np.
         src.append(slice(lo + a.crop_lo, hi + a.crop_lo))
     out[tuple(dst)] = full[tuple(src)]
     return out
+
+
+def conv_weight_grad(x: np.ndarray, dy: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """Weight gradient of the forward convolution, one output cell and one tap at a time.
+
+    ``x``: ``(N, *size, C_in)``; ``dy``: ``(N, *out, C_out)``; returns the neutral kernel
+    ``(*kernel, C_in/groups, C_out)`` holding ``d<conv(x, w), dy>/dw``: every product
+    ``x[pos] * dy[o]`` that :func:`conv` forms with tap ``tap``, summed.
+    """
+    g = geometry
+    cin, cout = g.in_channels // g.groups, g.out_channels // g.groups
+    dw = np.zeros(g.neutral_kernel_shape, np.result_type(x, dy))
+    for o in itertools.product(*(range(a.out) for a in g.axes)):
+        for tap in itertools.product(*(range(a.kernel) for a in g.axes)):
+            pos = tuple(oi * a.stride + t * a.dilation - a.pad_lo
+                        for oi, t, a in zip(o, tap, g.axes))
+            if not all(0 <= p < a.size for p, a in zip(pos, g.axes)):
+                continue  # the window reads padding here: no weight sees it
+            for grp in range(g.groups):
+                xi = x[(slice(None),) + pos + (slice(grp * cin, (grp + 1) * cin),)]
+                yi = dy[(slice(None),) + o + (slice(grp * cout, (grp + 1) * cout),)]
+                dw[tap][:, grp * cout:(grp + 1) * cout] += xi.T @ yi
+    return dw
