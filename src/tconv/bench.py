@@ -31,8 +31,9 @@ _SPATIAL_LETTERS = {1: "W", 2: "HW", 3: "DHW"}
 
 @dataclass(frozen=True)
 class Workload:
-    """One layer: ``kind`` is 'transpose' (k, stride, 'same' -> spatial*stride) or 'conv'
-    (k, stride 1, 'same')."""
+    """One layer: ``kind`` is 'transpose' (k, stride, 'same' -> spatial*stride), 'conv'
+    (k, stride 1, 'same') or 'transpose-grad' (the backward pass of the transposed
+    convolution: input and weight gradients, timed against torch's autograd kernel)."""
 
     name: str
     kind: str
@@ -49,7 +50,7 @@ class Workload:
 
     @property
     def output_spatial(self) -> tuple[int, ...]:
-        return tuple(n * self.stride for n in self.spatial) if self.kind == "transpose" else self.spatial
+        return tuple(n * self.stride for n in self.spatial) if self.kind != "conv" else self.spatial
 
 
 def _unet_decoder(batch: int) -> list[Workload]:
@@ -66,6 +67,8 @@ def default_workloads() -> list[Workload]:
     out.append(Workload("large 256x256x64->512x512x32 k4", "transpose", 1, (256, 256), 64, 32, 4, 2))
     out.append(Workload("1-D 4096x64->8192x32 k4", "transpose", 1, (4096,), 64, 32, 4, 2))
     out.append(Workload("3-D 16^3x32->32^3x16 k3", "transpose", 1, (16, 16, 16), 32, 16, 3, 2))
+    out += [Workload(w.name.replace("unet-up", "unet-up-grad"), "transpose-grad", w.batch, w.spatial, w.cin,
+                     w.cout, w.kernel, w.stride) for w in _unet_decoder(1) + _unet_decoder(8)]
     convs = [((96, 128), 3, 32), ((96, 128), 32, 32), ((48, 64), 64, 64), ((24, 32), 128, 128),
              ((12, 16), 256, 256), ((6, 8), 512, 512), ((12, 16), 512, 256), ((96, 128), 64, 32)]
     out += [Workload(f"unet-conv {h}x{w}x{ci}->{co}", "conv", 1, (h, w), ci, co, 3, 1) for (h, w), ci, co in convs]
@@ -77,11 +80,12 @@ def multiply_adds(w: Workload) -> int:
     from tconv.ops import plan_conv, plan_conv_transpose
 
     k = (w.kernel,) * w.rank
-    if w.kind == "transpose":
-        g = plan_conv_transpose(w.spatial, k, w.cin, w.cout, stride=w.stride, crop="same")
-    else:
+    if w.kind == "conv":
         g = plan_conv(w.spatial, k, w.cin, w.cout, stride=w.stride, padding="same")
-    return g.multiply_adds(w.batch)
+    else:
+        g = plan_conv_transpose(w.spatial, k, w.cin, w.cout, stride=w.stride, crop="same")
+    # the backward pass is two convolutions of the forward's size (input and weight gradients)
+    return g.multiply_adds(w.batch) * (2 if w.kind == "transpose-grad" else 1)
 
 
 # ----------------------------------------------------------------------- workers
@@ -107,22 +111,30 @@ class _Worker:
         info = build(None, None, None, setup=True) or {}
         for w in workloads:
             x = rng.standard_normal((w.batch,) + w.spatial + (w.cin,)).astype(np.float32)
-            shape = (w.kernel,) * w.rank + ((w.cout, w.cin) if w.kind == "transpose" else (w.cin, w.cout))
+            shape = (w.kernel,) * w.rank + ((w.cin, w.cout) if w.kind == "conv" else (w.cout, w.cin))
             k = (rng.standard_normal(shape) / math.sqrt(w.cin * w.kernel ** w.rank)).astype(np.float32)
-            self.fns.append(build(w, x, k))
+            if w.kind == "transpose-grad":
+                dy = rng.standard_normal((w.batch,) + w.output_spatial + (w.cout,)).astype(np.float32)
+                self.fns.append(build(w, x, k, dy=dy) if self.name in ("tconv", "torch") else None)
+            else:
+                self.fns.append(build(w, x, k))
         return info
 
     # tconv: the neutral channels-last API, exactly what the Keras dialect runs
-    def _build_tconv(self, w, x, k, setup=False):
+    def _build_tconv(self, w, x, k, setup=False, dy=None):
         if setup:
             return _machine_info()
         import tconv
 
+        if w.kind == "transpose-grad":
+            from tconv.grad import conv_transpose_vjp
+
+            return lambda: conv_transpose_vjp(x, k, dy, stride=w.stride, crop="same")[0]
         if w.kind == "transpose":
             return lambda: tconv.conv_transpose(x, k, stride=w.stride, crop="same")
         return lambda: tconv.conv(x, k, padding="same")
 
-    def _build_torch(self, w, x, k, setup=False):
+    def _build_torch(self, w, x, k, setup=False, dy=None):
         import numpy as np
         import torch
 
@@ -131,6 +143,15 @@ class _Worker:
             return {"torch": torch.__version__, "threads": torch.get_num_threads()}
         f = torch.nn.functional
         tx = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1)))
+        if w.kind == "transpose-grad":
+            # autograd's own backward kernel for ConvTranspose: input and weight gradients
+            tk = torch.from_numpy(np.ascontiguousarray(np.moveaxis(k, (-1, -2), (0, 1))))
+            tdy = torch.from_numpy(np.ascontiguousarray(np.moveaxis(dy, -1, 1)))
+            pad, out_pad = _torch_pads(w)
+            r = w.rank
+            return _no_grad(torch, lambda: torch.ops.aten.convolution_backward(
+                tdy, tx, tk, [w.cout], [w.stride] * r, [pad] * r, [1] * r, True, [out_pad] * r, 1,
+                (True, True, False))[0])
         if w.kind == "transpose":
             tk = torch.from_numpy(np.ascontiguousarray(np.moveaxis(k, (-1, -2), (0, 1))))  # (in, out, k..)
             op = [None, f.conv_transpose1d, f.conv_transpose2d, f.conv_transpose3d][w.rank]
@@ -273,16 +294,19 @@ def worker_main(name: str) -> None:
                 reply = {"ok": True, "info": worker.setup(workloads)}
             elif request["op"] == "warm":
                 for fn in worker.fns:
-                    fn()
-                    fn()
+                    if fn is not None:
+                        fn()
+                        fn()
                 reply = {"ok": True}
             elif request["op"] == "time":
                 fn = worker.fns[request["index"]]
+                if fn is None:
+                    raise NotImplementedError("not measured for this framework")
                 start = time.perf_counter()
                 fn()
                 reply = {"ok": True, "seconds": time.perf_counter() - start}
             elif request["op"] == "memory":
-                reply = {"ok": True, "ratios": [_peak_memory(fn) for fn in worker.fns]}
+                reply = {"ok": True, "ratios": [_peak_memory(fn) if fn else None for fn in worker.fns]}
             else:
                 break
         except ImportError as exc:
@@ -338,6 +362,8 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
         say(f"repeat {rep + 1}/{repeats}")
         for i in range(len(workloads)):
             for name, client in clients.items():  # the workers take turns
+                if errors[name][i] is not None and not times[name][i]:
+                    continue  # refused on the first repeat: do not ask again
                 reply = client.ask(op="time", index=i)
                 if reply.get("ok"):
                     times[name][i].append(reply["seconds"])
@@ -370,7 +396,7 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
 
 def _summary(rows: list[dict], others: list[str]) -> dict:
     out = {}
-    for kind in ("transpose", "conv"):
+    for kind in ("transpose", "conv", "transpose-grad"):
         picked = [r for r in rows if r["spec"]["kind"] == kind and "ratios" in r]
         entry = {}
         for name in others:
@@ -407,13 +433,14 @@ def format_table(report: dict) -> str:
         cells = [r["workload"]]
         for n in names:
             f = r["frameworks"].get(n, {})
-            cells.append(f"{f['median_ms']:.2f} (min {f['min_ms']:.2f})" if "median_ms" in f else "error")
+            cells.append(f"{f['median_ms']:.2f} (min {f['min_ms']:.2f})" if "median_ms" in f else "-")
         for n in others:
             ratio = r.get("ratios", {}).get(n)
             cells.append(f"{ratio:.2f}" if ratio else "-")
         cells.append(f"{r['tconv_gflops']:.0f}" if "tconv_gflops" in r else "-")
         cells.append(f"{100 * r['tconv_gemm_share']:.0f}%" if "tconv_gemm_share" in r else "-")
         mem = r.get("tconv_temp_memory_x_output")
+        mem = None if r["spec"]["kind"] == "transpose-grad" else mem
         cells.append(f"{mem:.2f}" if mem is not None else "-")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
