@@ -39,7 +39,9 @@ __all__ = [
     "full_length",
     "same_pads",
     "causal_pads",
+    "onnx_conv_pads",
     "tf_transpose_crops",
+    "tf_valid_outputs",
     "keras_transpose_length",
     "keras_transpose_crops",
     "torch_transpose_crops",
@@ -47,7 +49,18 @@ __all__ = [
     "jax_transpose_pads",
     "lhs_dilated_axis",
     "onnx_transpose_crops",
-    "onnx_conv_pads",
+    "as_axes",
+    "phase_tap_counts",
+    "torch_args_for_crops",
+    "symmetric_reading",
+    "jax_pads_for_crops",
+    "lhs_dilated_length",
+    "tf_conv3d_same_pads",
+    "scatter_position",
+    "window_position",
+    "kept_window",
+    "tap_pairs",
+    "flipped_tap",
 ]
 
 
@@ -422,18 +435,18 @@ def keras_transpose_crops(input: int, kernel: int, stride: int, dilation: int,
                           padding: str, output_padding: int | None) -> tuple[int, int]:
     """``(crop_lo, crop_hi)`` of Keras' ``Conv*DTranspose`` on the TensorFlow backend.
 
-    Keras picks the length with :func:`keras_transpose_length`, then TensorFlow crops
-    like its own 'SAME'/'VALID' transposed convolution. TensorFlow's check of that
-    length is skipped: Keras' own lengths may be ones TF's check would refuse (for
-    example 'same', ``output_padding=0``, k=1, s=2), and TF's kernel computes them anyway
-    from ``pad_before``.
+    Keras picks the length with :func:`keras_transpose_length` and hands it to
+    TensorFlow as ``output_shape``; TensorFlow checks and crops it like its own
+    'SAME'/'VALID' transposed convolution (:func:`tf_transpose_crops`), so a length
+    TensorFlow's check refuses (e.g. 'same', ``output_padding=0``, k=2, s=2) is refused.
+
+    >>> keras_transpose_crops(8, 3, 2, 1, "same", None)
+    (0, 1)
+    >>> keras_transpose_crops(8, 3, 2, 1, "same", 0)   # 15 cells: crop (1, 1)
+    (1, 1)
     """
     output = keras_transpose_length(input, kernel, stride, dilation, padding, output_padding)
-    full = full_length(input, kernel, stride, dilation)
-    if padding == "valid":
-        return 0, full - output
-    lo = same_pads(output, kernel, stride, dilation)[0]
-    return lo, full - output - lo
+    return tf_transpose_crops(input, kernel, stride, dilation, output, padding.upper())
 
 
 def torch_transpose_crops(padding: int, output_padding: int) -> tuple[int, int]:
@@ -655,3 +668,54 @@ def tf_conv3d_same_pads(size: int, kernel: int, stride: int = 1, dilation: int =
     total = (out - 1) * stride + dilated_kernel(kernel, dilation) - size
     lo = int(total / 2)  # C++ division truncates toward zero
     return lo, total - lo
+
+
+# ----------------------------------------------------------- draw helpers (issue 5)
+
+
+def scatter_position(index: int, tap: int, stride: int = 1, dilation: int = 1) -> int:
+    """Cell of a transposed convolution's full scatter that input ``index`` reaches through ``tap``.
+
+    >>> [scatter_position(1, t, 2) for t in range(3)]   # the seed: input 1 stamps cells 2, 3, 4
+    [2, 3, 4]
+    """
+    return index * stride + tap * dilation
+
+
+def window_position(out_index: int, tap: int, stride: int = 1, dilation: int = 1,
+                    pad_lo: int = 0) -> int:
+    """Input cell a forward convolution's output ``out_index`` reads through ``tap`` (negative or
+    past the end: padding).
+
+    >>> [window_position(0, t, 2, 1, 1) for t in range(3)]
+    [-1, 0, 1]
+    """
+    return out_index * stride + tap * dilation - pad_lo
+
+
+def kept_window(axis: AxisGeometry) -> tuple[int, int]:
+    """``(start, stop)`` of a transposed convolution's output in its full scatter's cells.
+
+    Reaches outside ``[0, full)`` where a crop is negative (zero extension).
+
+    >>> kept_window(AxisGeometry(16, 3, 2, 1, 0, 1))   # Keras 'same': cells 0..15 of 17
+    (0, 16)
+    """
+    return axis.crop_lo, axis.full - axis.crop_hi
+
+
+def tap_pairs(axis: AxisGeometry, tap: int) -> tuple[tuple[int, int], ...]:
+    """``(forward output, forward input)`` cells joined by kernel ``tap`` (see :meth:`AxisGeometry.tap_span`).
+
+    For the transposed convolution the pair reads ``(input cell, output cell)``.
+
+    >>> tap_pairs(AxisGeometry(16, 3, 2, 1, 0, 1), 0)[:3]
+    ((0, 0), (1, 2), (2, 4))
+    """
+    start, stop, in_start = axis.tap_span(tap)
+    return tuple((o, in_start + (o - start) * axis.stride) for o in range(start, stop))
+
+
+def flipped_tap(tap: int, kernel: int) -> int:
+    """The tap of the spatially flipped kernel that sits where ``tap`` sat: ``kernel - 1 - tap``."""
+    return kernel - 1 - tap

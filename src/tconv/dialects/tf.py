@@ -43,7 +43,7 @@ from tconv import _args, ops
 from tconv.dialects._common import Divergence, Refusal, as_array, refuse, same_dtype
 from tconv.errors import TconvError
 from tconv.geometry import (AxisGeometry, Geometry, dilated_kernel, same_pads,
-                            tf_transpose_crops)
+                            tf_conv3d_same_pads, tf_transpose_crops)
 
 __all__ = ["convolution", "conv1d", "conv2d", "conv3d", "conv_transpose", "conv1d_transpose",
            "conv2d_transpose", "conv3d_transpose"]
@@ -85,6 +85,11 @@ REFUSALS = {
                                      "convolutions only; use 'SAME' or 'VALID'",
                                      "gen_nn_ops conv3d/Conv2D via conv1d: \"Expected string for "
                                      "argument 'padding'\"", _T),
+    "padding_explicit_convolution": Refusal(
+        "padding", "tf.nn.convolution takes an explicit padding list only with dilations > 1 "
+        "(its undilated path passes padding to the op as a string); use tf.nn.conv2d",
+        f"{_SRC} convolution_internal -> gen_nn_ops.conv2d: \"Expected string for argument "
+        "'padding'\"", _T),
     "padding_explicit_shape": Refusal("padding", "must be a list of {want} (before, after) pairs",
                                       f"{_SRC} convert_padding", _T),
     "padding_negative": Refusal("padding", "All elements of explicit_paddings must be nonnegative",
@@ -142,6 +147,14 @@ DIVERGENCES = {
         "'Number of channels in filter (2) must match last dimension of input (4)'; "
         "'Gradients for grouped convolutions are not supported on CPU'",
         f"computes it: {_XLA}", "tests/oracles/tf.py::run_framework"),
+    "conv3d_same_xla": Divergence(
+        "conv3d 'SAME' with a kernel shorter than the stride, channels-first or grouped",
+        "the CPU kernel (channels-last) starts the windows -pad_lo cells in "
+        "(geometry.tf_conv3d_same_pads); XLA does so too channels-last, but clamps the pad "
+        "at zero for NCDHW and for grouped Conv3D",
+        "uses the CPU kernel's rule for every layout and group count: data layout and "
+        "grouping never change which cells a window reads",
+        "tests/oracles/tf.py::run_framework"),
     "empty_output": Divergence(
         "an output with an axis of length 0 (kernel exactly one cell longer than the padded "
         "input, or an empty input axis)",
@@ -155,11 +168,6 @@ DIVERGENCES = {
         "in int32",
         "refuses: the operands must share one floating dtype",
         "tests/oracles/tf.py::accepts_refusal"),
-    "conv1d_batch_stride": Divergence(
-        "conv1d/conv1d_transpose with a 3-entry stride whose batch entry is not 1",
-        "applies that entry to the dummy height axis it inserts, where it has no effect",
-        "refuses, as conv2d does ('strides in the batch and depth dimensions')",
-        _T),
     "dilated_batch_padding": Divergence(
         "tf.nn.convolution with dilations > 1 and explicit padding nonzero in the batch or "
         "channel pairs",
@@ -186,7 +194,7 @@ def _channels_first(name: str, rank: int, data_format: Any, formats=None) -> boo
 
 
 def _sequence(name: str, arg: str, value: Any, rank: int, channels_first: bool, *,
-              lengths: tuple[int, ...] | None = None) -> tuple[int, ...]:
+              lengths: tuple[int, ...] | None = None, ignore_outer: bool = False) -> tuple[int, ...]:
     """TensorFlow's ``_get_sequence``: per-spatial-axis values of ``strides``/``dilations``.
 
     ``None`` is all ones; an int or a length-1 list broadcasts; ``rank`` entries are
@@ -204,12 +212,20 @@ def _sequence(name: str, arg: str, value: Any, rank: int, channels_first: bool, 
         raise refuse(REFUSALS, "sequence_length", value, name, name=arg,
                      valid=" or ".join(map(str, lengths)))
     if len(items) == rank + 2:
-        outer = (items[0], items[1]) if channels_first else (items[0], items[-1])
+        outer = [items[0], items[1]] if channels_first else [items[0], items[-1]]
         spatial = items[2:] if channels_first else items[1:-1]
-        if outer != (1, 1):
-            key = "conv1d_batch_stride" if rank == 1 and outer[1] == 1 else None
-            raise refuse(REFUSALS, "batch_depth", value, name, name=arg) if key is None else \
-                refuse(REFUSALS, "batch_depth", value, name + f" (DIVERGENCES[{key!r}])", name=arg)
+        if ignore_outer:  # tf.nn.convolution's dilated path slices the outer entries off
+            outer = [1, 1]
+        elif rank == 1:
+            # conv1d*/conv1d_transpose prepend 1 and hand the list to the 2-D op, so the
+            # batch entry (NWC) or the channel entry (NCW) lands on the height axis they
+            # insert, of length 1, where any positive value has no effect
+            dummy = outer.pop(1 if channels_first else 0)
+            if dummy < 1:
+                raise refuse(REFUSALS, "positive", value, name, name=arg)
+            outer.append(1)
+        if outer != [1, 1]:
+            raise refuse(REFUSALS, "batch_depth", value, name, name=arg)
     else:
         spatial = items * rank if len(items) == 1 else items
     if any(v < 1 for v in spatial):
@@ -258,17 +274,27 @@ def _arrays(name: str, input: Any, filters: Any, rank: int, *, batch_axes: bool)
 
 
 def _conv(name: str, rank: int, input, filters, strides, padding, data_format, dilations, *,
-          channels_first: bool, lengths=None, refuse_dilated_strided: bool = False) -> np.ndarray:
+          channels_first: bool, lengths=None, convolution: bool = False) -> np.ndarray:
     x, w = _arrays(name, input, filters, rank, batch_axes=True)
+    # tf.nn.convolution takes its dilated (space-to-batch) path when any entry of
+    # dilations is not 1, batch and channel entries included, and there it drops the
+    # batch and channel entries of strides and dilations unchecked
+    dilated = convolution and dilations is not None and any(
+        v != 1 for v in ([dilations] if _args.is_int(dilations) else dilations))
     strides = _sequence(name, "strides" if rank != 1 else "stride", strides, rank,
-                        channels_first, lengths=lengths)
-    dilations = _sequence(name, "dilations", dilations, rank, channels_first, lengths=lengths)
-    if refuse_dilated_strided and max(strides) > 1 and max(dilations) > 1:
+                        channels_first, lengths=lengths, ignore_outer=dilated)
+    dilations = _sequence(name, "dilations", dilations, rank, channels_first, lengths=lengths,
+                          ignore_outer=dilated)
+    if convolution and max(strides) > 1 and max(dilations) > 1:
         raise refuse(REFUSALS, "dilated_strided", strides, name, dilations=dilations)
+    if convolution and not dilated and isinstance(padding, (list, tuple)):
+        raise refuse(REFUSALS, "padding_explicit_convolution", padding, name)
     pads = _padding(name, padding, rank, channels_first)
+    # Conv3D does not clamp a negative 'SAME' total at zero (see tf_conv3d_same_pads)
+    same = tf_conv3d_same_pads if rank == 3 else same_pads
     # TensorFlow folds extra leading batch axes into one (squeeze_batch_dims)
     lead = x.shape[: x.ndim - rank - 1]
-    x = x.reshape((-1,) + x.shape[x.ndim - rank - 1:])
+    x = x.reshape((int(np.prod(lead)),) + x.shape[x.ndim - rank - 1:])
     channels = x.shape[1] if channels_first else x.shape[-1]
     spatial = x.shape[2:] if channels_first else x.shape[1:-1]
     kernel, depth, out = w.shape[:-2], w.shape[-2], w.shape[-1]
@@ -279,7 +305,7 @@ def _conv(name: str, rank: int, input, filters, strides, padding, data_format, d
         raise refuse(REFUSALS, "groups_out", w, name, got=out, groups=groups)
     axes = []
     for i, (n, k, s, d) in enumerate(zip(spatial, kernel, strides, dilations)):
-        lo, hi = same_pads(n, k, s, d) if pads == "SAME" else (0, 0) if pads == "VALID" else pads[i]
+        lo, hi = same(n, k, s, d) if pads == "SAME" else (0, 0) if pads == "VALID" else pads[i]
         if n + lo + hi < dilated_kernel(k, d):  # TensorFlow: negative refused, 0 is empty
             size = (n + lo + hi - dilated_kernel(k, d)) // s + 1
             raise refuse(REFUSALS, "output_size", tuple(spatial), name, size=size, input=n,
@@ -349,7 +375,8 @@ def convolution(input, filters, strides=None, padding="VALID", data_format=None,
     """``tf.nn.convolution``: rank from ``filters`` ``(*kernel, in/groups, out)``; input
     ``(..., *spatial, C)`` or, for an ``'NC...'`` data_format, ``(..., C, *spatial)``.
 
-    Unlike ``conv2d``, it refuses ``strides > 1`` together with ``dilations > 1``.
+    Unlike ``conv2d``, it refuses ``strides > 1`` together with ``dilations > 1``, and it
+    takes an explicit padding list only when dilated (2-D).
     """
     w = as_array(filters, "filters", "tf.nn.convolution")
     rank = w.ndim - 2
@@ -359,7 +386,7 @@ def convolution(input, filters, strides=None, padding="VALID", data_format=None,
     formats = _CONV1D_FORMATS if rank == 1 else None
     channels_first = _channels_first(context, rank, data_format, formats)
     return _conv(context, rank, input, w, strides, padding, data_format, dilations,
-                 channels_first=channels_first, refuse_dilated_strided=True)
+                 channels_first=channels_first, convolution=True)
 
 
 def conv1d(input, filters, stride, padding, data_format="NWC", dilations=None, name=None) -> np.ndarray:

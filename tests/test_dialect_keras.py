@@ -1,0 +1,166 @@
+"""tconv.dialects.keras: the seed case, output_padding None vs 0, every declared refusal,
+and live Keras checks (Keras 3 on the TensorFlow backend, set by tests/conftest.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from oracles.harness import require
+from tconv.dialects import keras as dialect
+from tconv.errors import TconvError
+
+
+def arr(*shape, dtype=np.float32, seed=0):
+    return np.random.default_rng(seed).standard_normal(shape).astype(dtype)
+
+
+def layer_with(cls, x, *args, seed=1, **kwargs):
+    """A built tconv layer with reproducible weights, and those weights."""
+    layer = cls(*args, **kwargs)
+    layer.build(x.shape)
+    weights = [arr(*w.shape, dtype=w.dtype, seed=seed + i) for i, w in enumerate(layer.get_weights())]
+    layer.set_weights(weights)
+    return layer, weights
+
+
+def live(keras, name, x, weights, *args, **kwargs):
+    layer = getattr(keras.layers, name)(*args, **kwargs)
+    layer.build(x.shape)
+    layer.set_weights(weights)
+    return np.asarray(layer(x))
+
+
+# ------------------------------------------------------------------------ the seed case
+
+
+def test_seed_case_shapes():
+    layer = dialect.Conv2DTranspose(512, 3, strides=2, padding="same")
+    assert layer.get_weights() == []
+    x = arr(1, 8, 8, 1024)
+    y = layer(x)
+    assert y.shape == (1, 16, 16, 512) and y.dtype == np.float32
+    assert layer.kernel.shape == (3, 3, 512, 1024) and layer.bias.shape == (512,)
+    assert [w.shape for w in layer.get_weights()] == [(3, 3, 512, 1024), (512,)]
+    limit = np.sqrt(6 / (9 * (512 + 1024)))   # glorot_uniform on the kernel, zeros on the bias
+    assert np.abs(layer.kernel).max() <= limit and not layer.bias.any()
+
+
+def test_seed_case_keeps_the_first_cells_of_the_full_scatter():
+    """'same', stride 2, k=3 on 8: the 17-cell full scatter with its last cell cut."""
+    x = arr(1, 8, 8, 4)
+    layer, _ = layer_with(dialect.Conv2DTranspose, x, 3, 3, strides=2, padding="same", use_bias=False)
+    full, _ = layer_with(dialect.Conv2DTranspose, x, 3, 3, strides=2, padding="valid", use_bias=False)
+    np.testing.assert_allclose(layer(x), full(x)[:, :16, :16])
+
+
+def test_output_padding_none_is_not_zero():
+    x = arr(1, 8, 8, 2)
+    shapes = {op: dialect.Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=op)
+              .compute_output_shape(x.shape) for op in (None, 0, 1)}
+    assert shapes == {None: (1, 16, 16, 3), 0: (1, 15, 15, 3), 1: (1, 16, 16, 3)}
+    assert dialect.Conv2DTranspose(3, 3, strides=2, padding="valid").compute_output_shape(x.shape) \
+        == (1, 17, 17, 3)
+
+
+def test_softmax_takes_the_last_axis_even_channels_first():
+    x = arr(1, 2, 5)
+    layer, _ = layer_with(dialect.Conv1D, x, 3, 2, data_format="channels_first", activation="softmax")
+    np.testing.assert_allclose(layer(x).sum(axis=-1), 1, rtol=1e-6)
+
+
+def test_dtype_casts_inputs_and_weights():
+    layer = dialect.Conv1D(2, 3, dtype="float64")
+    y = layer(arr(1, 5, 2))
+    assert y.dtype == np.float64 and layer.kernel.dtype == np.float64
+
+
+# ------------------------------------------------------------------------ refusals
+
+R = dialect.REFUSALS
+X = arr(1, 5, 5, 4)
+
+
+def _set(weights, use_bias=True):
+    layer = dialect.Conv2D(6, 3, use_bias=use_bias)
+    layer.build(X.shape)
+    layer.set_weights(weights)
+
+
+CASES = {
+    "filters": lambda: dialect.Conv2D(0, 3),
+    "tuple": lambda: dialect.Conv2D(4, (3, 3, 3)),
+    "groups": lambda: dialect.Conv2D(4, 3, groups=0),
+    "filters_groups": lambda: dialect.Conv2D(4, 3, groups=3),
+    "channels_groups": lambda: dialect.Conv2D(6, 3, groups=3).build(X.shape),
+    "padding": lambda: dialect.Conv2D(4, 3, padding="causal"),
+    "data_format": lambda: dialect.Conv2D(4, 3, data_format="NHWC"),
+    "strides_dilation": lambda: dialect.Conv2DTranspose(4, 3, strides=2, dilation_rate=2),
+    "output_padding": lambda: dialect.Conv2DTranspose(4, 3, strides=2, output_padding=2),
+    "activation": lambda: dialect.Conv2D(4, 3, activation="foo"),
+    "initializer": lambda: dialect.Conv2D(4, 3, kernel_initializer="foo"),
+    "kwargs": lambda: dialect.Conv2D(4, 3, output_padding=1),
+    "dtype": lambda: dialect.Conv2D(4, 3, dtype="int32"),
+    "input_rank": lambda: dialect.Conv2D(4, 3)(X[0]),
+    "input_channels": lambda: (lambda l: (l.build(X.shape), l(X[..., :3])))(dialect.Conv2D(4, 3)),
+    "channels_unknown": lambda: dialect.Conv2D(4, 3).build((None, 5, 5, None)),
+    "output_size": lambda: dialect.Conv2D(4, 7)(X),
+    "transpose_size": lambda: dialect.Conv1DTranspose(3, 2, strides=2, padding="same",
+                                                      output_padding=0)(arr(1, 5, 4)),
+    "weights_count": lambda: _set([np.zeros((3, 3, 4, 6))]),
+    "weights_shape": lambda: _set([np.zeros((3, 3, 4, 5)), np.zeros(6)]),
+}
+
+
+def test_every_refusal_is_pinned():
+    assert set(CASES) == set(R)
+
+
+@pytest.mark.parametrize("key", sorted(CASES))
+def test_refusal(key):
+    with pytest.raises(TconvError) as info:
+        CASES[key]()
+    argument = R[key].argument.split("{")[0]
+    assert isinstance(info.value, ValueError)
+    assert argument in str(info.value), (key, str(info.value))
+
+
+# ------------------------------------------------------------------------ live Keras
+
+
+@pytest.fixture(scope="module")
+def keras():
+    require("tensorflow")
+    return require("keras")
+
+
+def test_seed_case_matches_keras_on_fewer_channels(keras):
+    x = arr(1, 8, 8, 16)
+    layer, weights = layer_with(dialect.Conv2DTranspose, x, 8, 3, strides=2, padding="same")
+    expected = live(keras, "Conv2DTranspose", x, weights, 8, 3, strides=2, padding="same")
+    assert expected.shape == (1, 16, 16, 8)
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("output_padding", [None, 0, 1])
+def test_output_padding_matches_keras(keras, output_padding):
+    x = arr(2, 5, 6, 3)
+    kwargs = dict(strides=2, padding="same", output_padding=output_padding, activation="relu")
+    layer, weights = layer_with(dialect.Conv2DTranspose, x, 4, 3, **kwargs)
+    expected = live(keras, "Conv2DTranspose", x, weights, 4, 3, **kwargs)
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("Conv1D", dict(padding="causal", dilation_rate=2)),
+    ("Conv2D", dict(strides=2, padding="same", groups=2)),
+    ("Conv3D", dict(strides=(3, 2, 1), padding="same")),   # a kernel shorter than the stride
+    ("Conv3DTranspose", dict(strides=(2, 1, 2), padding="valid", output_padding=(1, 0, 0))),
+])
+def test_layers_match_keras(keras, name, kwargs):
+    rank = int(name[4])
+    x = arr(2, *(5,) * rank, 4)
+    kernel = 1 if name == "Conv3D" else 3
+    layer, weights = layer_with(getattr(dialect, name), x, 4, kernel, **kwargs)
+    expected = live(keras, name, x, weights, 4, kernel, **kwargs)
+    np.testing.assert_allclose(layer(x), expected, rtol=1e-5, atol=1e-5)
