@@ -97,6 +97,7 @@ ALLOWED = {  # DESIGN.md section 3: which part may import which
     "padding_modes": {"kernels", "geometry", "layout", "_args", "ops"},
     "dialects": {"ops", "grad", "spec", "geometry", "layout", "_args", "dialects"},
     "explain": {"spec", "geometry", "layout", "_args", "solve"},
+    "draw": {"spec", "geometry", "layout", "_args", "ops", "draw"},
 }
 
 

@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # views load lazily so that ``import tconv`` stays NumPy-only and quick
-    lazy = {"parse": "tconv.spec", "LayerSpec": "tconv.spec", "explain": "tconv.explain"}
+    lazy = {"parse": "tconv.spec", "LayerSpec": "tconv.spec", "explain": "tconv.explain", "draw": "tconv.draw"}
     if name in lazy:
         import importlib
 
