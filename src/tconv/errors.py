@@ -63,8 +63,8 @@ class TconvError(ValueError):
 
 def _short(value: Any, limit: int = 120) -> str:
     """repr of ``value``, shortened so that a huge array never floods a message."""
-    shape = getattr(value, "shape", None)
-    if shape is not None and getattr(value, "dtype", None) is not None:
-        return f"<array shape={tuple(shape)} dtype={value.dtype}>"
+    shape = None if isinstance(value, type) else getattr(value, "shape", None)
+    if isinstance(shape, tuple) and getattr(value, "dtype", None) is not None:
+        return f"<array shape={shape} dtype={value.dtype}>"
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."

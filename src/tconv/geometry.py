@@ -719,3 +719,117 @@ def tap_pairs(axis: AxisGeometry, tap: int) -> tuple[tuple[int, int], ...]:
 def flipped_tap(tap: int, kernel: int) -> int:
     """The tap of the spatially flipped kernel that sits where ``tap`` sat: ``kernel - 1 - tap``."""
     return kernel - 1 - tap
+
+
+# ------------------------------------------------------- nn layer helpers (issue 8)
+
+
+def pool_axis(size: int, pool: int, stride: int, padding: str) -> AxisGeometry:
+    """A pooling window's axis: Keras/TF 'valid' (floor) or 'same' (``ceil(size/stride)``).
+
+    Pooling slides a ``pool``-cell window like a convolution; 'same' pads are TF's
+    (:func:`same_pads`), read as "ignore" cells by max pooling.
+
+    >>> pool_axis(97, 2, 2, "valid").out, pool_axis(97, 2, 2, "same").out
+    (48, 49)
+    """
+    pads = same_pads(size, pool, stride) if padding == "same" else (0, 0)
+    return AxisGeometry(size, pool, stride, 1, *pads)
+
+
+def upsampling_axis(size: int, factor: int, interpolation: str = "nearest") -> AxisGeometry:
+    """UpSampling by an integer ``factor`` as the transposed convolution it equals (``size*factor`` cells).
+
+    Nearest: kernel ``factor``, stride ``factor``, no crop. Bilinear with half-pixel
+    centres (TF ``resize_bilinear``, PyTorch ``align_corners=False``): a triangle kernel
+    of ``2*factor`` taps (``2*factor - 1`` for odd factors) cropped evenly; the edge
+    cells clamp (replicate) instead of reading zeros, which changes values, not reach.
+
+    >>> upsampling_axis(8, 2).size, upsampling_axis(8, 2, "bilinear").crop_lo
+    (16, 1)
+    """
+    if interpolation == "nearest":
+        return AxisGeometry.transposed(size, factor, factor)
+    kernel = 2 * factor - factor % 2
+    crop = (kernel - factor) // 2
+    return AxisGeometry.transposed(size, kernel, factor, 1, crop, kernel - factor - crop)
+
+
+def bilinear_source(out_index: int, factor: int, size: int) -> tuple[int, int, float]:
+    """``(lower, upper, weight of upper)`` that bilinear upsampling reads for ``out_index``.
+
+    Half-pixel centres: ``src = (out + 0.5) / factor - 0.5``, clamped into the input
+    (TensorFlow ``ResizeBilinear(half_pixel_centers=True)``, ``image_resizer_state.h``).
+
+    >>> bilinear_source(0, 2, 4), bilinear_source(3, 2, 4), bilinear_source(7, 2, 4)
+    ((0, 0, 0.0), (1, 2, 0.25), (3, 3, 0.0))
+    """
+    src = (out_index + 0.5) / factor - 0.5
+    lower = int(src // 1)
+    weight = src - lower
+    upper = min(lower + 1, size - 1)
+    lower = min(max(lower, 0), size - 1)
+    if src < 0 or upper == lower:
+        upper, weight = lower, 0.0
+    return lower, upper, weight
+
+
+def cropped_length(size: int, crop_lo: int, crop_hi: int) -> int:
+    """Length left after cropping (negative: zero padding) ``(crop_lo, crop_hi)``."""
+    return size - crop_lo - crop_hi
+
+
+def centre_crop(size: int, target: int) -> tuple[int, int]:
+    """``(crop_lo, crop_hi)`` cutting ``size`` to ``target``, the odd cell at the end
+    (the U-Net paper's skip cropping).
+
+    >>> centre_crop(64, 56), centre_crop(17, 16)
+    ((4, 4), (0, 1))
+    """
+    total = size - target
+    return total // 2, total - total // 2
+
+
+def keras_transpose_args_for_length(input: int, kernel: int, stride: int, dilation: int,
+                                    length: int) -> list[tuple[str, int | None]]:
+    """Every Keras ``Conv*DTranspose`` ``(padding, output_padding)`` giving ``length`` cells
+    from ``input`` that TensorFlow accepts (:func:`keras_transpose_length`).
+
+    >>> keras_transpose_args_for_length(48, 3, 2, 1, 97)
+    [('valid', None), ('valid', 0)]
+    """
+    found = []
+    for padding in ("same", "valid"):
+        for output_padding in (None, *range(stride)):
+            if keras_transpose_length(input, kernel, stride, dilation, padding,
+                                      output_padding) != length:
+                continue
+            try:
+                keras_transpose_crops(input, kernel, stride, dilation, padding, output_padding)
+            except TconvError:
+                continue
+            if (padding, output_padding) not in found:
+                found.append((padding, output_padding))
+    return found
+
+
+def torch_transpose_args_for_length(input: int, kernel: int, stride: int, dilation: int,
+                                    length: int) -> list[tuple[int, int]]:
+    """Every PyTorch ``ConvTranspose*d`` ``(padding, output_padding)`` giving ``length`` cells.
+
+    ``length = full - 2*padding + output_padding`` with ``0 <= output_padding < max(stride, dilation)``.
+
+    >>> torch_transpose_args_for_length(48, 3, 2, 1, 97), torch_transpose_args_for_length(48, 3, 2, 1, 96)
+    ([(0, 0)], [(1, 1)])
+    """
+    full = full_length(input, kernel, stride, dilation)
+    found = []
+    for output_padding in range(max(stride, dilation)):
+        twice = full + output_padding - length
+        if twice >= 0 and twice % 2 == 0:
+            found.append((twice // 2, output_padding))
+    return found
+
+
+__all__ += ["pool_axis", "upsampling_axis", "bilinear_source", "cropped_length", "centre_crop",
+            "keras_transpose_args_for_length", "torch_transpose_args_for_length"]
