@@ -318,7 +318,7 @@ def _prepare(context: str, lhs: Any, rhs: Any):
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
                          dimension_numbers=None, feature_group_count=1, batch_group_count=1,
-                         precision=None, preferred_element_type=None) -> np.ndarray:
+                         precision=None, preferred_element_type=None, out_sharding=None) -> np.ndarray:
     """``jax.lax.conv_general_dilated``: lhs ``(N, C, *spatial)`` and rhs ``(O, I, *k)`` by
     default, any layout through ``dimension_numbers``.
 
@@ -334,7 +334,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     >>> conv_general_dilated(x, w, (1,), [(0, 0)], lhs_dilation=(2,))[0, 0]   # zeros between
     array([ 0., 10.,  1., 20.,  2., 30.,  3., 40.])
     """
-    del precision  # tconv accumulates in the result dtype
+    del precision, out_sharding  # tconv accumulates in the result dtype, on one host
     context = "jax.lax.conv_general_dilated"
     x, w = _prepare(context, lhs, rhs)
     return _general(context, x, w, window_strides, padding, lhs_dilation, rhs_dilation,
