@@ -12,7 +12,9 @@ and call :func:`run`; :func:`conv` and :func:`conv_transpose` are tconv's own sp
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import contextvars
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -21,9 +23,39 @@ from tconv.errors import TconvError
 from tconv.geometry import AxisGeometry, Geometry, same_pads, tf_transpose_crops
 from tconv.kernels import gemm, reference
 
-__all__ = ["conv", "conv_transpose", "plan_conv", "plan_conv_transpose", "run"]
+__all__ = ["conv", "conv_transpose", "plan_conv", "plan_conv_transpose", "planning", "run", "shape_only"]
 
 _KERNELS = {"gemm": gemm, "reference": reference}
+_PLANS: contextvars.ContextVar[list | None] = contextvars.ContextVar("tconv_plans", default=None)
+
+
+@contextlib.contextmanager
+def planning() -> Iterator[list]:
+    """Within this block :func:`run` validates and records ``(geometry, data_format)``
+    instead of computing, and returns a zero placeholder of the output's shape that
+    allocates nothing.
+
+    This is how the views learn *exactly* the plan a dialect call makes, its refusals
+    included, without a second copy of the dialect's rules: they call the dialect on
+    :func:`shape_only` arrays inside this block.
+
+    >>> from tconv.dialects import torch
+    >>> with planning() as plans:
+    ...     y = torch.conv_transpose2d(shape_only((1, 4, 8, 8)), shape_only((4, 2, 3, 3)), stride=2,
+    ...                                padding=1, output_padding=1)
+    >>> y.shape, plans[0][0].output_spatial, [(a.crop_lo, a.crop_hi) for a in plans[0][0].axes]
+    ((1, 2, 16, 16), (16, 16), [(1, 0), (1, 0)])
+    """
+    token = _PLANS.set([])
+    try:
+        yield _PLANS.get()
+    finally:
+        _PLANS.reset(token)
+
+
+def shape_only(shape, dtype=np.float32) -> np.ndarray:
+    """A read-only array of ``shape`` that allocates nothing (all zeros), for :func:`planning`."""
+    return np.broadcast_to(np.zeros((), dtype), tuple(shape))
 
 
 def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
@@ -52,6 +84,12 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
     if bias is not None and bias.shape != (g.output_channels,):
         raise TconvError("bias", bias, f"must have shape ({g.output_channels},)")
     dtype = _args.result_dtype(x, kernel, bias)
+    plans = _PLANS.get()
+    if plans is not None:
+        plans.append((g, data_format))
+        out_shape = ((x.shape[0], g.output_channels) + g.output_spatial if data_format == "channels_first"
+                     else (x.shape[0],) + g.output_spatial + (g.output_channels,))
+        return shape_only(out_shape, dtype)
     if x.shape[0] == 0:
         out_shape = ((0, g.output_channels) + g.output_spatial if data_format == "channels_first"
                      else (0,) + g.output_spatial + (g.output_channels,))
