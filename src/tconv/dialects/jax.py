@@ -49,6 +49,19 @@ from tconv.geometry import (AxisGeometry, Geometry, conv_output_length, jax_tran
 
 __all__ = ["conv_general_dilated", "conv_transpose"]
 
+#: the conventions table of the docs is generated from these entries (docs/conventions.py)
+CONVENTIONS = {
+    "framework": "JAX (jax.lax)",
+    "data_format": "conv_general_dilated: NCHW/OIHW; conv_transpose: NHWC/HWIO (any via dimension_numbers)",
+    "conv_kernel": "(out, in/groups, *k) by default",
+    "transpose_kernel": "(*k, in, out), spatially unflipped unless transpose_kernel=True ((*k, out, in), flipped)",
+    "transpose_crop": "pairs pad the stride-dilated input: crop = d*(k-1) - pad per side; "
+                      "'SAME'/'VALID' follow Keras",
+    "same": "'SAME': as Keras (n*stride, odd cell cut at the end); 'SAME_LOWER' forward only",
+    "output_size": "no output_padding/output_shape: choose explicit pads",
+}
+
+
 _T = "tests/test_dialect_jax.py"
 _SRC = "jax/_src/lax/convolution.py"
 #: what jax.lax refuses, in its own words

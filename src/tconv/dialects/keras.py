@@ -44,6 +44,18 @@ from tconv.geometry import (AxisGeometry, Geometry, causal_pads, conv_output_len
 
 __all__ = ["Conv1D", "Conv2D", "Conv3D", "Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"]
 
+#: the conventions table of the docs is generated from these entries (docs/conventions.py)
+CONVENTIONS = {
+    "framework": "Keras 3 (keras.layers, TensorFlow backend)",
+    "data_format": "channels_last (N, *spatial, C) by default",
+    "conv_kernel": "(*k, in/groups, filters)",
+    "transpose_kernel": "(*k, filters, in)",
+    "transpose_crop": "TensorFlow's 'SAME'/'VALID' crop of the length Keras picks",
+    "same": "'same': output n*stride (output_padding=None), TF's crop: the odd cell at the end",
+    "output_size": "`output_padding < strides`; None and 0 differ ('same', odd k: 2n vs 2n-1)",
+}
+
+
 _T = "tests/test_dialect_keras.py"
 _BASE = "keras/src/layers/convolutional/base_conv.py"
 _BASE_T = "keras/src/layers/convolutional/base_conv_transpose.py"

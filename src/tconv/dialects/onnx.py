@@ -50,6 +50,19 @@ from tconv.geometry import (AxisGeometry, Geometry, conv_output_length, dilated_
 
 __all__ = ["conv", "conv_transpose"]
 
+#: the conventions table of the docs is generated from these entries (docs/conventions.py)
+CONVENTIONS = {
+    "framework": "ONNX (as onnxruntime 1.32 runs it)",
+    "data_format": "(N, C, *spatial)",
+    "conv_kernel": "(M, C/group, *k)",
+    "transpose_kernel": "(C, M/group, *k)",
+    "transpose_crop": "`pads` crop (begin, end - output_padding); with output_shape/auto_pad the total "
+                      "is split, SAME_UPPER odd cell at the end, NOTSET/SAME_LOWER at the start",
+    "same": "SAME_UPPER = TF/Keras; SAME_LOWER = the other side (PyTorch-like)",
+    "output_size": "`output_padding` or `output_shape` (checked; a negative total is clamped)",
+}
+
+
 _T = "tests/test_dialect_onnx.py"
 _ORT = "onnxruntime 1.32"
 #: what onnxruntime refuses, in its own words

@@ -48,6 +48,19 @@ from tconv.geometry import (AxisGeometry, Geometry, dilated_kernel, same_pads,
 __all__ = ["convolution", "conv1d", "conv2d", "conv3d", "conv_transpose", "conv1d_transpose",
            "conv2d_transpose", "conv3d_transpose"]
 
+#: the conventions table of the docs is generated from these entries (docs/conventions.py)
+CONVENTIONS = {
+    "framework": "TensorFlow (tf.nn)",
+    "data_format": "(N, *spatial, C) by default; NC... computed by tconv where TF's CPU refuses",
+    "conv_kernel": "(*k, in/groups, out)",
+    "transpose_kernel": "(*k, out, in)",
+    "transpose_crop": "the `pad_before` of the forward convolution that maps `output_shape` back: "
+                      "'SAME' puts the odd cell at the end, 'VALID' crops 0, explicit pads crop `pad_before`",
+    "same": "'SAME': output ceil(n/stride) forward, the caller's `output_shape` transposed",
+    "output_size": "`output_shape` is required and checked against the forward convolution",
+}
+
+
 _T = "tests/test_dialect_tf.py"
 _SRC = "tensorflow/python/ops/nn_ops.py"
 _KERNELS = "tensorflow/core/kernels/conv_ops.cc, conv_grad_shape_utils.cc"

@@ -33,6 +33,18 @@ from tconv.geometry import AxisGeometry, Geometry, full_length, same_pads, torch
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 
+#: the conventions table of the docs is generated from these entries (docs/conventions.py)
+CONVENTIONS = {
+    "framework": "PyTorch (torch.nn.functional)",
+    "data_format": "(N, C, *spatial); unbatched (C, *spatial) accepted",
+    "conv_kernel": "(out, in/groups, *k)",
+    "transpose_kernel": "(in, out/groups, *k)",
+    "transpose_crop": "crop `padding` at the start and `padding - output_padding` at the end",
+    "same": "forward only, stride 1 only; no 'same' for transposed convolutions",
+    "output_size": "`output_padding < max(stride, dilation)` (or the module's `output_size=`)",
+}
+
+
 _T = "tests/test_dialect_torch.py"
 #: what PyTorch refuses, in its own words (aten/src/ATen/native/Convolution.cpp and
 #: NaiveConvolutionTranspose*.cpp; torch/nn/functional.py)
