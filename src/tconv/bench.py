@@ -339,8 +339,13 @@ class _Client:
         self.proc.wait(timeout=30)
 
 
+#: seconds of quiet before each timed call: BLAS and OpenMP pools spin for a while after
+#: their last task, and on a small machine one worker's spinning threads would slow the next
+SETTLE_SECONDS = 0.15
+
+
 def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats: int = 7,
-        progress=None) -> dict:
+        progress=None, settle: float = SETTLE_SECONDS) -> dict:
     """Run the benchmark; returns a JSON-able report (see :func:`format_table`)."""
     workloads = workloads or default_workloads()
     say = progress or (lambda text: None)
@@ -364,6 +369,7 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
             for name, client in clients.items():  # the workers take turns
                 if errors[name][i] is not None and not times[name][i]:
                     continue  # refused on the first repeat: do not ask again
+                time.sleep(settle)
                 reply = client.ask(op="time", index=i)
                 if reply.get("ok"):
                     times[name][i].append(reply["seconds"])
@@ -390,7 +396,7 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
         if memory is not None:
             row["tconv_temp_memory_x_output"] = memory[i]
         rows.append(row)
-    return {"frameworks": status, "info": info, "repeats": repeats, "rows": rows,
+    return {"frameworks": status, "info": info, "repeats": repeats, "settle_seconds": settle, "rows": rows,
             "summary": _summary(rows, [n for n in clients if n != "tconv"])}
 
 

@@ -20,6 +20,7 @@ output's size, taking as many kernel taps at once as fit.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -63,13 +64,20 @@ def _row_chunks(batch: int, rows: int, row_elements: int, budget: int):
     return [(n, n + 1, r0, min(rows, r0 + step)) for n in range(batch) for r0 in range(0, rows, step)]
 
 
-def _tap_blocks(geometry: Geometry, r0: int, r1: int, t0: int, t1: int):
+@functools.lru_cache(maxsize=256)
+def _tap_blocks(geometry: Geometry, r0: int, r1: int, t0: int, t1: int) -> tuple:
     """For each tap with flat index in ``[t0, t1)``: its index relative to ``t0``, the block of
     forward-output cells (rows limited to ``[r0, r1)``, relative to ``r0``) and the strided
-    block of forward-input cells it reaches."""
+    block of forward-input cells it reaches. Cached: a layer runs the same plan again and again."""
+    return tuple(_tap_blocks_uncached(geometry, r0, r1, t0, t1))
+
+
+def _tap_blocks_uncached(geometry: Geometry, r0: int, r1: int, t0: int, t1: int):
     shape = geometry.kernel_shape
     for tap, spans in geometry.taps():
-        flat = int(np.ravel_multi_index(tap, shape))
+        flat = 0
+        for t, k in zip(tap, shape):  # row-major flat index of the tap
+            flat = flat * k + t
         if not t0 <= flat < t1:
             continue
         (start, stop, first), rest = spans[0], spans[1:]
