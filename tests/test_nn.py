@@ -1,0 +1,345 @@
+"""tconv.nn: layers, the U-Net against Keras and PyTorch, the planner against both, weight
+files (and bad ones), the shipped model and its demo."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from oracles.harness import require
+from tconv import nn
+from tconv.errors import TconvError
+from tconv.nn import io as nn_io
+from tconv.nn.plan import plan_unet
+from tconv.nn.unet import build_unet
+
+#: the course architecture and four other configurations
+CONFIGS = {
+    "course": dict(),
+    "depth2_bilinear": dict(input_size=(64, 80, 3), n_filters=4, n_classes=3, depth=2,
+                            upsampling="upsample", interpolation="bilinear"),
+    "valid_paper": dict(input_size=(92, 92, 1), n_filters=4, n_classes=2, depth=2, padding="valid"),
+    "depth3_bn_nearest": dict(input_size=(48, 64, 3), n_filters=6, n_classes=5, depth=3,
+                              batch_norm=True, upsampling="upsample"),
+    "depth5_wide": dict(input_size=(64, 96, 2), n_filters=3, n_classes=4, depth=5),
+}
+
+
+def _keras():
+    keras = require("keras")
+    return keras
+
+
+def _randomise(model, rng):
+    """Weights away from Keras' zero-bias, unit-BN defaults, so every term counts."""
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        if "bn" in layer.name:
+            layer.set_weights([rng.uniform(0.6, 1.4, w.shape).astype("float32") for w in weights])
+        else:
+            layer.set_weights([(rng.standard_normal(w.shape) * np.sqrt(2.0 / max(1, np.prod(w.shape[:-1]))))
+                               .astype("float32") for w in weights])
+
+
+def _rel(a, b) -> float:
+    return float(np.abs(np.asarray(a) - np.asarray(b)).max() / max(np.abs(b).max(), 1e-12))
+
+
+@pytest.mark.oracle
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_unet_matches_keras_and_torch(name, tmp_path):
+    keras = _keras()
+    torch = require("torch")
+    cfg = CONFIGS[name]
+    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    kmodel = build_unet(keras.layers, keras.Input, keras.Model, **cfg)
+    _randomise(kmodel, rng)
+    kmodel.save_weights(tmp_path / "u.weights.h5")
+    model = nn.unet(**cfg)
+    model.load_weights(tmp_path / "u.weights.h5")  # Keras' own file: layer order and layout
+    assert [layer.name for layer in model.layers] == [layer.name for layer in kmodel.layers]
+    x = rng.random((2,) + model.input_shape[1:], dtype=np.float32)
+    expected = kmodel.predict(x, verbose=0)
+    got = model(x)
+    assert got.shape == expected.shape and got.dtype == np.float32
+    assert _rel(got, expected) < 1e-4, name
+    tmodel = nn.to_torch(model)
+    with torch.no_grad():
+        theirs = tmodel(torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))).numpy()
+    assert _rel(got, theirs.transpose(0, 2, 3, 1)) < 1e-4, name
+    # the state dict round-trips through both PyTorch formats
+    model.save_weights(tmp_path / "u.safetensors")
+    torch.save(tmodel.state_dict(), tmp_path / "u.pt")
+    for path in ("u.safetensors", "u.pt"):
+        other = nn.unet(**cfg)
+        other.load_weights(tmp_path / path)
+        np.testing.assert_allclose(other(x), got, rtol=1e-5, atol=1e-5 * np.abs(got).max())
+
+
+def test_layers_basics():
+    x = np.arange(2 * 5 * 6 * 3, dtype=np.float32).reshape(2, 5, 6, 3)
+    assert nn.MaxPooling2D()(x).shape == (2, 2, 3, 3)
+    assert nn.MaxPooling2D(padding="same")(x).shape == (2, 3, 3, 3)
+    assert nn.UpSampling2D((2, 3))(x).shape == (2, 10, 18, 3)
+    assert nn.Cropping2D(((1, 0), (2, 1)))(x).shape == (2, 4, 3, 3)
+    assert nn.ZeroPadding2D(1)(x).shape == (2, 7, 8, 3)
+    assert nn.Concatenate()([x, x]).shape == (2, 5, 6, 6)
+    assert np.array_equal(nn.Dropout(0.5)(x), x)
+    s = nn.Softmax()(x)
+    np.testing.assert_allclose(s.sum(-1), 1, rtol=1e-6)
+    with pytest.raises(TconvError, match="Concatenate"):
+        nn.Concatenate()([x, x[:, :4]])
+    with pytest.raises(TconvError, match="cropping"):
+        nn.Cropping2D(((3, 3), (0, 0)))(x)
+
+
+@pytest.mark.oracle
+def test_layers_match_keras():
+    keras = _keras()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 7, 9, 4)).astype(np.float32)
+    cases = [
+        ("MaxPooling2D", dict(pool_size=3, strides=2, padding="same")),
+        ("MaxPooling2D", dict(pool_size=(2, 3), padding="valid")),
+        ("UpSampling2D", dict(size=(2, 3), interpolation="bilinear")),
+        ("UpSampling2D", dict(size=3, interpolation="bilinear")),
+        ("UpSampling2D", dict(size=2, interpolation="nearest")),
+        ("Cropping2D", dict(cropping=((1, 2), (0, 3)))),
+        ("ZeroPadding2D", dict(padding=((1, 0), (2, 3)))),
+        ("ReLU", dict(max_value=0.8, negative_slope=0.1, threshold=0.2)),
+        ("Activation", dict(activation="sigmoid")),
+        ("Softmax", dict()),
+    ]
+    for cls, kwargs in cases:
+        theirs = np.asarray(getattr(keras.layers, cls)(**kwargs)(x))
+        mine = getattr(nn, cls)(**kwargs)(x)
+        assert mine.shape == theirs.shape, (cls, kwargs)
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6, err_msg=f"{cls}{kwargs}")
+    bn = keras.layers.BatchNormalization(epsilon=0.01)
+    bn.build(x.shape)
+    bn.set_weights([rng.uniform(0.5, 1.5, 4).astype("float32") for _ in range(4)])
+    mine = nn.BatchNormalization(epsilon=0.01)
+    mine.build(x.shape)
+    mine.set_weights(bn.get_weights())
+    np.testing.assert_allclose(mine(x), np.asarray(bn(x, training=False)), rtol=1e-5, atol=1e-5)
+
+
+def test_model_any_size_and_geometry():
+    model = nn.unet(input_size=(96, 128, 3), n_filters=2, n_classes=3, depth=3)
+    assert model(np.zeros((1, 48, 40, 3), np.float32)).shape == (1, 48, 40, 3)
+    steps = model.trace((1, 192, 256, 3))
+    assert steps[-1].output_shape == (1, 192, 256, 3)
+    up = next(s for s in steps if s.layer.name == "dec2_up")
+    assert up.geometry.transposed and up.geometry.axes[0].crop_lo == 0 and up.geometry.axes[0].crop_hi == 1
+    pool = next(s for s in steps if s.layer.name == "enc0_pool")
+    assert pool.geometry.axes[0].stride == 2
+    text = model.summary(print_fn=None)
+    assert "dec0_concat (Concatenate)" in text and "Total params" in text
+    assert model.get_layer("logits").filters == 3
+    with pytest.raises(TconvError, match="is not a layer"):
+        model.get_layer("nope")
+
+
+# ---------------------------------------------------------------- the planner
+
+SIZES = [(h, w) for h, w in [
+    (96, 128), (97, 130), (64, 64), (65, 64), (64, 66), (50, 70), (48, 48), (33, 17), (16, 16),
+    (17, 16), (20, 28), (24, 40), (31, 32), (32, 31), (40, 44), (44, 52), (56, 60), (72, 80),
+    (80, 72), (100, 100), (7, 9), (8, 8), (12, 12), (15, 15), (36, 36), (18, 26), (26, 18),
+    (88, 96), (90, 90), (98, 98), (112, 144), (60, 84), (66, 66), (34, 50), (52, 58), (76, 68),
+]]
+
+
+def _plan_cases():
+    cases = [(hw, 4, "same", "transpose") for hw in SIZES]
+    cases += [(hw, 2, "same", "upsample") for hw in SIZES[:10]]
+    cases += [(hw, 2, "valid", "transpose") for hw in [(44, 44), (60, 76), (20, 20), (30, 30), (61, 64),
+                                                       (92, 92), (42, 50)]]
+    return cases
+
+
+@pytest.mark.oracle
+def test_planner_matches_keras_and_torch():
+    keras = _keras()
+    torch = require("torch")
+    cases = _plan_cases()
+    assert len(cases) >= 50
+    torch_models = {}
+    for hw, depth, padding, upsampling in cases:
+        kw = dict(n_filters=1, n_classes=2, depth=depth, padding=padding, upsampling=upsampling)
+        for framework in ("keras", "torch"):
+            plan = plan_unet(hw + (1,), framework=framework, **{k: v for k, v in kw.items()})
+            label = f"{hw} depth={depth} {padding} {upsampling} {framework}"
+            try:
+                if framework == "keras":
+                    shape = build_unet(keras.layers, keras.Input, keras.Model, input_size=hw + (1,),
+                                       **kw).output_shape[1:]
+                else:
+                    key = (depth, padding, upsampling)
+                    if padding == "valid":  # the skip crops are part of the architecture
+                        plan_ok = plan_unet(hw + (1,), framework="keras", **kw).ok
+                        if not plan_ok:
+                            assert not plan.ok, label
+                            continue
+                        tmodel = nn.to_torch(nn.unet(input_size=hw + (1,), **kw))
+                    else:
+                        if key not in torch_models:
+                            torch_models[key] = nn.to_torch(nn.unet(input_size=(64, 64, 1), **kw))
+                        tmodel = torch_models[key]
+                    with torch.no_grad():
+                        out = tmodel(torch.zeros((1, 1) + hw))
+                    shape = tuple(out.shape[2:]) + (out.shape[1],)
+            except (ValueError, RuntimeError) as exc:
+                assert not plan.ok, f"{label}: the framework refused ({exc}) but the plan is ok"
+                message = str(exc)
+                for fragment in plan.framework_error:
+                    assert fragment in message, f"{label}: {fragment!r} not in {message[:300]!r}"
+                continue
+            assert plan.ok, f"{label}: the framework built {shape} but the plan fails: {plan.reason}"
+            assert tuple(shape) == tuple(plan.output), label
+
+
+def test_planner_json_and_fixes():
+    plan = plan_unet((97, 130, 3), depth=4)
+    d = json.loads(plan.to_json())
+    assert d["ok"] is False and d["failing_level"] == 1 and "65" in d["reason"]
+    names = {f["name"]: f for f in d["fixes"]}
+    assert names["pad_input"]["input"] == [112, 144, 3] and names["pad_input"]["output"] == [112, 144, 23]
+    assert names["pad_upsampled"]["output"] == [97, 130, 23]
+    assert names["crop_skip"]["output"] == [96, 128, 23]
+    # every proposed fix's input plans ok
+    assert plan_unet(tuple(names["pad_input"]["input"]), depth=4).ok
+    small = plan_unet((8, 8, 3), depth=4)
+    assert not small.ok and small.failing_level == 3
+    assert plan_unet((96, 128, 3)).ok
+
+
+def test_cli_plan(capsys):
+    from tconv.cli import main
+
+    assert main(["unet", "plan", "--input", "96x128x3"]) == 0
+    assert "ok: output 96x128x23" in capsys.readouterr().out
+    assert main(["unet", "plan", "--input", "97x130", "--framework", "torch", "--json"]) == 1
+    d = json.loads(capsys.readouterr().out)
+    assert d["ok"] is False and d["failing_level"] == 1 and d["reason"]
+
+
+# ------------------------------------------------------------------ files
+
+
+def _keras_file(keras, tmp_path, lambda_layer=False):
+    i = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(i)
+    if lambda_layer:
+        x = keras.layers.Lambda(lambda t: t * 2)(x)
+    x = keras.layers.BatchNormalization()(x)
+    p = keras.layers.MaxPooling2D()(x)
+    u = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same")(p)
+    c = keras.layers.Concatenate()([u, x])
+    o = keras.layers.Conv2D(2, 1)(keras.layers.Dropout(0.2)(c))
+    model = keras.Model(i, o)
+    path = tmp_path / ("lambda.keras" if lambda_layer else "m.keras")
+    model.save(path)
+    return model, path
+
+
+@pytest.mark.oracle
+def test_load_keras_and_save_back(tmp_path):
+    keras = _keras()
+    kmodel, path = _keras_file(keras, tmp_path)
+    rng = np.random.default_rng(0)
+    for layer in kmodel.layers:
+        if layer.weights:
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape).astype("float32") for w in layer.get_weights()])
+    kmodel.save(path)
+    model = nn.load_keras(path)
+    x = rng.random((2, 16, 16, 3), dtype=np.float32)
+    expected = kmodel.predict(x, verbose=0)
+    assert _rel(model(x), expected) < 1e-4
+    assert model(rng.random((1, 32, 48, 3), dtype=np.float32)).shape == (1, 32, 48, 2)  # any size
+    model.save(tmp_path / "back.keras")
+    model.save_weights(tmp_path / "back.weights.h5")
+    again = keras.models.load_model(tmp_path / "back.keras")
+    assert _rel(again.predict(x, verbose=0), expected) < 1e-6
+    kmodel.load_weights(tmp_path / "back.weights.h5")
+    assert _rel(kmodel.predict(x, verbose=0), expected) < 1e-6
+
+
+@pytest.mark.oracle
+def test_bad_files_refused(tmp_path):
+    keras = _keras()
+    _, path = _keras_file(keras, tmp_path)
+    data = path.read_bytes()
+    _, lam = _keras_file(keras, tmp_path, lambda_layer=True)
+    with pytest.raises(TconvError, match="Lambda"):
+        nn.load_keras(lam)
+    (tmp_path / "trunc.keras").write_bytes(data[: len(data) // 2])
+    with pytest.raises(TconvError):
+        nn.load_keras(tmp_path / "trunc.keras")
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo("model.weights.h5")
+        offset = info.header_offset + 30 + len(info.filename) + len(info.extra) + info.compress_size // 2
+    flipped = bytearray(data)
+    flipped[offset] ^= 0x10
+    (tmp_path / "flip.keras").write_bytes(bytes(flipped))
+    with pytest.raises(TconvError, match="corrupted|CRC"):
+        nn.load_keras(tmp_path / "flip.keras")
+    model = nn.load_keras(path)
+    model.save_weights(tmp_path / "w.weights.h5")
+    (tmp_path / "w.keras").write_bytes((tmp_path / "w.weights.h5").read_bytes())  # mislabelled
+    with pytest.raises(TconvError, match="mislabelled|HDF5"):
+        nn.load_keras(tmp_path / "w.keras")
+    (tmp_path / "x.weights.h5").write_bytes(data)  # a .keras named as weights
+    with pytest.raises(TconvError, match="mislabelled"):
+        model.load_weights(tmp_path / "x.weights.h5")
+    h5 = (tmp_path / "w.weights.h5").read_bytes()
+    (tmp_path / "t.weights.h5").write_bytes(h5[: len(h5) // 3])
+    with pytest.raises(TconvError):
+        model.load_weights(tmp_path / "t.weights.h5")
+    other = nn.unet(input_size=(16, 16, 3), n_filters=2, n_classes=2, depth=1)
+    with pytest.raises(TconvError, match="different architecture|shape"):
+        other.load_weights(tmp_path / "w.weights.h5")
+    model.save_weights(tmp_path / "s.safetensors")
+    st = (tmp_path / "s.safetensors").read_bytes()
+    (tmp_path / "t.safetensors").write_bytes(st[:-7])
+    with pytest.raises(TconvError, match="safetensors"):
+        model.load_weights(tmp_path / "t.safetensors")
+    (tmp_path / "pickle.pt").write_bytes(b"\x80\x04\x95" + b"\x00" * 40)
+    with pytest.raises(TconvError):
+        model.load_weights(tmp_path / "pickle.pt")
+
+
+def test_safetensors_matches_library(tmp_path):
+    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    tensors = {"a.weight": np.arange(24, dtype=np.float32).reshape(2, 3, 4),
+               "b": np.ones(3, np.float64), "n": np.zeros((), np.int64)}
+    nn_io.write_safetensors(tensors, tmp_path / "t.safetensors")
+    theirs = safetensors_numpy.load_file(str(tmp_path / "t.safetensors"))
+    for k, v in tensors.items():
+        np.testing.assert_array_equal(theirs[k], v)
+    safetensors_numpy.save_file(tensors, str(tmp_path / "u.safetensors"))
+    for k, v in nn_io.read_safetensors(tmp_path / "u.safetensors").items():
+        np.testing.assert_array_equal(v, tensors[k])
+
+
+# ------------------------------------------------------------- shipped model
+
+
+def test_shipped_model_and_demo(tmp_path, capsys):
+    pytest.importorskip("h5py")
+    model = nn.load_shipped()
+    assert nn_io.SHIPPED_MODEL.stat().st_size < 2_000_000
+    assert model.input_shape == (None, 96, 128, 3) and model.output_shape[-1] == 4
+    from tconv.cli import main
+
+    out = tmp_path / "demo.png"
+    assert main(["unet", "demo", "-n", "16", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    mean = float(text.split("mean IoU")[1].split()[0])
+    assert mean >= 0.85, text
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
