@@ -16,11 +16,12 @@ are written as their *shape*. Functional forms, whose kernel lives in the weight
 also take ``kernel_size=`` and ``out_channels=`` instead of a weight shape.
 
 :meth:`LayerSpec.resolve` turns a spec and an input shape (the framework's own data
-format, with or without the batch axis) into a :class:`Resolved` plan: the neutral
-:class:`~tconv.geometry.Geometry`, built with the same geometry functions the
-dialects use, plus the framework's view (kernel layout, output shape). Where the
-framework refuses the configuration, it raises :class:`Refused` (a
-:class:`~tconv.errors.TconvError`) with the framework's reason.
+format, with or without the batch axis) into a :class:`Resolved` plan by asking the
+spec's dialect: it makes the call the spec describes on placeholder arrays inside
+:func:`tconv.ops.planning` and keeps the :class:`~tconv.geometry.Geometry` that call
+plans, plus the framework's view (kernel layout, output shape). Where the dialect
+refuses the configuration, it raises :class:`Refused` (a
+:class:`~tconv.errors.TconvError`) with the dialect's message unchanged.
 
 >>> spec = parse("keras.layers.Conv2DTranspose(512, 3, strides=2, padding='same')")
 >>> spec
@@ -32,15 +33,16 @@ keras.Conv2DTranspose(512, 3, strides=2, padding='same')
 from __future__ import annotations
 
 import ast
+import functools
+import importlib
+import inspect
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from tconv.errors import TconvError
-from tconv.geometry import (AxisGeometry, Geometry, causal_pads, full_length,
-                            jax_transpose_pads, keras_transpose_crops, lhs_dilated_axis,
-                            onnx_conv_pads, onnx_transpose_crops, same_pads, tf_transpose_crops,
-                            torch_output_padding_for_size, torch_transpose_crops)
+from tconv.geometry import (Geometry, jax_pads_for_crops, lhs_dilated_axis, torch_args_for_crops,
+                            torch_output_padding_for_size)
 from tconv.layout import SPATIAL
 
 __all__ = ["LayerSpec", "Resolved", "Refused", "parse", "FRAMEWORKS", "MAX_TEXT"]
@@ -55,7 +57,12 @@ _MAX_ITEMS = 16
 
 
 class Refused(TconvError):
-    """The framework itself refuses this configuration (the message gives its reason)."""
+    """The framework refuses this configuration: the dialect's own :class:`TconvError`,
+    message unchanged (so that views can tell it from a spec tconv cannot read)."""
+
+    @classmethod
+    def of(cls, exc: TconvError) -> "Refused":
+        return cls(exc.argument, exc.value, exc.rule, valid=exc.valid, context=exc.context)
 
 
 # ------------------------------------------------------------------- the op table
@@ -212,7 +219,7 @@ class LayerSpec:
         Raises :class:`Refused` where the framework refuses, :class:`TconvError` where the
         spec lacks something tconv needs (a kernel size, a channel count).
         """
-        return _RESOLVERS[self.framework](self, _shape_tuple(input_shape))
+        return _resolve(self, _shape_tuple(input_shape))
 
 
 # ------------------------------------------------------------------------ parsing
@@ -388,12 +395,21 @@ def _infer_rank(op: _Op, values: dict[str, Any]) -> int | None:
 
 
 # ----------------------------------------------------------------- resolution
+#
+# A spec is resolved by *asking its dialect*: the spec's arguments become the dialect
+# call they describe, on zero-allocation placeholder arrays (ops.shape_only), inside
+# ops.planning(), which records the Geometry that call plans. Every size, pad, crop and
+# refusal therefore comes from the dialect; this section only builds the call (arrays
+# written as their shapes, the batch axis a view may omit) and reads back, in the
+# framework's vocabulary, what explain puts into words (kernel layout, per-axis rules).
 
 
 @dataclass(frozen=True)
 class Resolved:
     """A spec planned on an input shape: the neutral geometry and the framework's view of it.
 
+    ``geometry`` is the plan the dialect call records; ``output_shape`` is that call's
+    output shape (framework data format, without the batch axis if the input had none).
     ``kernel_layout`` names the framework kernel's axes: spatial letters, ``I`` for this
     layer's input channels (per group where the framework stores them so) and ``O``
     for its output channels. ``rules`` holds each spatial axis' framework arguments
@@ -418,6 +434,57 @@ class Resolved:
         return SPATIAL[self.geometry.rank]
 
 
+def _resolve(spec: LayerSpec, shape: tuple[int, ...]) -> Resolved:
+    dialect = importlib.import_module(f"tconv.dialects.{spec.framework}")
+    return _RESOLVERS[spec.framework](spec, shape, dialect)
+
+
+def _plan(spec: LayerSpec, run: Callable[[], Any], batch: int) -> tuple[Geometry, str, tuple[int, ...]]:
+    """Run the dialect call ``run`` in planning mode: ``(geometry, data_format, output shape)``.
+
+    The dialect's :class:`TconvError` is the framework's refusal, re-raised as
+    :class:`Refused` with its message unchanged. A call that plans no convolution (JAX's
+    empty outputs), several (JAX's ``batch_group_count``) or post-processes its one
+    (JAX's ``window_strides`` with ``lhs_dilation``) is not one convolution to explain.
+    """
+    from tconv import ops
+
+    with ops.planning() as plans:
+        try:
+            y = run()
+        except Refused:
+            raise
+        except TconvError as exc:
+            raise Refused.of(exc) from None
+        except ValueError as exc:  # NumPy: a placeholder with more elements than it can index
+            raise TconvError("spec", repr(spec), f"cannot be planned on this input: {exc}") from None
+    out = tuple(y.shape)
+    if not plans:  # JAX's dialect plans nothing for a zero-length input or output axis, as jax.lax
+        if 0 in out:
+            raise Refused("output", out, "has a zero-length axis", context=spec.callee)
+        raise Refused("input", "a zero-length axis", f"leaves {spec.callee} nothing to convolve: it returns "
+                      f"zeros of shape {out}", context=spec.callee)
+    if len(plans) != 1:
+        raise TconvError("spec", repr(spec), f"is {len(plans)} convolutions in {spec.callee} (e.g. one per "
+                         "batch_group_count), not one; tconv explains a single convolution")
+    geometry, data_format = plans[0]
+    if math.prod(out) != batch * math.prod(geometry.output_spatial) * geometry.output_channels:
+        raise TconvError("spec", repr(spec), f"is not a single convolution: {spec.callee} plans one with output "
+                         f"{geometry.output_spatial} and then subsamples it to {out} (window_strides with "
+                         "lhs_dilation); tconv explains a single convolution")
+    return geometry, data_format, out
+
+
+def _no_values(shape, dtype):
+    """Keras ``*_initializer`` for planning: a zero-allocation placeholder, no random draws."""
+    from tconv import ops
+
+    return ops.shape_only(shape, dtype)
+
+
+# ..................................................................... reading
+
+
 def _shape_tuple(shape) -> tuple[int, ...]:
     if isinstance(shape, str):
         raise TconvError("input_shape", shape, "must be a sequence of integers (use tconv.cli for '8x8x1024')")
@@ -425,57 +492,15 @@ def _shape_tuple(shape) -> tuple[int, ...]:
         items = tuple(shape)
     except TypeError:
         raise TconvError("input_shape", shape, "must be a sequence of integers") from None
-    if not items or not all(isinstance(v, int) and not isinstance(v, bool) for v in items):
+    if not items or not all(_is_int(v) for v in items):
         raise TconvError("input_shape", shape, "must be a sequence of integers")
     if any(v < 0 for v in items):
         raise TconvError("input_shape", shape, "must not contain negative lengths")
     return items
 
 
-def _need_int(value: Any, name: str, spec: LayerSpec, *, minimum: int | None = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Refused(name, value, "must be an integer", context=spec.callee)
-    if minimum is not None and value < minimum:
-        raise Refused(name, value, f"must be at least {minimum}", context=spec.callee)
-    return value
-
-
-def _ints(value: Any, rank: int, name: str, spec: LayerSpec, *, minimum: int | None = 1,
-          full_rank: bool = False) -> tuple[int, ...]:
-    """An int or ``rank`` ints (``full_rank``: also ``rank + 2`` with the N and C entries, TF style)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        items = (value,) * rank
-    elif isinstance(value, tuple) and len(value) == rank:
-        items = value
-    elif full_rank and isinstance(value, tuple) and len(value) == rank + 2:
-        items = value[1:-1]  # channels-last order; callers with NC* order re-slice
-    elif full_rank and isinstance(value, tuple) and len(value) == 1:
-        items = value * rank
-    else:
-        raise Refused(name, value, f"must be an integer or {rank} integers", context=spec.callee)
-    return tuple(_need_int(v, name, spec, minimum=minimum) for v in items)
-
-
-def _split_input(spec: LayerSpec, shape: tuple[int, ...], rank: int, channels_first: bool,
-                 *, batch_optional: bool = True) -> tuple[bool, tuple[int, ...], int]:
-    """``(batched, spatial, channels)`` of an input in the framework's data format."""
-    if len(shape) == rank + 2:
-        core, batched = shape[1:], True
-    elif len(shape) == rank + 1 and batch_optional:
-        core, batched = shape, False
-    else:
-        raise TconvError("input_shape", shape, f"must have {rank + 1} or {rank + 2} axes for {spec.callee} "
-                         f"({'C, ' if channels_first else ''}{', '.join(SPATIAL[rank])}"
-                         f"{'' if channels_first else ', C'}, optionally batch first)")
-    spatial, channels = (core[1:], core[0]) if channels_first else (core[:-1], core[-1])
-    if any(n < 1 for n in spatial) or channels < 1:
-        raise Refused("input_shape", shape, "has an empty axis", context=spec.callee)
-    return batched, tuple(spatial), channels
-
-
-def _compose(batched: bool, batch: int, spatial, channels: int, channels_first: bool) -> tuple[int, ...]:
-    core = (channels,) + tuple(spatial) if channels_first else tuple(spatial) + (channels,)
-    return ((batch,) if batched else ()) + core
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _rank_of(spec: LayerSpec, shape: tuple[int, ...]) -> int:
@@ -488,552 +513,344 @@ def _rank_of(spec: LayerSpec, shape: tuple[int, ...]) -> int:
     return rank
 
 
-def _axes(spec: LayerSpec, build) -> tuple[AxisGeometry, ...]:
-    """Geometry construction errors (kernel larger than input, empty output) are refusals."""
+def _with_batch(spec: LayerSpec, shape: tuple[int, ...], rank: int,
+                channels_first: bool) -> tuple[bool, tuple[int, ...]]:
+    """``(batched, shape with a batch axis)``: views may omit the batch axis; the call gets one of 1."""
+    if len(shape) == rank + 2:
+        return True, shape
+    if len(shape) == rank + 1:
+        return False, (1,) + shape
+    raise TconvError("input_shape", shape, f"must have {rank + 1} or {rank + 2} axes for {spec.callee} "
+                     f"({'C, ' if channels_first else ''}{', '.join(SPATIAL[rank])}"
+                     f"{'' if channels_first else ', C'}, optionally batch first)")
+
+
+def _unbatch(out: tuple[int, ...], batched: bool) -> tuple[int, ...]:
+    return out if batched else out[1:]
+
+
+def _array_shape(value: Any, name: str, spec: LayerSpec) -> tuple[int, ...]:
+    """An array argument, written in the spec as its shape."""
+    if not (isinstance(value, tuple) and all(_is_int(v) and v >= 0 for v in value)):
+        raise TconvError(name, value, "must be written as the array's shape: a tuple of non-negative integers",
+                         context=spec.callee)
+    return value
+
+
+def _placeholder(shape: tuple[int, ...], name: str, spec: LayerSpec):
+    from tconv import ops
+
     try:
-        return tuple(build())
-    except Refused:
-        raise
-    except TconvError as exc:
-        raise Refused(exc.argument, exc.value, exc.rule, valid=exc.valid, context=spec.callee) from None
+        return ops.shape_only(shape)
+    except ValueError as exc:  # more elements than NumPy can index
+        raise TconvError(name, shape, f"cannot be planned: {exc}", context=spec.callee) from None
 
 
-def _geometry(spec: LayerSpec, axes, in_channels: int, out_channels: int, groups: int) -> Geometry:
-    """``in/out_channels`` of *this* layer; Geometry stores the forward convolution's."""
-    try:
-        if spec.transposed:
-            return Geometry(axes, out_channels, in_channels, groups, transposed=True)
-        return Geometry(axes, in_channels, out_channels, groups)
-    except TconvError as exc:
-        raise Refused(exc.argument, exc.value, exc.rule, valid=exc.valid, context=spec.callee) from None
+@functools.lru_cache(maxsize=None)
+def _required(fn: Callable) -> tuple[str, ...]:
+    return tuple(p.name for p in inspect.signature(fn).parameters.values()
+                 if p.default is inspect.Parameter.empty and p.name != "self"
+                 and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
 
 
-def _kernel_from(spec: LayerSpec, rank: int, *, shape_arg: str | None, layout: str,
-                 in_channels: int, groups: int) -> tuple[tuple[int, ...], int]:
-    """Kernel size and output channels of a functional call, from its weight shape or the extras."""
-    shape = spec.get(shape_arg) if shape_arg else None
-    if shape is not None:
-        if not isinstance(shape, tuple) or len(shape) != rank + 2 or not all(
-                isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in shape):
-            raise Refused(shape_arg, shape, f"must be the shape of a {rank + 2}-axis kernel ({layout})",
-                          context=spec.callee)
-        spatial = tuple(v for v, c in zip(shape, layout) if c not in "IO")
-        i, o = shape[layout.index("I")], shape[layout.index("O")]
-        return spatial, (i, o)
-    kernel = spec.get("kernel_size")
+def _require(spec: LayerSpec, fn: Callable, supplied: tuple[str, ...] = ()) -> None:
+    """The call's required parameters (the dialect's signature) must be in the spec."""
+    missing = [name for name in _required(fn) if name not in supplied and name not in spec.kwargs]
+    if missing:
+        raise TconvError(missing[0], None, f"is required by {spec.callee}"
+                         + (f" (as {', '.join(missing[1:])} {'is' if len(missing) == 2 else 'are'})"
+                            if len(missing) > 1 else ""))
+
+
+def _per_group(channels: Any, groups: Any) -> Any:
+    """``channels / groups`` where that is a whole count; otherwise ``channels`` (the dialect refuses)."""
+    if _is_int(channels) and _is_int(groups) and groups > 0 and channels % groups == 0:
+        return channels // groups
+    return channels
+
+
+def _weight_shape(spec: LayerSpec, rank: int, layout: str, *, given: str, i: Any, o: Any,
+                  kernel_arg: str = "kernel_size") -> tuple[int, ...]:
+    """The weight's shape: as the spec writes it (``given=``), or laid out from ``kernel_arg``
+    and the channel counts ``i`` (the ``I`` axis) and ``o`` (the ``O`` axis)."""
+    if spec.get(given) is not None:
+        return _array_shape(spec.get(given), given, spec)
+    kernel = spec.get(kernel_arg)
     if kernel is None:
-        names = f"{shape_arg}=(... {layout} ...) or kernel_size=" if shape_arg else "kernel_size="
-        raise TconvError("spec", repr(spec), f"does not say the kernel size: {spec.callee} keeps it in its "
-                         f"weight; add {names}...")
-    kernel = _ints(kernel, rank, "kernel_size", spec)
-    out = spec.get("out_channels")
-    if out is None:
+        raise TconvError("spec", repr(spec), f"does not say the kernel size: {spec.callee} keeps it in its weight; "
+                         f"add {given}=(... {layout} ...) or {kernel_arg}=... and out_channels=...")
+    if i is None or o is None:
         raise TconvError("spec", repr(spec), f"does not say the output channels: add out_channels=... "
-                         f"(or {shape_arg}=(...) with the weight's shape)" if shape_arg else
-                         "does not say the output channels: add out_channels=...")
-    return kernel, None
+                         f"(or {given}=(...) with the weight's shape)")
+    kernel = (kernel,) * rank if _is_int(kernel) else kernel
+    sizes = kernel if isinstance(kernel, tuple) and len(kernel) == rank else None
+    if sizes is None or not all(_is_int(v) and v >= 0 for v in sizes + (i, o)):
+        raise TconvError(kernel_arg, kernel, f"and the channel counts must be non-negative integers ({rank} "
+                         f"kernel sizes): tconv builds the {given} of shape ({layout}) from them", context=spec.callee)
+    it = iter(sizes)
+    return tuple(i if c == "I" else o if c == "O" else next(it) for c in layout)
 
 
-def _bias_flag(value: Any) -> bool:
-    return value is not None and value is not False
+def _call_kwargs(spec: LayerSpec, skip: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in spec.args if k not in skip + _FUNCTIONAL_EXTRA}
+
+
+def _divergence_notes(dialect, geometry: Geometry) -> tuple[str, ...]:
+    """The dialect's declared CPU divergence a plan meets (TF/Keras dilated transposed)."""
+    d = getattr(dialect, "DIVERGENCES", {}).get("cpu_transpose_dilation")
+    if d is None or not geometry.transposed or all(a.dilation == 1 for a in geometry.axes):
+        return ()
+    return (f"{d.condition}: TensorFlow's CPU kernel refuses it ({d.framework_says}); tconv {d.tconv_does}",)
 
 
 # .................................................................... keras
 
+#: constructor arguments that choose weight values or a pointwise function after the
+#: convolution: they never change the plan, and the dialect knows only some of Keras'
+#: names for them, so they are not passed to the planning call
+_KERAS_UNPLANNED = ("activation", "kernel_initializer", "bias_initializer", "kernel_regularizer",
+                    "bias_regularizer", "activity_regularizer", "kernel_constraint", "bias_constraint",
+                    "name", "dtype", "trainable")
 
-def _resolve_keras(spec: LayerSpec, shape: tuple[int, ...]) -> Resolved:
+
+def _resolve_keras(spec: LayerSpec, shape: tuple[int, ...], keras) -> Resolved:
+    cls = getattr(keras, spec.op)
+    _require(spec, cls.__init__)
     rank = spec.rank
-    fmt = spec.get("data_format") or "channels_last"
-    if fmt not in ("channels_last", "channels_first"):
-        raise Refused("data_format", fmt, "must be 'channels_last' or 'channels_first'", context=spec.callee)
-    cf = fmt == "channels_first"
-    batched, spatial, cin = _split_input(spec, shape, rank, cf)
-    filters = spec.get("filters")
-    kernel = spec.get("kernel_size")
-    if filters is None or kernel is None:
-        raise TconvError("spec", repr(spec), f"{spec.callee} needs filters and kernel_size, "
-                         f"e.g. {spec.callee}(512, 3)")
-    if not isinstance(filters, int) or isinstance(filters, bool) or filters <= 0:
-        raise Refused("filters", filters, "Invalid value for argument `filters`. Expected a strictly "
-                      "positive value", context=spec.callee)
-    kernel = _ints(kernel, rank, "kernel_size", spec)
-    strides = _ints(spec.get("strides", 1), rank, "strides", spec)
-    dilation = _ints(spec.get("dilation_rate", 1), rank, "dilation_rate", spec)
-    padding = spec.get("padding", "valid")
-    padding = padding.lower() if isinstance(padding, str) else padding
-    allowed = ("valid", "same") + (("causal",) if rank == 1 and not spec.transposed else ())
-    if padding not in allowed:
-        raise Refused("padding", spec.get("padding"), f"must be one of {allowed}", context=spec.callee)
-    if max(strides) > 1 and max(dilation) > 1:
-        raise Refused("strides", strides, f"`strides > 1` not supported in conjunction with `dilation_rate > 1`. "
-                      f"Received: strides={strides} and dilation_rate={dilation}", context=spec.callee)
-    groups = 1
-    if spec.transposed:
-        op = spec.get("output_padding")
-        out_pad = (None,) * rank if op is None else _ints(op, rank, "output_padding", spec, minimum=0)
-        for i, (p, s) in enumerate(zip(out_pad, strides)):
-            if p is not None and p >= s:
-                raise Refused("output_padding", op, "Invalid `output_padding` argument. Each value in "
-                              f"`output_padding` must be strictly less than the corresponding stride "
-                              f"(dimension {i}: output_padding {p}, stride {s})", context=spec.callee)
-        rules = tuple({"padding": padding, "output_padding": p} for p in out_pad)
-        axes = _axes(spec, lambda: (AxisGeometry.transposed(
-            n, k, s, d, *keras_transpose_crops(n, k, s, d, padding, p))
-            for n, k, s, d, p in zip(spatial, kernel, strides, dilation, out_pad)))
-        kernel_shape, layout = kernel + (filters, cin), SPATIAL[rank] + "OI"
-    else:
-        groups = _need_int(spec.get("groups", 1), "groups", spec)
-        if filters % groups:
-            raise Refused("groups", groups, f"The number of filters must be evenly divisible by the number of "
-                          f"groups. Received: groups={groups}, filters={filters}", context=spec.callee)
-        if cin % groups:
-            raise Refused("groups", groups, f"The number of input channels must be evenly divisible by the "
-                          f"number of groups. Received groups={groups}, but the input has {cin} channels",
-                          context=spec.callee)
+    cf = str(spec.get("data_format")).lower() == "channels_first"
+    batched, full = _with_batch(spec, shape, rank, cf)
+    kwargs = {k: v for k, v in spec.args if k not in _KERAS_UNPLANNED}
+    x, layers = _placeholder(full, "input_shape", spec), []
 
-        def pads(n, k, s, d):
-            if padding == "same":
-                return same_pads(n, k, s, d)
-            return causal_pads(k, d) if padding == "causal" else (0, 0)
-        rules = tuple({"padding": padding} for _ in range(rank))
-        axes = _axes(spec, lambda: (AxisGeometry(n, k, s, d, *pads(n, k, s, d))
-                                    for n, k, s, d in zip(spatial, kernel, strides, dilation)))
-        kernel_shape, layout = kernel + (cin // groups, filters), SPATIAL[rank] + "IO"
-    geometry = _geometry(spec, axes, cin, filters, groups)
-    return Resolved(spec, geometry, shape, _compose(batched, shape[0], geometry.output_spatial, filters, cf),
-                    batched, cf, kernel_shape, layout, spec.get("use_bias", True) is not False, rules)
+    def run():
+        layers.append(cls(**kwargs, kernel_initializer=_no_values, bias_initializer=_no_values))
+        return layers[0](x)
+
+    g, data_format, out = _plan(spec, run, full[0])
+    layer = layers[0]
+    if spec.transposed:
+        out_pad = layer.output_padding or (None,) * rank
+        rules = tuple({"padding": layer.padding, "output_padding": op} for op in out_pad)
+    else:
+        rules = tuple({"padding": layer.padding} for _ in range(rank))
+    return Resolved(spec, g, shape, _unbatch(out, batched), batched, data_format == "channels_first",
+                    tuple(layer.kernel.shape), SPATIAL[rank] + ("OI" if spec.transposed else "IO"),
+                    layer.use_bias, rules, notes=_divergence_notes(keras, g))
 
 
 # .................................................................... torch
 
+_TORCH_PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
-def _resolve_torch(spec: LayerSpec, shape: tuple[int, ...]) -> Resolved:
+
+def _torch_module_checks(spec: LayerSpec) -> None:
+    """What torch.nn.ConvNd / ConvTransposeNd refuse in their constructor, before the functional
+    op (torch/nn/modules/conv.py, _ConvNd.__init__, _ConvTransposeNd.__init__); the functional
+    op's own rules are the torch dialect's. tconv.dialects.torch is torch.nn.functional only,
+    so the module layer's three checks live here, with the module's words."""
+    context = spec.callee
+    groups = spec.get("groups", 1)
+    for name in ("in_channels", "out_channels"):
+        if _is_int(groups) and groups > 0 and _is_int(spec.get(name)) and spec.get(name) % groups:
+            raise Refused(name, spec.get(name), "must be divisible by groups", context=context)
+    mode = spec.get("padding_mode", "zeros")
+    if mode not in _TORCH_PADDING_MODES:
+        raise Refused("padding_mode", mode, f"padding_mode must be one of {set(_TORCH_PADDING_MODES)}, but got "
+                      f"padding_mode={mode!r}", context=context)
+    if spec.transposed and mode != "zeros":
+        raise Refused("padding_mode", mode, f'Only "zeros" padding mode is supported for {spec.op}',
+                      context=context)
+
+
+def _resolve_torch(spec: LayerSpec, shape: tuple[int, ...], torch) -> Resolved:
+    from tconv import ops
+
     rank = spec.rank
-    batched, spatial, cin = _split_input(spec, shape, rank, True)
-    functional = spec.module == "torch.nn.functional"
-    groups = _need_int(spec.get("groups", 1), "groups", spec)
-    strides = _ints(spec.get("stride", 1), rank, "stride", spec, minimum=None)
-    if any(s <= 0 for s in strides):
-        raise Refused("stride", strides, "non-positive stride is not supported", context=spec.callee)
-    dilation = _ints(spec.get("dilation", 1), rank, "dilation", spec, minimum=None)
-    if any(d <= 0 for d in dilation):
-        raise Refused("dilation", dilation, "dilation should be greater than zero", context=spec.callee)
-    if functional:
-        layout = ("IO" if spec.transposed else "OI") + SPATIAL[rank]
-        kernel, io = _kernel_from(spec, rank, shape_arg="weight", layout=layout, in_channels=cin, groups=groups)
-        if io is None:
-            cout = _need_int(spec.get("out_channels"), "out_channels", spec)
-            declared_in = spec.get("in_channels")
-            if declared_in is not None and declared_in != cin:
-                raise Refused("input", shape, f"expected input to have {declared_in} channels, but got {cin} "
-                              "channels instead", context=spec.callee)
-        elif spec.transposed:
-            if io[0] != cin:
-                raise Refused("input", shape, f"expected input to have {io[0]} channels, but got {cin} "
-                              "channels instead", context=spec.callee)
-            cout = io[1] * groups
-        else:
-            if cin != io[0] * groups:
-                raise Refused("input", shape, f"expected input to have {io[0] * groups} channels, but got "
-                              f"{cin} channels instead", context=spec.callee)
-            cout = io[1]
-        bias = _bias_flag(spec.get("bias"))
-    else:
-        layout = ("IO" if spec.transposed else "OI") + SPATIAL[rank]
-        declared_in, cout = spec.get("in_channels"), spec.get("out_channels")
-        if declared_in is None or cout is None or spec.get("kernel_size") is None:
+    batched, full = _with_batch(spec, shape, rank, True)
+    fn = getattr(torch, f"conv_transpose{rank}d" if spec.transposed else f"conv{rank}d")
+    layout = ("IO" if spec.transposed else "OI") + SPATIAL[rank]
+    groups = spec.get("groups", 1)
+    module = spec.module == "torch.nn"
+    if module:
+        missing = [n for n in ("in_channels", "out_channels", "kernel_size") if spec.get(n) is None]
+        if missing:
             raise TconvError("spec", repr(spec), f"{spec.callee} needs in_channels, out_channels and kernel_size, "
                              f"e.g. {spec.callee}(1024, 512, 3)")
-        declared_in = _need_int(declared_in, "in_channels", spec)
-        cout = _need_int(cout, "out_channels", spec)
-        kernel = _ints(spec.get("kernel_size"), rank, "kernel_size", spec)
-        for name, value in (("in_channels", declared_in), ("out_channels", cout)):
-            if value % groups:
-                raise Refused(name, value, "must be divisible by groups", context=spec.callee)
-        if declared_in != cin:
-            raise Refused("input", shape, f"expected input to have {declared_in} channels, but got {cin} "
-                          "channels instead", context=spec.callee)
-        bias = spec.get("bias", True) is not False
-        mode = spec.get("padding_mode", "zeros")
-        if mode not in ("zeros", "reflect", "replicate", "circular"):
-            raise Refused("padding_mode", mode, "must be one of 'zeros', 'reflect', 'replicate', 'circular'",
-                          context=spec.callee)
-        if spec.transposed and mode != "zeros":
-            raise Refused("padding_mode", mode, f'Only "zeros" padding mode is supported for {spec.op}',
-                          context=spec.callee)
-    if any(k < 1 for k in kernel):
-        raise Refused("weight", kernel, "kernel size should be greater than zero", context=spec.callee)
-    padding = spec.get("padding", 0)
-    if spec.transposed:
-        if isinstance(padding, str):
-            raise Refused("padding", padding, "conv_transpose takes integer padding only; PyTorch has no "
-                          "'same'/'valid' for transposed convolutions", context=spec.callee)
-        pad = _ints(padding, rank, "padding", spec, minimum=0)
-        if spec.get("output_size") is not None:
-            size = spec.get("output_size")
-            size = size[-rank:] if isinstance(size, tuple) and len(size) > rank else size
-            sizes = _ints(size, rank, "output_size", spec)
+        _torch_module_checks(spec)
+    cin, cout = spec.get("in_channels", full[1]), spec.get("out_channels")
+    i, o = (cin, _per_group(cout, groups)) if spec.transposed else (_per_group(cin, groups), cout)
+    weight = _weight_shape(spec, rank, layout, given="weight", i=i, o=o)
+    bias = spec.get("bias", module)
+    kwargs = _call_kwargs(spec, ("input", "weight", "bias", "padding_mode", "device", "dtype", "output_size"))
+    x, w = _placeholder(full, "input_shape", spec), _placeholder(weight, "weight", spec)
+    b = _placeholder(_array_shape(bias, "bias", spec), "bias", spec) if isinstance(bias, tuple) else None
+    output_size = spec.get("output_size") if module else None
+
+    def run():
+        if output_size is not None:
+            # ConvTransposeNd.forward(x, output_size): the output_padding that reaches it, from
+            # the plan without one (torch's _output_padding); its range check is geometry's
+            with ops.planning() as first:
+                fn(x, w, b, **{**kwargs, "output_padding": 0})
+            axes = first[0][0].axes
+            sizes = output_size[-rank:] if isinstance(output_size, tuple) else output_size
+            sizes = (sizes,) * rank if _is_int(sizes) else sizes
+            if not (isinstance(sizes, tuple) and len(sizes) == rank and all(_is_int(v) for v in sizes)):
+                raise TconvError("output_size", output_size, f"must be {rank} integers (or the whole output shape)",
+                                 context=spec.callee)
             try:
-                out_pad = tuple(torch_output_padding_for_size(n, k, s, d, p, o) for n, k, s, d, p, o
-                                in zip(spatial, kernel, strides, dilation, pad, sizes))
+                kwargs["output_padding"] = tuple(
+                    torch_output_padding_for_size(a.out, a.kernel, a.stride, a.dilation, a.crop_lo, n)
+                    for a, n in zip(axes, sizes))
             except TconvError as exc:
-                raise Refused(exc.argument, exc.value, exc.rule, context=spec.callee) from None
-        else:
-            out_pad = _ints(spec.get("output_padding", 0), rank, "output_padding", spec, minimum=0)
-        if any(op >= max(s, d) for op, s, d in zip(out_pad, strides, dilation)):
-            raise Refused("output_padding", out_pad, "output padding must be smaller than either stride or "
-                          f"dilation (stride={strides}, dilation={dilation})", context=spec.callee)
-        rules = tuple({"padding": p, "output_padding": op} for p, op in zip(pad, out_pad))
-        crops = [torch_transpose_crops(p, op) for p, op in zip(pad, out_pad)]
-        sizes = tuple(full_length(n, k, s, d) - lo - hi for n, k, s, d, (lo, hi)
-                      in zip(spatial, kernel, strides, dilation, crops))
-        if any(v <= 0 for v in sizes):
-            raise Refused("output size", sizes, f"is too small: the calculated output size per channel is "
-                          f"{sizes}", context=spec.callee)
-        axes = _axes(spec, lambda: (AxisGeometry.transposed(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
-                                    in zip(spatial, kernel, strides, dilation, crops)))
-        kernel_shape = (cin, cout // groups) + kernel
+                raise exc.with_context(spec.callee) from None
+        return fn(x, w, b, **kwargs)
+
+    g, _, out = _plan(spec, run, full[0])
+    if g.transposed:
+        rules = tuple(dict(zip(("padding", "output_padding"), torch_args_for_crops(a.crop_lo, a.crop_hi, a.stride,
+                                                                                    a.dilation))) for a in g.axes)
     else:
-        if isinstance(padding, str):
-            if padding == "valid":
-                pads = ((0, 0),) * rank
-            elif padding == "same":
-                if any(s != 1 for s in strides):
-                    raise Refused("padding", padding, "padding='same' is not supported for strided "
-                                  "convolutions", context=spec.callee)
-                pads = tuple(same_pads(n, k, 1, d) for n, k, d in zip(spatial, kernel, dilation))
-            else:
-                raise Refused("padding", padding, f"must be 'same', 'valid', an int or a tuple of {rank} ints",
-                              context=spec.callee)
-        else:
-            pad = _ints(padding, rank, "padding", spec, minimum=None)
-            if any(p < 0 for p in pad):
-                raise Refused("padding", padding, "negative padding is not supported", context=spec.callee)
-            pads = tuple((p, p) for p in pad)
-        for n, k, d, (lo, hi) in zip(spatial, kernel, dilation, pads):
-            if n + lo + hi < d * (k - 1) + 1:
-                raise Refused("weight", kernel, f"Kernel size can't be greater than actual input size: padded "
-                              f"input {n + lo + hi}, dilated kernel {d * (k - 1) + 1}", context=spec.callee)
-        rules = tuple({"padding": padding if isinstance(padding, str) else lo} for lo, _ in pads)
-        axes = _axes(spec, lambda: (AxisGeometry(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
-                                    in zip(spatial, kernel, strides, dilation, pads)))
-        kernel_shape = (cout, cin // groups) + kernel
-    geometry = _geometry(spec, axes, cin, cout, groups)
-    return Resolved(spec, geometry, shape, _compose(batched, shape[0], geometry.output_spatial, cout, True),
-                    batched, True, kernel_shape, layout, bias, rules)
+        padding = spec.get("padding", 0)
+        rules = tuple({"padding": padding if isinstance(padding, str) else a.pad_lo} for a in g.axes)
+    return Resolved(spec, g, shape, _unbatch(out, batched), batched, True, weight, layout,
+                    bias is not None and bias is not False, rules)
 
 
 # ....................................................................... tf
 
 
-def _tf_format(spec: LayerSpec, rank: int) -> bool:
-    fmt = spec.get("data_format")
-    if fmt is None:
-        return False
-    last, first = "N" + SPATIAL[rank] + "C", "NC" + SPATIAL[rank]
-    if fmt not in (last, first):
-        raise Refused("data_format", fmt, f"must be '{last}' or '{first}'", context=spec.callee)
-    return fmt == first
-
-
-def _tf_per_axis(value: Any, rank: int, name: str, spec: LayerSpec, cf: bool) -> tuple[int, ...]:
-    if isinstance(value, tuple) and len(value) == rank + 2:
-        if value[0] != 1 or value[1 if cf else -1] != 1:
-            raise Refused(name, value, "must be 1 in the batch and depth dimensions", context=spec.callee)
-        value = value[2:] if cf else value[1:-1]
-    return _ints(value, rank, name, spec, full_rank=True)
-
-
-def _resolve_tf(spec: LayerSpec, shape: tuple[int, ...]) -> Resolved:
+def _resolve_tf(spec: LayerSpec, shape: tuple[int, ...], tf) -> Resolved:
+    fn = getattr(tf, spec.op)
+    _require(spec, fn, ("input", "filters"))
     rank = _rank_of(spec, shape)
-    cf = _tf_format(spec, rank)
-    batched, spatial, cin = _split_input(spec, shape, rank, cf)
-    strides = _tf_per_axis(spec.get("stride" if spec.op == "conv1d" else "strides", 1), rank, "strides", spec, cf)
-    dilation = _tf_per_axis(spec.get("dilations", 1) or 1, rank, "dilations", spec, cf)
+    fmt = spec.get("data_format")
+    cf = isinstance(fmt, str) and fmt.startswith("NC")
+    batched, full = _with_batch(spec, shape, rank, cf)
     layout = SPATIAL[rank] + ("OI" if spec.transposed else "IO")
-    kernel, io = _kernel_from(spec, rank, shape_arg="filters", layout=layout, in_channels=cin, groups=1)
-    groups = 1
-    notes = []
-    if spec.get("padding") is None and spec.op in ("conv1d", "conv2d", "conv3d"):
-        raise TconvError("padding", None, f"is required by {spec.callee}: 'SAME', 'VALID' or explicit pairs")
-    padding = spec.get("padding", "SAME" if spec.transposed else "VALID")
-    if isinstance(padding, str):
-        if padding not in ("SAME", "VALID"):
-            raise Refused("padding", padding, "must be 'SAME', 'VALID' (upper case) or a list of (before, after) "
-                          "pairs", context=spec.callee)
-        pads_given = None
-    else:
-        if not isinstance(padding, tuple) or len(padding) != rank + 2 or not all(
-                isinstance(p, tuple) and len(p) == 2 for p in padding):
-            raise Refused("padding", padding, f"explicit padding must be {rank + 2} (before, after) pairs, "
-                          "one per dimension of the data format", context=spec.callee)
-        outer = (padding[0], padding[1]) if cf else (padding[0], padding[-1])
-        if any(v != 0 for pair in outer for v in pair):
-            raise Refused("padding", padding, "must be 0 in the batch and depth dimensions", context=spec.callee)
-        inner = padding[2:] if cf else padding[1:-1]
-        pads_given = tuple((_need_int(lo, "padding", spec, minimum=0), _need_int(hi, "padding", spec, minimum=0))
-                           for lo, hi in inner)
-    if spec.transposed:
-        out_shape = spec.get("output_shape")
-        if io is None:
-            cout = _need_int(spec.get("out_channels"), "out_channels", spec)
-        else:
-            if io[0] != cin:
-                raise Refused("filters", spec.get("filters"), f"has {io[0]} input channels (last axis) but the "
-                              f"input has {cin}", context=spec.callee)
-            cout = io[1]
-        if out_shape is None:
-            raise TconvError("output_shape", None, f"is required by {spec.callee}: TensorFlow does not choose the "
-                             "output length, it checks the one you give")
-        if not isinstance(out_shape, tuple) or len(out_shape) not in (rank, rank + 2):
-            raise Refused("output_shape", out_shape, f"must have {rank + 2} entries (batch, spatial, channels)",
-                          context=spec.callee)
-        if len(out_shape) == rank + 2:
-            out_c = out_shape[1] if cf else out_shape[-1]
-            if out_c != cout:
-                raise Refused("output_shape", out_shape, f"has {out_c} channels but filters give {cout}",
-                              context=spec.callee)
-            out_spatial = out_shape[2:] if cf else out_shape[1:-1]
-        else:
-            out_spatial = out_shape
-        out_spatial = tuple(_need_int(v, "output_shape", spec) for v in out_spatial)
-        pad_arg = [padding] * rank if pads_given is None else list(pads_given)
-        try:
-            crops = [tf_transpose_crops(n, k, s, d, o, p) for n, k, s, d, o, p
-                     in zip(spatial, kernel, strides, dilation, out_spatial, pad_arg)]
-        except TconvError as exc:
-            raise Refused(exc.argument, out_shape, f"Conv2DSlowBackpropInput: Size of out_backprop doesn't match "
-                          f"computed: {exc.rule}", valid=exc.valid, context=spec.callee) from None
-        rules = tuple({"padding": p, "output_shape": o} for p, o in zip(pad_arg, out_spatial))
-        axes = _axes(spec, lambda: (AxisGeometry.transposed(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
-                                    in zip(spatial, kernel, strides, dilation, crops)))
-        if max(dilation) > 1:
-            notes.append("TensorFlow's CPU kernel refuses transposed convolutions with dilations > 1 "
-                         "('Current CPU implementations do not yet support dilation rates larger than 1'); "
-                         "tconv computes the mathematically defined result")
-        kernel_shape = kernel + (cout, cin)
-    else:
-        if io is None:
-            cout = _need_int(spec.get("out_channels"), "out_channels", spec)
-            filter_in = cin
-        else:
-            filter_in, cout = io
-        if filter_in < 1 or cin % filter_in:
-            raise Refused("filters", spec.get("filters"), f"input depth {cin} must be a multiple of the filter's "
-                          f"input depth {filter_in}", context=spec.callee)
-        groups = cin // filter_in
-        if cout % groups:
-            raise Refused("filters", spec.get("filters"), f"output depth {cout} must be a multiple of the number "
-                          f"of groups {groups}", context=spec.callee)
-        pads = [same_pads(n, k, s, d) if padding == "SAME" else (0, 0) for n, k, s, d
-                in zip(spatial, kernel, strides, dilation)] if pads_given is None else list(pads_given)
-        rules = tuple({"padding": padding if pads_given is None else p} for p in pads)
-        axes = _axes(spec, lambda: (AxisGeometry(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
-                                    in zip(spatial, kernel, strides, dilation, pads)))
-        kernel_shape = kernel + (filter_in, cout)
-    geometry = _geometry(spec, axes, cin, cout, groups)
-    return Resolved(spec, geometry, shape, _compose(batched, shape[0], geometry.output_spatial, cout, cf),
-                    batched, cf, kernel_shape, layout, False, rules, notes=tuple(notes))
+    cin = spec.get("in_channels", full[1] if cf else full[-1])
+    filters = _weight_shape(spec, rank, layout, given="filters", i=cin, o=spec.get("out_channels"))
+    kwargs = _call_kwargs(spec, ("input", "filters"))
+    x, w = _placeholder(full, "input_shape", spec), _placeholder(filters, "filters", spec)
+
+    def run():
+        return fn(x, w, **kwargs)
+
+    g, data_format, out = _plan(spec, run, full[0])
+    padding = spec.get("padding", inspect.signature(fn).parameters["padding"].default)  # tf's own default
+    rules = tuple({"padding": padding if isinstance(padding, str) else (a.pad_lo, a.pad_hi)}
+                  | ({"output_shape": a.size} if g.transposed else {}) for a in g.axes)
+    return Resolved(spec, g, shape, _unbatch(out, batched), batched, data_format == "channels_first", filters,
+                    layout, False, rules, notes=_divergence_notes(tf, g))
 
 
 # ...................................................................... jax
 
 
-def _jax_numbers(spec: LayerSpec, rank: int) -> tuple[str, str, str]:
+def _jax_layouts(spec: LayerSpec, rank: int) -> tuple[str, str, str] | None:
+    """``(lhs, rhs, out)`` layout letters of ``dimension_numbers`` (None where unreadable)."""
     dn = spec.get("dimension_numbers")
+    s = SPATIAL[rank]
     if dn is None:
-        s = SPATIAL[rank]
         if spec.op == "conv_transpose":
             return "N" + s + "C", s + "IO", "N" + s + "C"
         return "NC" + s, "OI" + s, "NC" + s
-    if not (isinstance(dn, tuple) and len(dn) == 3 and all(isinstance(v, str) for v in dn)):
-        raise Refused("dimension_numbers", dn, "must be three layout strings such as ('NHWC', 'HWIO', 'NHWC')",
-                      context=spec.callee)
-    lhs, rhs, out = dn
-    spatial_rhs = rhs.replace("I", "").replace("O", "")
-    ok = (len(lhs) == len(rhs) == len(out) == rank + 2 and sorted(lhs) == sorted(out)
-          and {"N", "C"} <= set(lhs) and {"I", "O"} <= set(rhs) and len(set(lhs)) == len(lhs)
-          and sorted(lhs.replace("N", "").replace("C", "")) == sorted(spatial_rhs))
-    if not ok:
-        raise Refused("dimension_numbers", dn, f"must name N, C and {rank} spatial axes for lhs/out and I, O and "
-                      "the same spatial axes for rhs, each once", context=spec.callee)
-    return lhs, rhs, out
+    if not (isinstance(dn, tuple) and len(dn) == 3):
+        return None
+    if all(isinstance(v, str) and len(v) == rank + 2 for v in dn):
+        return dn
+    if all(isinstance(v, tuple) and sorted(v) == list(range(rank + 2)) for v in dn):
+        # ConvDimensionNumbers: axis indices of (N, C, *spatial), (O, I, *spatial), (N, C, *spatial)
+        def letters(perm, pair):
+            named = dict(zip(perm, pair + s))
+            return "".join(named[i] for i in range(rank + 2))
+        return letters(dn[0], "NC"), letters(dn[1], "OI"), letters(dn[2], "NC")
+    return None
 
 
-def _resolve_jax(spec: LayerSpec, shape: tuple[int, ...]) -> Resolved:
+def _resolve_jax(spec: LayerSpec, shape: tuple[int, ...], jax) -> Resolved:
+    fn = getattr(jax, spec.op)
+    _require(spec, fn, ("lhs", "rhs"))
     rank = _rank_of(spec, shape)
-    lhs, rhs, out = _jax_numbers(spec, rank)
-    order = rhs.replace("I", "").replace("O", "")  # JAX matches spatial axes in rhs order
+    layouts = _jax_layouts(spec, rank)
     if len(shape) != rank + 2:
-        raise TconvError("input_shape", shape, f"must have {rank + 2} axes laid out as {lhs} (jax.lax takes "
-                         "batched arrays)")
-    spatial = tuple(shape[lhs.index(c)] for c in order)
-    cin = shape[lhs.index("C")]
-    if any(n < 1 for n in spatial) or cin < 1:
-        raise Refused("lhs", shape, "has an empty axis", context=spec.callee)
-    kernel, io = _kernel_from(spec, rank, shape_arg="rhs", layout=rhs, in_channels=cin, groups=1)
-    if io is not None:
-        kernel = tuple(spec.get("rhs")[rhs.index(c)] for c in order)
-    tk = spec.op == "conv_transpose" and spec.get("transpose_kernel", False) is True
-    groups = 1
-    if io is None:
-        cout = _need_int(spec.get("out_channels"), "out_channels", spec)
-        rhs_i = cin
-    else:
-        rhs_i, rhs_o = io
-        if tk:
-            rhs_i, rhs_o = rhs_o, rhs_i
-        cout = rhs_o
-    notes = []
+        raise TconvError("input_shape", shape, f"must have {rank + 2} axes laid out as "
+                         f"{layouts[0] if layouts else 'dimension_numbers says'} (jax.lax takes batched arrays)")
+    transpose = spec.op == "conv_transpose"
+    tk = transpose and spec.get("transpose_kernel", False) is True
+    if spec.get("rhs") is None and layouts is None:
+        raise TconvError("dimension_numbers", spec.get("dimension_numbers"), "must be three layout strings for "
+                         "tconv to lay out the kernel from kernel_size; or give rhs=(...)", context=spec.callee)
+    lhs_letters = layouts[0] if layouts else "NC" + SPATIAL[rank]
+    cin = spec.get("in_channels", shape[lhs_letters.index("C")])
+    cout = spec.get("out_channels")
+    i, o = (cin, cout) if transpose else (_per_group(cin, spec.get("feature_group_count", 1)), cout)
+    i, o = (o, i) if tk else (i, o)  # transpose_kernel: rhs holds the (*k, out, in) kernel
+    rhs = _weight_shape(spec, rank, layouts[1] if layouts else "", given="rhs", i=i, o=o)
+    kwargs = _call_kwargs(spec, ("lhs", "rhs"))
+    x, w = _placeholder(shape, "input_shape", spec), _placeholder(rhs, "rhs", spec)
+
+    def run():
+        return fn(x, w, **kwargs)
+
+    g, _, out = _plan(spec, run, shape[lhs_letters.index("N")])
+    if transpose and not g.transposed:
+        # at strides 1 the dialect runs conv_transpose as the plain correlation it is; as a
+        # transposed convolution that is lhs_dilated_axis at lhs_dilation 1, the dialect's other path
+        g = Geometry(tuple(lhs_dilated_axis(a.size, a.kernel, 1, a.dilation, a.pad_lo, a.pad_hi) for a in g.axes),
+                     g.out_channels, g.in_channels, g.groups, transposed=True)
+    lhs, rhs_letters, _ = _jax_layouts(spec, rank)  # the dialect accepted them: readable
+    order = [c for c in rhs_letters if c not in "IO"]  # JAX matches spatial axes in rhs order
     padding = spec.get("padding")
-    if padding is None:
-        raise TconvError("padding", None, f"is required by {spec.callee}: 'SAME', 'VALID' or (low, high) pairs")
-    if isinstance(padding, tuple):
-        if len(padding) != rank or not all(isinstance(p, tuple) and len(p) == 2 for p in padding):
-            raise Refused("padding", padding, f"must be a string or {rank} (low, high) pairs", context=spec.callee)
-        padding = tuple((_need_int(lo, "padding", spec, minimum=None), _need_int(hi, "padding", spec, minimum=None))
-                        for lo, hi in padding)
-    if spec.op == "conv_transpose":
-        if rhs_i != cin:
-            raise Refused("rhs", spec.get("rhs"), f"has {rhs_i} input features but lhs has {cin}", context=spec.callee)
-        strides = _ints(spec.get("strides", 1), rank, "strides", spec)
-        dilation = _ints(spec.get("rhs_dilation", 1) or 1, rank, "rhs_dilation", spec)
-        consistent = spec.get("use_consistent_padding", False) is True
-        if isinstance(padding, str) and padding not in ("SAME", "VALID") and not consistent:
-            raise Refused("padding", padding, "must be 'SAME', 'VALID' or (low, high) pairs", context=spec.callee)
-        per_axis = [padding] * rank if isinstance(padding, str) else list(padding)
-        pads = [jax_transpose_pads(n, k, s, d, p, use_consistent_padding=consistent) for n, k, s, d, p
-                in zip(spatial, kernel, strides, dilation, per_axis)]
-        rules = tuple({"padding": p, "pads": pd, "use_consistent_padding": consistent}
-                      for p, pd in zip(per_axis, pads))
-        axes = _axes(spec, lambda: (lhs_dilated_axis(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
-                                    in zip(spatial, kernel, strides, dilation, pads)))
-        flipped = not tk
-        kernel_layout = rhs.replace("I", "i").replace("O", "o")
-        kernel_layout = kernel_layout.replace("i", "O" if tk else "I").replace("o", "I" if tk else "O")
-    else:
-        groups = _need_int(spec.get("feature_group_count", 1), "feature_group_count", spec)
-        if _need_int(spec.get("batch_group_count", 1), "batch_group_count", spec) != 1:
-            raise TconvError("batch_group_count", spec.get("batch_group_count"),
-                             "other than 1 is not explained by tconv (it is a gradient-of-weights device)")
-        if rhs_i * groups != cin:
-            raise Refused("rhs", spec.get("rhs"), f"has {rhs_i} input features; lhs has {cin} = "
-                          f"{rhs_i} x feature_group_count={groups} is required", context=spec.callee)
-        if cout % groups:
-            raise Refused("feature_group_count", groups, f"must divide the output features {cout}",
-                          context=spec.callee)
-        strides = _ints(spec.get("window_strides", 1), rank, "window_strides", spec)
-        dilation = _ints(spec.get("rhs_dilation", 1) or 1, rank, "rhs_dilation", spec)
-        lhs_dil = _ints(spec.get("lhs_dilation", 1) or 1, rank, "lhs_dilation", spec)
-        if spec.transposed:
-            if isinstance(padding, str):
-                raise Refused("padding", padding, "String padding is not implemented for transposed convolution "
-                              "using this op. Please either exactly specify the required padding or use "
-                              "conv_transpose.", context=spec.callee)
-            if any(s != 1 for s in strides):
-                raise TconvError("window_strides", strides, "other than 1 together with lhs_dilation > 1 is not "
-                                 "explained by tconv (it is not one transposed convolution)")
-            rules = tuple({"padding": p, "pads": p, "lhs_dilation": ld} for p, ld in zip(padding, lhs_dil))
-            axes = _axes(spec, lambda: (lhs_dilated_axis(n, k, ld, d, lo, hi) for n, k, d, ld, (lo, hi)
-                                        in zip(spatial, kernel, dilation, lhs_dil, padding)))
-            flipped = True
+    per_axis = [padding] * rank if isinstance(padding, str) else list(padding)
+    if g.transposed:
+        pads = [jax_pads_for_crops(a.kernel, a.dilation, a.crop_lo, a.crop_hi) for a in g.axes]
+        if transpose:
+            consistent = spec.get("use_consistent_padding", False) is True
+            rules = tuple({"padding": p, "pads": pd, "use_consistent_padding": consistent}
+                          for p, pd in zip(per_axis, pads))
         else:
-            if isinstance(padding, str):
-                if padding not in ("SAME", "SAME_LOWER", "VALID"):
-                    raise Refused("padding", padding, "must be 'SAME', 'SAME_LOWER', 'VALID' or (low, high) "
-                                  "pairs", context=spec.callee)
-                pads = [(0, 0) if padding == "VALID" else
-                        same_pads(n, k, s, d, extra_at="start" if padding == "SAME_LOWER" else "end")
-                        for n, k, s, d in zip(spatial, kernel, strides, dilation)]
-            else:
-                pads = list(padding)
-            rules = tuple({"padding": padding if isinstance(padding, str) else p, "pads": p} for p in pads)
-            axes = _axes(spec, lambda: (AxisGeometry(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
-                                        in zip(spatial, kernel, strides, dilation, pads)))
-            flipped = False
-        kernel_layout = rhs
-    geometry = _geometry(spec, axes, cin, cout, groups)
-    out_sizes = dict(zip(order, geometry.output_spatial))
-    out_shape = tuple(shape[lhs.index("N")] if c == "N" else cout if c == "C" else out_sizes[c] for c in out)
-    kshape = spec.get("rhs")
-    if kshape is None:
-        sizes = dict(zip(order, kernel))
-        ki, ko = (cout, cin) if tk else (cin // groups, cout)
-        kshape = tuple(ki if c == "I" else ko if c == "O" else sizes[c] for c in rhs)
-    return Resolved(spec, geometry, shape, out_shape, True, lhs.index("C") < lhs.index(order[0]), tuple(kshape),
-                    kernel_layout, False, rules, flipped=flipped, notes=tuple(notes))
+            rules = tuple({"padding": pd, "pads": pd, "lhs_dilation": a.stride} for a, pd in zip(g.axes, pads))
+    else:
+        rules = tuple({"padding": p if isinstance(p, str) else (a.pad_lo, a.pad_hi), "pads": (a.pad_lo, a.pad_hi)}
+                      for a, p in zip(g.axes, per_axis))
+    layout = rhs_letters.translate(str.maketrans("IO", "OI")) if tk else rhs_letters
+    return Resolved(spec, g, shape, out, True, lhs.index("C") < lhs.index(order[0]), rhs, layout, False, rules,
+                    flipped=(not tk) if transpose else g.transposed)
 
 
 # ..................................................................... onnx
 
 
-def _resolve_onnx(spec: LayerSpec, shape: tuple[int, ...]) -> Resolved:
+def _resolve_onnx(spec: LayerSpec, shape: tuple[int, ...], onnx) -> Resolved:
+    fn = onnx.conv_transpose if spec.transposed else onnx.conv
     rank = _rank_of(spec, shape)
-    batched, spatial, cin = _split_input(spec, shape, rank, True)
-    groups = _need_int(spec.get("group", 1), "group", spec)
+    batched, full = _with_batch(spec, shape, rank, True)
     layout = ("IO" if spec.transposed else "OI") + SPATIAL[rank]
-    w = spec.get("W")
-    if w is not None:
-        kernel, io = _kernel_from(spec, rank, shape_arg="W", layout=layout, in_channels=cin, groups=groups)
-    else:
-        ks = spec.get("kernel_shape")
-        if ks is None:
-            raise TconvError("spec", repr(spec), f"does not say the kernel size: add W=(...) with the weight's "
-                             "shape, or kernel_shape=[...] and out_channels=...")
-        kernel, io = _ints(ks, rank, "kernel_shape", spec), None
-    if spec.get("kernel_shape") is not None and _ints(spec.get("kernel_shape"), rank, "kernel_shape", spec) != kernel:
-        raise Refused("kernel_shape", spec.get("kernel_shape"), f"does not match W's spatial shape {kernel}",
-                      context=spec.callee)
-    if io is None:
-        cout = _need_int(spec.get("out_channels"), "out_channels", spec)
-    elif spec.transposed:
-        if io[0] != cin:
-            raise Refused("X", shape, f"has {cin} channels but W has {io[0]}", context=spec.callee)
-        cout = io[1] * groups
-    else:
-        if io[0] * groups != cin:
-            raise Refused("X", shape, f"has {cin} channels but W expects {io[0]} x group={groups}",
-                          context=spec.callee)
-        cout = io[1]
-    strides = _ints(spec.get("strides", 1), rank, "strides", spec)
-    dilation = _ints(spec.get("dilations", 1), rank, "dilations", spec)
+    group, cin, cout = spec.get("group", 1), full[1], spec.get("out_channels")
+    i, o = (cin, _per_group(cout, group)) if spec.transposed else (_per_group(cin, group), cout)
+    if spec.get("W") is None and spec.get("kernel_shape") is None:
+        raise TconvError("spec", repr(spec), "does not say the kernel size: add W=(...) with the weight's "
+                         "shape, or kernel_shape=[...] and out_channels=...")
+    w = _weight_shape(spec, rank, layout, given="W", i=i, o=o, kernel_arg="kernel_shape")
+    b = None if spec.get("B") is None else _placeholder(_array_shape(spec.get("B"), "B", spec), "B", spec)
+    attrs = {k: v for k, v in spec.args if k not in ("X", "W", "B", "out_channels")}
+    x, wp = _placeholder(full, "input_shape", spec), _placeholder(w, "W", spec)
+
+    def run():
+        return fn(x, wp, b, **attrs)
+
+    g, _, out = _plan(spec, run, full[0])
     auto_pad = spec.get("auto_pad", "NOTSET")
-    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
-        raise Refused("auto_pad", auto_pad, "must be NOTSET, SAME_UPPER, SAME_LOWER or VALID", context=spec.callee)
-    flat = spec.get("pads", (0,) * (2 * rank))
-    if not isinstance(flat, tuple) or len(flat) != 2 * rank:
-        raise Refused("pads", flat, f"must have {2 * rank} entries [x1_begin, x2_begin, ..., x1_end, x2_end, ...]",
-                      context=spec.callee)
-    flat = tuple(_need_int(v, "pads", spec, minimum=0) for v in flat)
-    pairs = list(zip(flat[:rank], flat[rank:]))
-    if spec.transposed:
-        out_pad = _ints(spec.get("output_padding", 0), rank, "output_padding", spec, minimum=0)
-        out_shape = spec.get("output_shape")
-        if out_shape is not None:
-            if isinstance(out_shape, tuple) and len(out_shape) == rank + 2:
-                out_shape = out_shape[2:]
-            out_shape = _ints(out_shape, rank, "output_shape", spec)
-        targets = out_shape or (None,) * rank
-        try:
-            crops = [onnx_transpose_crops(n, k, s, d, auto_pad, p, op, o) for n, k, s, d, p, op, o
-                     in zip(spatial, kernel, strides, dilation, pairs, out_pad, targets)]
-        except TconvError as exc:
-            raise Refused(exc.argument, exc.value, exc.rule, valid=exc.valid, context=spec.callee) from None
-        rules = tuple({"auto_pad": auto_pad, "pads": p, "output_padding": op, "output_shape": o}
-                      for p, op, o in zip(pairs, out_pad, targets))
-        axes = _axes(spec, lambda: (AxisGeometry.transposed(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
-                                    in zip(spatial, kernel, strides, dilation, crops)))
-        kernel_shape = (cin, cout // groups) + kernel
+    if g.transposed:
+        flat = spec.get("pads") or (0,) * (2 * rank)
+        out_pad = spec.get("output_padding") or (0,) * rank
+        targets = spec.get("output_shape") or (None,) * rank
+        rules = tuple({"auto_pad": auto_pad, "pads": p, "output_padding": op, "output_shape": t}
+                      for p, op, t in zip(zip(flat[:rank], flat[rank:]), out_pad, targets))
     else:
-        pads = [onnx_conv_pads(n, k, s, d, auto_pad, p) for n, k, s, d, p
-                in zip(spatial, kernel, strides, dilation, pairs)]
-        rules = tuple({"auto_pad": auto_pad, "pads": p} for p in pads)
-        axes = _axes(spec, lambda: (AxisGeometry(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
-                                    in zip(spatial, kernel, strides, dilation, pads)))
-        kernel_shape = (cout, cin // groups) + kernel
-    geometry = _geometry(spec, axes, cin, cout, groups)
-    return Resolved(spec, geometry, shape, _compose(batched, shape[0], geometry.output_spatial, cout, True),
-                    batched, True, kernel_shape, layout, spec.get("B") is not None, rules)
+        rules = tuple({"auto_pad": auto_pad, "pads": (a.pad_lo, a.pad_hi)} for a in g.axes)
+    return Resolved(spec, g, shape, _unbatch(out, batched), batched, True, w, layout, b is not None, rules)
 
 
 _RESOLVERS = {"keras": _resolve_keras, "torch": _resolve_torch, "tf": _resolve_tf, "jax": _resolve_jax,
