@@ -98,7 +98,10 @@ ALLOWED = {  # DESIGN.md section 3: which part may import which
     "grad": {"kernels", "geometry", "layout", "_args", "ops", "padding_modes"},
     "padding_modes": {"kernels", "geometry", "layout", "_args", "ops"},
     "dialects": {"ops", "grad", "spec", "geometry", "layout", "_args", "dialects"},
-    "explain": {"spec", "geometry", "layout", "_args", "solve"},
+    # explain lists each layer's equivalents in the other frameworks (lazily, from translation)
+    "explain": {"spec", "geometry", "layout", "_args", "solve", "translation"},
+    "translation": {"spec", "geometry", "layout", "_args", "dialects", "ops", "weights"},
+    "weights": {"geometry", "layout", "_args"},
     "draw": {"spec", "geometry", "layout", "_args", "ops", "draw"},
     "nn": {"ops", "dialects", "spec", "geometry", "_args", "nn"},
 }

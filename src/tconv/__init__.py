@@ -10,6 +10,8 @@ Dialects (each framework's own arguments and layouts)
 
 Views
     parse, explain              text spec -> LayerSpec -> Explanation
+    translate                   the exact equivalent in another framework (tconv.translation)
+    weights                     kernel/bias layout conversion between frameworks (tconv.weights)
 """
 
 from tconv.errors import TconvError
@@ -22,7 +24,12 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str):
     # views load lazily so that ``import tconv`` stays NumPy-only and quick
-    lazy = {"parse": "tconv.spec", "LayerSpec": "tconv.spec", "explain": "tconv.explain", "draw": "tconv.draw"}
+    lazy = {"parse": "tconv.spec", "LayerSpec": "tconv.spec", "explain": "tconv.explain", "draw": "tconv.draw",
+            "translate": "tconv.translation", "Translation": "tconv.translation"}
+    if name == "weights":
+        import importlib
+
+        return importlib.import_module("tconv.weights")
     if name in lazy:
         import importlib
 

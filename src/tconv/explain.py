@@ -2,9 +2,9 @@
 
 :func:`explain` takes a :class:`~tconv.spec.LayerSpec` (or its text) and an input shape
 in the framework's own data format (batch axis optional) and returns an
-:class:`Explanation`. Every number in it comes from :mod:`tconv.geometry` through the
-same resolution the dialects use (:meth:`LayerSpec.resolve`); this module only puts
-them into words.
+:class:`Explanation`. Every number in it is the plan the spec's dialect itself makes
+(:meth:`LayerSpec.resolve` calls it on placeholders), and a refusal is the dialect's
+message, verbatim; this module only puts them into words.
 
 >>> e = explain("keras.Conv2DTranspose(512, 3, strides=2, padding='same')", (8, 8, 1024))
 >>> e.output_shape
@@ -85,6 +85,7 @@ class Explanation:
     misreading: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     resolved: Resolved | None = None
+    equivalents: list[str] = field(default_factory=list)
 
     @property
     def transposed(self) -> bool:
@@ -108,6 +109,8 @@ class Explanation:
                                             f"every tap at every position)"]))
         if self.warnings:
             out.append(("Warnings", self.warnings))
+        if self.equivalents:
+            out.append(("Equivalents in other frameworks", self.equivalents))
         return out
 
     def headline(self) -> str:
@@ -168,7 +171,7 @@ class Explanation:
                  kernel_layout=self.kernel_layout, parameters=self.parameters,
                  multiply_adds=self.multiply_adds, flops=2 * self.multiply_adds,
                  channels=self.channels, kernel=self.kernel, misreading=list(self.misreading),
-                 warnings=list(self.warnings))
+                 warnings=list(self.warnings), equivalents=list(self.equivalents))
         return d
 
     def to_json(self, **kwargs) -> str:
@@ -198,13 +201,15 @@ def _dedupe(lines: list[str], axes) -> list[str]:
 # ----------------------------------------------------------------- explain
 
 
-def explain(spec_or_text: LayerSpec | str, input_shape=None) -> Explanation:
+def explain(spec_or_text: LayerSpec | str, input_shape=None, *, equivalents: bool = True) -> Explanation:
     """Explain ``spec_or_text`` on ``input_shape`` (the framework's data format, batch optional).
 
     ``input_shape`` may be omitted when the spec writes the input's shape itself
     (``input=``, ``lhs=`` or ``X=``). A configuration the framework refuses gives an
     Explanation whose ``refusal`` holds the reason; a spec tconv cannot read raises
     :class:`~tconv.errors.TconvError`.
+    ``equivalents`` adds the exact equivalent in every other framework
+    (:func:`tconv.translation.translate`).
 
     >>> print(explain("torch.nn.ConvTranspose1d(1, 1, 3, stride=2, padding=1, output_padding=1)", (1, 8)).output_shape)
     (1, 16)
@@ -228,7 +233,13 @@ def explain(spec_or_text: LayerSpec | str, input_shape=None) -> Explanation:
             return Explanation(spec, shape, None, refusal=f"the output is empty (JAX returns a zero-length "
                                f"axis; tconv plans no empty outputs): {exc}")
         return Explanation(spec, shape, None, refusal=f"{_framework_name(spec)} refuses this: {exc}")
-    return _build(spec, shape, r)
+    e = _build(spec, shape, r)
+    if equivalents:
+        # the exact equivalents come from tconv.translation (issue 6), which plans them with the dialects
+        from tconv.translation import equivalents as _equivalents
+
+        e.equivalents = _equivalents(spec, shape)
+    return e
 
 
 def _framework_name(spec: LayerSpec) -> str:
