@@ -27,19 +27,16 @@ torch.nn.ConvTranspose2d(1024, 512, 3, stride=2, bias=True)
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
-from typing import Any
-
 import numpy as np
 
 from tconv import weights as _weights
 from tconv.errors import TconvError
-from tconv.geometry import (AxisGeometry, Geometry, dilated_kernel, jax_pads_for_crops,
+from tconv.geometry import (AxisGeometry, Geometry, jax_pads_for_crops,
                             keras_transpose_crops, onnx_transpose_crops, symmetric_reading,
                             tf_transpose_crops, tf_valid_outputs, torch_args_for_crops)
 from tconv.layout import SPATIAL, permutation
-from tconv.spec import LayerSpec, Refused, parse
+from tconv.spec import LayerSpec, parse
 
 __all__ = ["translate", "Translation", "DIALECTS", "equivalents"]
 
@@ -1293,7 +1290,7 @@ def _emit_tf(t: Translation) -> str:
 
 
 def _emit_jax(t: Translation) -> str:
-    plan, g = t._plan, t.geometry
+    plan = t._plan
     lines = _header(t, ["import numpy as np", "import jax.numpy as jnp", "from jax import lax"])
     kw = {k: v for k, v in plan.kwargs.items()}
     lines += ["", "rhs = jnp.asarray(w)", "", "", "def layer(x):"]

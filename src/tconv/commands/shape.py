@@ -6,7 +6,6 @@ import argparse
 import sys
 
 from tconv.commands.explain import parse_shape
-from tconv.errors import TconvError
 
 HELP = "print a layer's output shape for an input shape"
 DESCRIPTION = HELP + " (in the framework's own data format, batch axis optional)."

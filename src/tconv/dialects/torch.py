@@ -28,8 +28,8 @@ import numpy as np
 
 from tconv import _args, ops
 from tconv.dialects._common import Divergence, Refusal, as_array, refuse, same_dtype
-from tconv.errors import TconvError
-from tconv.geometry import AxisGeometry, Geometry, full_length, same_pads, torch_transpose_crops
+from tconv.geometry import (AxisGeometry, Geometry, dilated_kernel, full_length, same_pads,
+                            torch_transpose_crops)
 
 __all__ = ["conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]
 
@@ -117,25 +117,24 @@ def _check_positive(value, rank, name, context, key):
     return values
 
 
-def _conv(rank: int, input, weight, bias, stride, padding, dilation, groups):
-    name = f"torch.conv{rank}d"
-    x, w, b, unbatched = _prepare(name, rank, input, weight, bias)
+def _plan_conv(name: str, rank: int, input_shape, weight_shape, stride, padding, dilation,
+               groups) -> Geometry:
+    """The plan of ``F.conv{rank}d`` for a batched input and a weight of these shapes, refusing
+    as PyTorch does (shared with ``torch.nn.grad``, which sees only shapes)."""
     strides = _check_positive(stride, rank, "stride", name, "stride")
     dilations = _check_positive(dilation, rank, "dilation", name, "dilation")
     if not _args.is_int(groups) or groups < 1:
         raise refuse(REFUSALS, "groups", groups, name)
-    kernel = tuple(w.shape[2:])
+    kernel = tuple(weight_shape[2:])
     if any(k < 1 for k in kernel):
-        raise refuse(REFUSALS, "kernel_size", w, name)
-    if w.shape[0] % groups:
-        raise refuse(REFUSALS, "groups_weight", w, name, groups=groups)
-    if x.shape[1] != w.shape[1] * groups:
-        raise refuse(REFUSALS, "channels", x, name, want=w.shape[1] * groups, got=x.shape[1])
-    if b is not None and b.shape != (w.shape[0],):
-        raise refuse(REFUSALS, "bias", b, name, want=w.shape[0])
-    spatial = tuple(x.shape[2:])
+        raise refuse(REFUSALS, "kernel_size", weight_shape, name)
+    if weight_shape[0] % groups:
+        raise refuse(REFUSALS, "groups_weight", weight_shape, name, groups=groups)
+    if input_shape[1] != weight_shape[1] * groups:
+        raise refuse(REFUSALS, "channels", input_shape, name, want=weight_shape[1] * groups, got=input_shape[1])
+    spatial = tuple(input_shape[2:])
     if any(n < 1 for n in spatial):
-        raise refuse(REFUSALS, "empty_input", x, name)
+        raise refuse(REFUSALS, "empty_input", input_shape, name)
     if isinstance(padding, str):
         if padding == "valid":
             pads = ((0, 0),) * rank
@@ -150,22 +149,18 @@ def _conv(rank: int, input, weight, bias, stride, padding, dilation, groups):
         if any(p < 0 for p in pad):
             raise refuse(REFUSALS, "padding_negative", padding, name)
         pads = tuple((p, p) for p in pad)
-    for n, k, d, (lo, hi) in zip(spatial, kernel, dilations, pads):
-        if n + lo + hi < d * (k - 1) + 1:
-            raise refuse(REFUSALS, "kernel_too_large", spatial, name,
-                         padded=tuple(n + lo + hi for n, (lo, hi) in zip(spatial, pads)),
-                         kernel=tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilations)))
+    if any(n + lo + hi < dilated_kernel(k, d) for n, k, d, (lo, hi) in zip(spatial, kernel, dilations, pads)):
+        raise refuse(REFUSALS, "kernel_too_large", input_shape, name,
+                     padded=tuple(n + lo + hi for n, (lo, hi) in zip(spatial, pads)),
+                     kernel=tuple(dilated_kernel(k, d) for k, d in zip(kernel, dilations)))
     axes = tuple(AxisGeometry(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
                  in zip(spatial, kernel, strides, dilations, pads))
-    geometry = Geometry(axes, x.shape[1], w.shape[0], groups)
-    # torch (out, in/g, *k) -> neutral (*k, in/g, out)
-    y = ops.run(geometry, x, np.moveaxis(w, (0, 1), (-1, -2)), b, data_format="channels_first")
-    return y[0] if unbatched else y
+    return Geometry(axes, input_shape[1], weight_shape[0], groups)
 
 
-def _conv_transpose(rank: int, input, weight, bias, stride, padding, output_padding, groups, dilation):
-    name = f"torch.conv_transpose{rank}d"
-    x, w, b, unbatched = _prepare(name, rank, input, weight, bias)
+def _plan_conv_transpose(name: str, rank: int, input_shape, weight_shape, stride, padding, output_padding,
+                         groups, dilation) -> Geometry:
+    """The plan of ``F.conv_transpose{rank}d`` for a batched input and a weight of these shapes."""
     strides = _check_positive(stride, rank, "stride", name, "stride")
     dilations = _check_positive(dilation, rank, "dilation", name, "dilation")
     if isinstance(padding, str):
@@ -176,21 +171,18 @@ def _conv_transpose(rank: int, input, weight, bias, stride, padding, output_padd
         raise refuse(REFUSALS, "padding_negative", padding if any(p < 0 for p in pad) else output_padding, name)
     if not _args.is_int(groups) or groups < 1:
         raise refuse(REFUSALS, "groups", groups, name)
-    kernel = tuple(w.shape[2:])
+    kernel = tuple(weight_shape[2:])
     if any(k < 1 for k in kernel):
-        raise refuse(REFUSALS, "kernel_size", w, name)
-    if w.shape[0] % groups:
-        raise refuse(REFUSALS, "groups_weight", w, name, groups=groups)
-    if x.shape[1] != w.shape[0]:
-        raise refuse(REFUSALS, "channels", x, name, want=w.shape[0], got=x.shape[1])
-    out_channels = w.shape[1] * groups
-    if b is not None and b.shape != (out_channels,):
-        raise refuse(REFUSALS, "bias", b, name, want=out_channels)
+        raise refuse(REFUSALS, "kernel_size", weight_shape, name)
+    if weight_shape[0] % groups:
+        raise refuse(REFUSALS, "groups_weight", weight_shape, name, groups=groups)
+    if input_shape[1] != weight_shape[0]:
+        raise refuse(REFUSALS, "channels", input_shape, name, want=weight_shape[0], got=input_shape[1])
     if any(op >= max(s, d) for op, s, d in zip(out_pad, strides, dilations)):
         raise refuse(REFUSALS, "output_padding", output_padding, name, stride=strides, dilation=dilations)
-    spatial = tuple(x.shape[2:])
+    spatial = tuple(input_shape[2:])
     if any(n < 1 for n in spatial):
-        raise refuse(REFUSALS, "empty_input", x, name)
+        raise refuse(REFUSALS, "empty_input", input_shape, name)
     crops = [torch_transpose_crops(p, op) for p, op in zip(pad, out_pad)]
     sizes = tuple(full_length(n, k, s, d) - lo - hi for n, k, s, d, (lo, hi)
                   in zip(spatial, kernel, strides, dilations, crops))
@@ -198,7 +190,27 @@ def _conv_transpose(rank: int, input, weight, bias, stride, padding, output_padd
         raise refuse(REFUSALS, "output_too_small", sizes, name, size=sizes)
     axes = tuple(AxisGeometry.transposed(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
                  in zip(spatial, kernel, strides, dilations, crops))
-    geometry = Geometry(axes, out_channels, x.shape[1], groups, transposed=True)
+    return Geometry(axes, weight_shape[1] * groups, input_shape[1], groups, transposed=True)
+
+
+def _conv(rank: int, input, weight, bias, stride, padding, dilation, groups):
+    name = f"torch.conv{rank}d"
+    x, w, b, unbatched = _prepare(name, rank, input, weight, bias)
+    geometry = _plan_conv(name, rank, x.shape, w.shape, stride, padding, dilation, groups)
+    if b is not None and b.shape != (w.shape[0],):
+        raise refuse(REFUSALS, "bias", b, name, want=w.shape[0])
+    # torch (out, in/g, *k) -> neutral (*k, in/g, out)
+    y = ops.run(geometry, x, np.moveaxis(w, (0, 1), (-1, -2)), b, data_format="channels_first")
+    return y[0] if unbatched else y
+
+
+def _conv_transpose(rank: int, input, weight, bias, stride, padding, output_padding, groups, dilation):
+    name = f"torch.conv_transpose{rank}d"
+    x, w, b, unbatched = _prepare(name, rank, input, weight, bias)
+    geometry = _plan_conv_transpose(name, rank, x.shape, w.shape, stride, padding, output_padding, groups,
+                                    dilation)
+    if b is not None and b.shape != (geometry.output_channels,):
+        raise refuse(REFUSALS, "bias", b, name, want=geometry.output_channels)
     # torch (in, out/g, *k) -> neutral (*k, out/g, in): the forward kernel of the adjoint
     y = ops.run(geometry, x, np.moveaxis(w, (0, 1), (-1, -2)), b, data_format="channels_first")
     return y[0] if unbatched else y
@@ -236,4 +248,4 @@ def conv_transpose3d(input, weight, bias=None, stride=1, padding=0, output_paddi
     """``torch.nn.functional.conv_transpose3d``: input ``(N, C_in, D, H, W)``, weight ``(C_in, C_out/groups, kD, kH, kW)``."""
     return _conv_transpose(3, input, weight, bias, stride, padding, output_padding, groups, dilation)
 
-from tconv.dialects import torch_grad as grad  # noqa: E402  (torch.nn.grad; needs REFUSALS above)
+from tconv.dialects import torch_grad as grad  # noqa: F401  (tconv.dialects.torch.grad)  # noqa: E402  (torch.nn.grad; needs REFUSALS above)

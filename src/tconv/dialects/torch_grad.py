@@ -32,7 +32,7 @@ import numpy as np
 from tconv import _args, grad as neutral
 from tconv.dialects import torch as _functional  # loaded: torch.py imports this module last
 from tconv.dialects._common import Refusal, as_array, refuse, same_dtype
-from tconv.geometry import AxisGeometry, Geometry, full_length, torch_transpose_crops
+from tconv.geometry import Geometry
 
 __all__ = [f"conv{t}{r}d_{w}" for t in ("", "_transpose") for r in (1, 2, 3) for w in ("input", "weight")]
 
@@ -65,72 +65,18 @@ def _size(value: Any, rank: int, name: str, context: str) -> tuple[int, ...]:
     return size
 
 
-def _options(name, rank, stride, padding, dilation, groups):
-    strides = _args.int_tuple(stride, rank, "stride", minimum=None, context=name)
-    if any(s <= 0 for s in strides):
-        raise refuse(REFUSALS, "stride", stride, name)
-    dilations = _args.int_tuple(dilation, rank, "dilation", minimum=None, context=name)
-    if any(d <= 0 for d in dilations):
-        raise refuse(REFUSALS, "dilation", dilation, name)
+def _conv_geometry(name, rank, input_size, weight_size, stride, padding, dilation, groups) -> Geometry:
+    """The forward plan of ``F.conv{rank}d``; ``torch.nn.grad`` takes integer padding only."""
     if isinstance(padding, str):
         raise refuse(REFUSALS, "grad_padding", padding, name, rank=rank)
-    pads = _args.int_tuple(padding, rank, "padding", minimum=None, context=name)
-    if any(p < 0 for p in pads):
-        raise refuse(REFUSALS, "padding_negative", padding, name)
-    if not _args.is_int(groups) or groups < 1:
-        raise refuse(REFUSALS, "groups", groups, name)
-    return strides, pads, dilations
-
-
-def _conv_geometry(name, rank, input_size, weight_size, stride, padding, dilation, groups) -> Geometry:
-    """The forward plan of ``F.conv{rank}d`` on an input of ``input_size`` with a weight of ``weight_size``."""
-    strides, pads, dilations = _options(name, rank, stride, padding, dilation, groups)
-    kernel = tuple(weight_size[2:])
-    if any(k < 1 for k in kernel):
-        raise refuse(REFUSALS, "kernel_size", weight_size, name)
-    if weight_size[0] % groups:
-        raise refuse(REFUSALS, "groups_weight", weight_size, name, groups=groups)
-    if input_size[1] != weight_size[1] * groups:
-        raise refuse(REFUSALS, "channels", input_size, name, want=weight_size[1] * groups, got=input_size[1])
-    spatial = tuple(input_size[2:])
-    if any(n < 1 for n in spatial):
-        raise refuse(REFUSALS, "empty_input", input_size, name)
-    for n, k, d, p in zip(spatial, kernel, dilations, pads):
-        if n + 2 * p < d * (k - 1) + 1:
-            raise refuse(REFUSALS, "kernel_too_large", input_size, name,
-                         padded=tuple(n + 2 * p for n, p in zip(spatial, pads)),
-                         kernel=tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilations)))
-    axes = tuple(AxisGeometry(n, k, s, d, p, p) for n, k, s, d, p in zip(spatial, kernel, strides, dilations, pads))
-    return Geometry(axes, input_size[1], weight_size[0], groups)
+    return _functional._plan_conv(name, rank, input_size, weight_size, stride, padding, dilation, groups)
 
 
 def _transpose_geometry(name, rank, input_size, weight_size, stride, padding, output_padding, groups,
                         dilation) -> Geometry:
     """The plan of ``F.conv_transpose{rank}d`` on an input of ``input_size`` with a weight of ``weight_size``."""
-    strides, pads, dilations = _options(name, rank, stride, padding, dilation, groups)
-    out_pad = _args.int_tuple(output_padding, rank, "output_padding", minimum=None, context=name)
-    if any(p < 0 for p in out_pad):
-        raise refuse(REFUSALS, "padding_negative", output_padding, name)
-    if any(op >= max(s, d) for op, s, d in zip(out_pad, strides, dilations)):
-        raise refuse(REFUSALS, "output_padding", output_padding, name, stride=strides, dilation=dilations)
-    kernel = tuple(weight_size[2:])
-    if any(k < 1 for k in kernel):
-        raise refuse(REFUSALS, "kernel_size", weight_size, name)
-    if weight_size[0] % groups:
-        raise refuse(REFUSALS, "groups_weight", weight_size, name, groups=groups)
-    if input_size[1] != weight_size[0]:
-        raise refuse(REFUSALS, "channels", input_size, name, want=weight_size[0], got=input_size[1])
-    spatial = tuple(input_size[2:])
-    if any(n < 1 for n in spatial):
-        raise refuse(REFUSALS, "empty_input", input_size, name)
-    crops = [torch_transpose_crops(p, op) for p, op in zip(pads, out_pad)]
-    sizes = tuple(full_length(n, k, s, d) - lo - hi for n, k, s, d, (lo, hi)
-                  in zip(spatial, kernel, strides, dilations, crops))
-    if any(size <= 0 for size in sizes):
-        raise refuse(REFUSALS, "output_too_small", sizes, name, size=sizes)
-    axes = tuple(AxisGeometry.transposed(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
-                 in zip(spatial, kernel, strides, dilations, crops))
-    return Geometry(axes, weight_size[1] * groups, weight_size[0], groups, transposed=True)
+    return _functional._plan_conv_transpose(name, rank, input_size, weight_size, stride, padding,
+                                            output_padding, groups, dilation)
 
 
 def _check_grad_output(name, geometry: Geometry, batch: int, grad_output: np.ndarray) -> None:

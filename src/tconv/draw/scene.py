@@ -544,8 +544,8 @@ def _matrix(g: Geometry, vals: _Values | None) -> Scene:
     y_panel = Panel("y", yout, (0, ylen), (0, 1), tuple(y_cells))
     if g.transposed:
         panels = (c_panel, ct_panel, x_panel, y_panel)
-        caption = (f"y = C^T x: the transposed convolution is the transpose of C, the forward convolution "
-                   f"it is the adjoint of (inputs and outputs flattened row-major)")
+        caption = ("y = C^T x: the transposed convolution is the transpose of C, the forward convolution "
+                   "it is the adjoint of (inputs and outputs flattened row-major)")
     else:
         panels = (c_panel, x_panel, y_panel, ct_panel)
         caption = "y = C x; C^T is the transposed convolution with the same arguments (adjoint)"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from tconv.errors import TconvError
 from tconv.geometry import (centre_crop, conv_output_length, keras_transpose_args_for_length,
