@@ -23,7 +23,7 @@ from typing import Any
 from tconv.errors import TconvError
 from tconv.geometry import (AxisGeometry, keras_transpose_length, phase_tap_counts, same_pads,
                             symmetric_reading, tf_valid_outputs, torch_args_for_crops,
-                            torch_transpose_crops, jax_pads_for_crops)
+                            torch_transpose_crops)
 from tconv.spec import LayerSpec, Refused, Resolved, parse
 
 __all__ = ["explain", "Explanation", "AxisExplanation"]
