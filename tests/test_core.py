@@ -148,14 +148,16 @@ def test_import_loads_no_framework():
 
 
 @settings(max_examples=150, deadline=None)
-@given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([1e-9, 0.05, 0.3]))
-def test_chunked_gemm_matches_reference(geometry, seed, fraction):
-    """Tap groups and row/batch chunks (forced by a tiny memory budget) change nothing."""
+@given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([1e-9, 0.05, 0.3, 1.0]),
+       st.sampled_from([1, 2, 3]))
+def test_chunked_gemm_matches_reference(geometry, seed, fraction, threads):
+    """Tap groups, row/batch chunks (forced by a tiny memory budget) and the threaded
+    gathers/scatters (forced on tiny arrays) change nothing."""
     x, w, b = arrays_for(geometry, seed, batch=3)
-    old = gemm.CHUNK_FRACTION
-    gemm.CHUNK_FRACTION = fraction
+    old = gemm.CHUNK_FRACTION, gemm.THREADS, gemm.MIN_PARALLEL_ELEMENTS
+    gemm.CHUNK_FRACTION, gemm.THREADS, gemm.MIN_PARALLEL_ELEMENTS = fraction, threads, 0
     try:
         fast = ops.run(geometry, x, w, b, impl="gemm")
     finally:
-        gemm.CHUNK_FRACTION = old
+        gemm.CHUNK_FRACTION, gemm.THREADS, gemm.MIN_PARALLEL_ELEMENTS = old
     np.testing.assert_allclose(fast, ops.run(geometry, x, w, b, impl="reference"), rtol=1e-11, atol=1e-11)

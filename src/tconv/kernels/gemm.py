@@ -11,6 +11,12 @@ Forward convolution, "im2col then GEMM": gather each tap's strided input block i
 a ``(cells, taps * C_in)`` matrix (zeros where a window reads padding) and multiply by
 the kernel as ``(taps * C_in, C_out)``.
 
+The matrix products run on BLAS's own threads; the gathers and scatters around them
+are memory-bound NumPy copies and adds, one core each, so they are spread over a small
+thread pool (NumPy releases the GIL inside them). No two threads ever write the same
+cell: im2col taps fill disjoint columns, and col2im taps are grouped by the output
+lattice (phase) they land on, which differs between groups when the stride exceeds 1.
+
 Both work through the *same* tap spans, so the pair is an exact adjoint. Temporary
 memory is bounded: ``Z`` and the im2col matrix are built for a group of taps (and,
 only where one tap is too much, a chunk of batch items and rows) at a time, at most
@@ -22,6 +28,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -34,6 +42,38 @@ CHUNK_FRACTION = 1.0
 
 #: a chunk of rows is worth its own matrix product when it has at least this many cells
 MIN_CHUNK_CELLS = 1024
+
+#: threads for the gathers and scatters (0 or 1: none); TCONV_NUM_THREADS overrides
+THREADS = int(os.environ.get("TCONV_NUM_THREADS", os.cpu_count() or 1))
+#: below this many elements moved, threads cost more than they save
+MIN_PARALLEL_ELEMENTS = 1 << 16
+
+
+@functools.lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="tconv")
+
+
+def _run_parts(parts: list[list], work, elements: int) -> None:
+    """Call ``work(part)`` for each part, on the pool when it pays; parts never share output cells."""
+    parts = [p for p in parts if p]
+    if THREADS < 2 or len(parts) < 2 or elements < MIN_PARALLEL_ELEMENTS:
+        for part in parts:
+            work(part)
+        return
+    for future in [_pool().submit(work, part) for part in parts]:
+        future.result()
+
+
+def _split(items: list, count: int, weight=lambda item: 1) -> list[list]:
+    """``items`` dealt into ``count`` lists of about equal total weight (largest first)."""
+    bins: list[list] = [[] for _ in range(max(1, count))]
+    loads = [0] * len(bins)
+    for item in sorted(items, key=weight, reverse=True):
+        i = loads.index(min(loads))
+        bins[i].append(item)
+        loads[i] += weight(item)
+    return bins
 
 
 def _plan(batch: int, rows: int, row_cells: int, taps: int, per_tap: int, fixed: int, budget: int):
@@ -92,6 +132,17 @@ def _tap_blocks_uncached(geometry: Geometry, r0: int, r1: int, t0: int, t1: int)
         yield flat - t0, out_block, in_block
 
 
+@functools.lru_cache(maxsize=256)
+def _phases(geometry: Geometry, r0: int, r1: int, t0: int, t1: int) -> tuple:
+    """The tap blocks of :func:`_tap_blocks`, grouped by the lattice of input cells they
+    write (``start mod stride`` per axis): blocks of different groups never share a cell."""
+    groups: dict[tuple, list] = {}
+    for block in _tap_blocks(geometry, r0, r1, t0, t1):
+        key = tuple(sl.start % a.stride for sl, a in zip(block[2], geometry.axes))
+        groups.setdefault(key, []).append(block)
+    return tuple(groups.items())
+
+
 def conv(x: np.ndarray, kernel: np.ndarray, geometry: Geometry) -> np.ndarray:
     """Forward convolution. ``x``: ``(N, *size, C_in)``; returns ``(N, *out, C_out)``."""
     g = geometry
@@ -112,8 +163,12 @@ def conv(x: np.ndarray, kernel: np.ndarray, geometry: Geometry) -> np.ndarray:
         for t0 in range(0, taps, at_once):
             t1 = min(taps, t0 + at_once)
             cols = np.zeros(lead + (t1 - t0, g.in_channels), dtype)
-            for t, out_block, in_block in _tap_blocks(g, r0, r1, t0, t1):
-                cols[(slice(None),) + out_block + (t,)] = x[(slice(n0, n1),) + in_block]
+
+            def gather(blocks, cols=cols, n0=n0, n1=n1):
+                for t, out_block, in_block in blocks:
+                    cols[(slice(None),) + out_block + (t,)] = x[(slice(n0, n1),) + in_block]
+            blocks = list(_tap_blocks(g, r0, r1, t0, t1))
+            _run_parts(_split(blocks, THREADS), gather, cols.size)
             if groups == 1:
                 prod = cols.reshape(cells, (t1 - t0) * cin) @ w[0, t0 * cin:t1 * cin]
             else:
@@ -152,7 +207,11 @@ def conv_transpose(y: np.ndarray, kernel: np.ndarray, geometry: Geometry) -> np.
                 grouped = block.reshape(cells, groups, cout).transpose(1, 0, 2)
                 z = np.matmul(grouped, w[:, :, t0 * cin:t1 * cin]).reshape((groups,) + lead + (t1 - t0, cin))
                 z = np.moveaxis(z, 0, -2)
-            for t, out_block, in_block in _tap_blocks(g, r0, r1, t0, t1):
-                x_grouped[(slice(n0, n1),) + in_block] += z[(slice(None),) + out_block + (t,)]
+            def scatter(phases, z=z, n0=n0, n1=n1):
+                for _, blocks in phases:
+                    for t, out_block, in_block in blocks:
+                        x_grouped[(slice(n0, n1),) + in_block] += z[(slice(None),) + out_block + (t,)]
+            phases = _phases(g, r0, r1, t0, t1)
+            _run_parts(_split(phases, THREADS, weight=lambda p: len(p[1])), scatter, z.size)
             del z  # free before the next chunk allocates its own
     return x
