@@ -104,6 +104,7 @@ ALLOWED = {  # DESIGN.md section 3: which part may import which
     "weights": {"geometry", "layout", "_args"},
     "draw": {"spec", "geometry", "layout", "_args", "ops", "draw"},
     "nn": {"ops", "dialects", "spec", "geometry", "_args", "nn"},
+    "tiling": {"nn", "geometry"},
 }
 
 

@@ -833,3 +833,73 @@ def torch_transpose_args_for_length(input: int, kernel: int, stride: int, dilati
 
 __all__ += ["pool_axis", "upsampling_axis", "bilinear_source", "cropped_length", "centre_crop",
             "keras_transpose_args_for_length", "torch_transpose_args_for_length"]
+
+
+# ------------------------------------------------------ tiled inference (issue 11)
+
+
+def forward_input_window(axis: AxisGeometry, lo: int, hi: int) -> tuple[int, int]:
+    """Input cells ``[start, stop)`` that forward outputs ``lo <= o < hi`` read.
+
+    Output ``o`` reads ``o*stride + tap*dilation - pad_lo`` (:func:`window_position`), so
+    the window runs from ``lo``'s first tap to ``hi - 1``'s last. Cells outside
+    ``[0, size)`` are the padding. A 'valid' convolution of those cells gives exactly
+    outputs ``lo..hi-1``.
+
+    >>> forward_input_window(AxisGeometry(16, 3, 1, 1, 1, 1), 4, 8)   # 'same' 3x3
+    (3, 9)
+    >>> forward_input_window(AxisGeometry(16, 2, 2), 4, 8)           # 2x2 pooling
+    (8, 16)
+    """
+    return (window_position(lo, 0, axis.stride, axis.dilation, axis.pad_lo),
+            window_position(hi - 1, axis.kernel - 1, axis.stride, axis.dilation, axis.pad_lo) + 1)
+
+
+def transposed_input_window(axis: AxisGeometry, lo: int, hi: int) -> tuple[int, int]:
+    """Input cells ``[start, stop)`` whose full scatter covers outputs ``lo <= y < hi`` of
+    the transposed operation on ``axis`` (whose output has ``axis.size`` cells).
+
+    Output ``y`` is full-scatter cell ``y + crop_lo``, which input ``i`` reaches through
+    tap ``t`` when ``i*stride + t*dilation == y + crop_lo``. The window holds every input
+    reaching ``[lo, hi)``; where the dilated kernel is shorter than the stride it starts
+    at the input whose stamp starts at or before ``lo`` (the gap cells between stamps
+    are covered too), so the full scatter of the window spans all of ``[lo, hi)``.
+
+    >>> transposed_input_window(AxisGeometry(16, 3, 2, 1, 0, 1), 4, 8)   # Keras 'same' 3x3/2
+    (1, 4)
+    >>> transposed_input_window(AxisGeometry.transposed(8, 2, 2), 5, 6)  # nearest x2
+    (2, 3)
+    """
+    first, last = lo + axis.crop_lo, hi - 1 + axis.crop_lo
+    reach = max(axis.dilated_kernel, axis.stride)
+    return -((reach - 1 - first) // axis.stride), last // axis.stride + 1
+
+
+def transposed_output_offset(axis: AxisGeometry, start: int, local_crop_lo: int) -> int:
+    """Output cell, in the whole axis, of cell 0 of a transposed operation run on the
+    input cells from ``start`` on with crop ``local_crop_lo`` (0 for a full scatter).
+
+    Input ``start`` stamps at full-scatter cell ``start*stride``; the whole axis crops
+    ``crop_lo`` and the local run ``local_crop_lo``.
+
+    >>> transposed_output_offset(AxisGeometry(16, 3, 2, 1, 0, 1), 3, 0)
+    6
+    """
+    return start * axis.stride - axis.crop_lo + local_crop_lo
+
+
+def stride_scale(axis: AxisGeometry, transposed: bool = False):
+    """Input cells per output cell of one axis: ``stride`` forward, ``1/stride`` transposed
+    (a :class:`fractions.Fraction`). Multiplied along a network, it gives each layer's
+    cell size in input pixels.
+
+    >>> stride_scale(AxisGeometry(16, 2, 2)), stride_scale(AxisGeometry(16, 2, 2), True)
+    (Fraction(2, 1), Fraction(1, 2))
+    """
+    from fractions import Fraction
+
+    return Fraction(1, axis.stride) if transposed else Fraction(axis.stride)
+
+
+__all__ += ["forward_input_window", "transposed_input_window", "transposed_output_offset",
+            "stride_scale"]

@@ -297,6 +297,13 @@ class Model:
     def __repr__(self) -> str:
         return f"<tconv.nn.Model {self.name!r}: {len(self.layers)} layers, {self.count_params():,} params>"
 
+    def __reduce__(self):
+        # pickled as its Keras config + weights: the layers hold activation lambdas that
+        # pickle cannot name, and this is what sends a model to dask worker processes
+        from tconv.nn import io
+
+        return (_rebuild, (io.model_config(self), self.get_weights()))
+
     # ----------------------------------------------------------------- weights
 
     def load_weights(self, path) -> None:
@@ -323,3 +330,12 @@ class Model:
         from tconv.nn import io
 
         return io.model_config(self)
+
+
+def _rebuild(config: dict, weights: list) -> Model:
+    """Unpickle a :class:`Model` (see ``Model.__reduce__``)."""
+    from tconv.nn import io
+
+    model, _ = io.model_from_config(config)
+    model.set_weights(weights)
+    return model
