@@ -25,6 +25,8 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 
+from tconv.geometry import Geometry
+
 FRAMEWORKS = ("tconv", "torch", "tf", "jax", "onnxruntime")
 _SPATIAL_LETTERS = {1: "W", 2: "HW", 3: "DHW"}
 
@@ -33,7 +35,9 @@ _SPATIAL_LETTERS = {1: "W", 2: "HW", 3: "DHW"}
 class Workload:
     """One layer: ``kind`` is 'transpose' (k, stride, 'same' -> spatial*stride), 'conv'
     (k, stride 1, 'same') or 'transpose-grad' (the backward pass of the transposed
-    convolution: input and weight gradients, timed against torch's autograd kernel)."""
+    convolution: input and weight gradients, timed against torch's autograd kernel) or
+    'unet' (whole-network inference of the course U-Net, 96x128x3, n_filters=32, 23 classes,
+    against Keras (in the tf worker) and the equivalent PyTorch model)."""
 
     name: str
     kind: str
@@ -69,6 +73,7 @@ def default_workloads() -> list[Workload]:
     out.append(Workload("3-D 16^3x32->32^3x16 k3", "transpose", 1, (16, 16, 16), 32, 16, 3, 2))
     out += [Workload(w.name.replace("unet-up", "unet-up-grad"), "transpose-grad", w.batch, w.spatial, w.cin,
                      w.cout, w.kernel, w.stride) for w in _unet_decoder(1) + _unet_decoder(8)]
+    out += [Workload(f"unet-net 96x128x3 b{b}", "unet", b, (96, 128), 3, 23, 3) for b in (1, 8)]
     convs = [((96, 128), 3, 32), ((96, 128), 32, 32), ((48, 64), 64, 64), ((24, 32), 128, 128),
              ((12, 16), 256, 256), ((6, 8), 512, 512), ((12, 16), 512, 256), ((96, 128), 64, 32)]
     out += [Workload(f"unet-conv {h}x{w}x{ci}->{co}", "conv", 1, (h, w), ci, co, 3, 1) for (h, w), ci, co in convs]
@@ -80,6 +85,14 @@ def multiply_adds(w: Workload) -> int:
     from tconv.ops import plan_conv, plan_conv_transpose
 
     k = (w.kernel,) * w.rank
+    if w.kind == "unet":
+        from tconv.nn.bench_support import COURSE
+        from tconv.nn.unet import unet
+
+        steps = unet(**COURSE).trace((w.batch,) + w.spatial + (w.cin,))
+        # convolutions only: pooling and upsampling steps carry a Geometry too, but multiply nothing
+        return sum(s.geometry.multiply_adds(w.batch) for s in steps
+                   if isinstance(s.geometry, Geometry) and "Conv" in type(s.layer).__name__)
     if w.kind == "conv":
         g = plan_conv(w.spatial, k, w.cin, w.cout, stride=w.stride, padding="same")
     else:
@@ -110,6 +123,15 @@ class _Worker:
         build = getattr(self, f"_build_{self.name}")
         info = build(None, None, None, setup=True) or {}
         for w in workloads:
+            if w.kind == "unet":
+                framework = {"tf": "keras"}.get(self.name, self.name)
+                if framework in ("tconv", "keras", "torch"):
+                    from tconv.nn.bench_support import unet_inference
+
+                    self.fns.append(unet_inference(framework, w.batch)[0])
+                else:
+                    self.fns.append(None)
+                continue
             x = rng.standard_normal((w.batch,) + w.spatial + (w.cin,)).astype(np.float32)
             shape = (w.kernel,) * w.rank + ((w.cin, w.cout) if w.kind == "conv" else (w.cout, w.cin))
             k = (rng.standard_normal(shape) / math.sqrt(w.cin * w.kernel ** w.rank)).astype(np.float32)
@@ -277,6 +299,8 @@ def _peak_memory(fn) -> float:
     result = fn()
     peak = tracemalloc.get_traced_memory()[1] - base
     tracemalloc.stop()
+    if not hasattr(result, "nbytes"):
+        return None  # whole networks keep their result inside; no per-layer ratio to give
     return (peak - result.nbytes) / result.nbytes
 
 
@@ -402,7 +426,7 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
 
 def _summary(rows: list[dict], others: list[str]) -> dict:
     out = {}
-    for kind in ("transpose", "conv", "transpose-grad"):
+    for kind in ("transpose", "conv", "transpose-grad", "unet"):
         picked = [r for r in rows if r["spec"]["kind"] == kind and "ratios" in r]
         entry = {}
         for name in others:
@@ -446,7 +470,7 @@ def format_table(report: dict) -> str:
         cells.append(f"{r['tconv_gflops']:.0f}" if "tconv_gflops" in r else "-")
         cells.append(f"{100 * r['tconv_gemm_share']:.0f}%" if "tconv_gemm_share" in r else "-")
         mem = r.get("tconv_temp_memory_x_output")
-        mem = None if r["spec"]["kind"] == "transpose-grad" else mem
+        mem = None if r["spec"]["kind"] in ("transpose-grad", "unet") else mem
         cells.append(f"{mem:.2f}" if mem is not None else "-")
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
