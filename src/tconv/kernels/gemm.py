@@ -176,7 +176,7 @@ def conv(x: np.ndarray, kernel: np.ndarray, geometry: Geometry) -> np.ndarray:
                 prod = np.matmul(grouped.reshape(groups, cells, (t1 - t0) * cin),
                                  w[:, t0 * cin:t1 * cin]).transpose(1, 0, 2)
             y[n0:n1, r0:r1] += prod.reshape(lead + (g.out_channels,))
-            del cols, prod  # free before the next chunk allocates its own
+            del cols, prod, gather  # free before the next chunk allocates its own (gather holds cols)
     return y
 
 
@@ -213,5 +213,5 @@ def conv_transpose(y: np.ndarray, kernel: np.ndarray, geometry: Geometry) -> np.
                         x_grouped[(slice(n0, n1),) + in_block] += z[(slice(None),) + out_block + (t,)]
             phases = _phases(g, r0, r1, t0, t1)
             _run_parts(_split(phases, THREADS, weight=lambda p: len(p[1])), scatter, z.size)
-            del z  # free before the next chunk allocates its own
+            del z, scatter  # free before the next chunk allocates its own (scatter holds z)
     return x
