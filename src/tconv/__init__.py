@@ -12,6 +12,9 @@ Views
     parse, explain              text spec -> LayerSpec -> Explanation
     translate                   the exact equivalent in another framework (tconv.translation)
     weights                     kernel/bias layout conversion between frameworks (tconv.weights)
+
+Limits
+    set_memory_budget           bytes a computation may allocate (tconv.budget; env TCONV_MEMORY_BUDGET)
 """
 
 from tconv.errors import TconvError
@@ -25,7 +28,8 @@ __version__ = "0.1.0"
 def __getattr__(name: str):
     # views load lazily so that ``import tconv`` stays NumPy-only and quick
     lazy = {"parse": "tconv.spec", "LayerSpec": "tconv.spec", "explain": "tconv.explain", "draw": "tconv.draw",
-            "translate": "tconv.translation", "Translation": "tconv.translation"}
+            "translate": "tconv.translation", "Translation": "tconv.translation",
+            "set_memory_budget": "tconv.budget"}
     if name == "weights":
         import importlib
 

@@ -21,9 +21,15 @@ def is_int(value: Any) -> bool:
     return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def scalar(value: Any) -> Any:
+    """A 0-d NumPy array as its Python scalar (it has no length to take); anything else as is."""
+    return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
 def int_tuple(value: Any, rank: int, name: str, *, minimum: int | None = 1,
               context: str | None = None) -> tuple[int, ...]:
     """An int or a sequence of ``rank`` ints, as a tuple of Python ints."""
+    value = scalar(value)
     items = (value,) * rank if is_int(value) else value
     if isinstance(items, (str, bytes)) or not isinstance(items, (Sequence, np.ndarray)):
         raise TconvError(name, value, f"must be an integer or a sequence of {rank} integers",
@@ -42,6 +48,7 @@ def int_tuple(value: Any, rank: int, name: str, *, minimum: int | None = 1,
 def pad_pairs(value: Any, rank: int, name: str, *, minimum: int | None = 0,
               context: str | None = None) -> tuple[tuple[int, int], ...]:
     """An int, ``rank`` ints (symmetric) or ``rank`` ``(lo, hi)`` pairs, as pairs."""
+    value = scalar(value)
     if is_int(value) or (isinstance(value, (Sequence, np.ndarray)) and not isinstance(value, str)
                          and len(value) == rank and all(is_int(v) for v in value)):
         single = int_tuple(value, rank, name, minimum=minimum, context=context)

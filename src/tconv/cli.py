@@ -25,11 +25,18 @@ def _available():
                 raise
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose errors are one line on stderr (``tconv draw: error: ...``), exit 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {_one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tconv", description="Transposed convolution, exact and explained, in every framework's dialect.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name, module in _available():
         p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
                            epilog=getattr(module, "EPILOG", None),
@@ -50,10 +57,20 @@ def main(argv: list[str] | None = None) -> int:
     except TconvError as exc:
         if args.debug:
             raise
-        print(f"tconv {args.command}: error: {exc}", file=sys.stderr)
+        print(f"tconv {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file the user named: missing, unwritable, a directory...
+        if args.debug:
+            raise
+        print(f"tconv {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _one_line(exc: BaseException | str) -> str:
+    # every whitespace run (newlines, form feeds a user typed...) as one space: one line
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

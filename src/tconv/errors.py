@@ -66,5 +66,19 @@ def _short(value: Any, limit: int = 120) -> str:
     shape = None if isinstance(value, type) else getattr(value, "shape", None)
     if isinstance(shape, tuple) and getattr(value, "dtype", None) is not None:
         return f"<array shape={shape} dtype={value.dtype}>"
-    text = repr(value)
+    text = _REPR.repr(value)  # bounded work: a tuple of a million arrays must not take minutes
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _bounded_repr() -> "reprlib.Repr":
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlist = r.maxtuple = r.maxset = r.maxfrozenset = r.maxdeque = r.maxarray = 16
+    r.maxdict = 8
+    r.maxlevel = 4
+    r.maxstring = r.maxother = r.maxlong = 400
+    return r
+
+
+_REPR = _bounded_repr()

@@ -346,7 +346,7 @@ def _crop_words(lo: int, hi: int) -> str:
 
 
 def _list(values) -> str:
-    values = list(values)
+    values = values if isinstance(values, range) else list(values)  # a range stays lazy
     return " or ".join(map(str, values)) if len(values) <= 4 else f"{values[0]}..{values[-1]}"
 
 
@@ -502,3 +502,14 @@ def _ambiguity(spec: LayerSpec, ax: AxisGeometry, rule: dict, name: str) -> str:
         return head + ("jax.lax has no output-size argument: 'SAME' gives n*stride, 'VALID' the whole scatter, "
                        "explicit pads anything else")
     return head + "ONNX pins it with output_padding, output_shape or auto_pad SAME_* (n*stride)"
+
+
+class _CallableModule(__import__("types").ModuleType):
+    """This module, callable as :func:`explain`: importing ``tconv.explain`` makes Python bind the
+    module itself to ``tconv.explain``, where ``tconv.explain(...)`` must keep calling the function."""
+
+    def __call__(self, *args, **kwargs):
+        return explain(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

@@ -26,6 +26,8 @@ every (crop_lo, crop_hi) pair expressible as the adjoint of some forward geometr
 
 from __future__ import annotations
 
+import functools
+import itertools
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -281,14 +283,12 @@ class Geometry:
         return self.kernel_shape + (self.in_channels // self.groups, self.out_channels)
 
     def taps(self) -> Iterator[tuple[tuple[int, ...], tuple[tuple[int, int, int], ...]]]:
-        """Each kernel tap with a non-empty reach, and its :meth:`AxisGeometry.tap_span` per axis."""
-        import itertools
+        """Each kernel tap with a non-empty reach, and its :meth:`AxisGeometry.tap_span` per axis.
 
-        spans = [[a.tap_span(t) for t in range(a.kernel)] for a in self.axes]
-        for tap in itertools.product(*(range(a.kernel) for a in self.axes)):
-            per_axis = tuple(spans[i][t] for i, t in enumerate(tap))
-            if all(stop > start for start, stop, _ in per_axis):
-                yield tap, per_axis
+        Taps that reach nothing are dropped per axis before the product, and the list is
+        cached per plan: a 'same' kernel of 10^4 taps on 5 cells reaches only a few, and the
+        kernels ask for them once per chunk of taps."""
+        return iter(_reaching_taps(self.axes))
 
     def multiply_adds(self, batch: int = 1) -> int:
         """Multiply-adds of the dense computation (every tap at every forward output)."""
@@ -301,6 +301,14 @@ class Geometry:
         """The same plan in the other direction (conv <-> conv_transpose)."""
         return Geometry(self.axes, self.in_channels, self.out_channels, self.groups,
                         not self.transposed)
+
+
+@functools.lru_cache(maxsize=16)
+def _reaching_taps(axes: tuple[AxisGeometry, ...]) -> tuple:
+    per_axis = [[(t, span) for t in range(a.kernel) for span in (a.tap_span(t),) if span[1] > span[0]]
+                for a in axes]
+    return tuple((tuple(t for t, _ in combo), tuple(span for _, span in combo))
+                 for combo in itertools.product(*per_axis))
 
 
 # ------------------------------------------------------------- forward padding rules
@@ -397,13 +405,20 @@ def tf_transpose_crops(input: int, kernel: int, stride: int, dilation: int, outp
 
 def tf_valid_outputs(input: int, kernel: int, stride: int, dilation: int,
                      padding: str | tuple[int, int]) -> list[int]:
-    """Every ``output_shape`` entry TensorFlow accepts for ``input`` (for messages and solvers)."""
+    """Every ``output_shape`` entry TensorFlow accepts for ``input`` (for messages and solvers).
+
+    They are always one run of consecutive lengths (``stride`` of them, fewer where the
+    run would start below 1): a list for small strides, a lazy ``range`` beyond 64, so
+    that a stride of 2**63 costs nothing.
+    """
     if padding == "SAME":  # ceil(o / stride) == input
-        return list(range((input - 1) * stride + 1, input * stride + 1))
-    pads = (0, 0) if isinstance(padding, str) else padding
-    base = full_length(input, kernel, stride, dilation) - pads[0] - pads[1]
-    return [o for o in range(max(1, base), base + stride)
-            if conv_output_length(o, kernel, stride, dilation, *pads) == input]
+        valid = range((input - 1) * stride + 1, input * stride + 1)
+    else:
+        pads = (0, 0) if isinstance(padding, str) else padding
+        base = full_length(input, kernel, stride, dilation) - pads[0] - pads[1]
+        # o = base + j (0 <= j < stride) gives floor(((input-1)*stride + j) / stride) + 1 == input
+        valid = range(max(1, base), base + stride)
+    return list(valid) if stride <= 64 else valid
 
 
 def keras_transpose_length(input: int, kernel: int, stride: int, dilation: int,

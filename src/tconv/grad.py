@@ -128,10 +128,31 @@ def _weight_grad(g, x, dy, padding_mode, impl):
     fwd_in, fwd_out = (dy, x) if g.transposed else (x, dy)
     if x.shape[0] == 0:
         return np.zeros(g.neutral_kernel_shape, x.dtype)
+    _check_weight_grad_budget(forward, fwd_in, fwd_out, padding_mode)
     if padding_mode != "zeros":
         fwd_in = padding_modes.pad(fwd_in, forward, padding_mode)
         forward = padding_modes.valid_geometry(forward)
     return _WEIGHT_GRAD[impl](fwd_in, fwd_out, forward)
+
+
+def _check_weight_grad_budget(forward: Geometry, fwd_in: np.ndarray, fwd_out: np.ndarray,
+                              padding_mode: str) -> None:
+    """The weight gradient copies each tap's strided blocks of the input and the output
+    gradient, a chunk of batch items at a time (at least one item, :mod:`tconv.kernels.grad`);
+    a padding mode first builds the padded input. Both must fit the memory budget."""
+    import math
+
+    from tconv import budget
+
+    item = fwd_in[0].size + fwd_out[0].size
+    chunk = min(item * fwd_in.shape[0], max(item, grad_kernels.CHUNK_ELEMENTS)) * fwd_in.dtype.itemsize
+    padded = 0
+    if padding_mode != "zeros":
+        padded = (fwd_in.shape[0] * math.prod(a.size + a.pad_lo + a.pad_hi for a in forward.axes)
+                  * fwd_in.shape[-1] * fwd_in.dtype.itemsize)
+    budget.check(chunk + padded, "input", fwd_in,
+                 f"(weight gradient: blocks of {item} elements per batch item"
+                 f"{', a padded input of ' + budget.format_bytes(padded) if padded else ''})")
 
 
 def _layout(a, data_format):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 from typing import Any, Iterator
 
 import numpy as np
@@ -23,7 +24,8 @@ from tconv.errors import TconvError
 from tconv.geometry import AxisGeometry, Geometry, same_pads, tf_transpose_crops
 from tconv.kernels import gemm, reference
 
-__all__ = ["conv", "conv_transpose", "plan_conv", "plan_conv_transpose", "planning", "run", "shape_only"]
+__all__ = ["contiguous", "conv", "conv_transpose", "plan_conv", "plan_conv_transpose", "planning", "run",
+           "shape_only"]
 
 _KERNELS = {"gemm": gemm, "reference": reference}
 _PLANS: contextvars.ContextVar[list | None] = contextvars.ContextVar("tconv_plans", default=None)
@@ -53,9 +55,26 @@ def planning() -> Iterator[list]:
         _PLANS.reset(token)
 
 
+class TooLarge(TconvError):
+    """A shape that cannot exist as a NumPy array, not even a zero-allocation view: tconv's
+    limit, not a framework's refusal (views say so rather than "the framework refuses")."""
+
+
+def contiguous(array: np.ndarray) -> np.ndarray:
+    """``np.ascontiguousarray``, except that a :func:`planning` placeholder stays one (no copy)."""
+    return array if _PLANS.get() is not None else np.ascontiguousarray(array)
+
+
 def shape_only(shape, dtype=np.float32) -> np.ndarray:
-    """A read-only array of ``shape`` that allocates nothing (all zeros), for :func:`planning`."""
-    return np.broadcast_to(np.zeros((), dtype), tuple(shape))
+    """A read-only array of ``shape`` that allocates nothing (all zeros), for :func:`planning`.
+
+    A shape whose non-zero sizes multiply past what NumPy can index (e.g. 10^10 x 10^10)
+    cannot exist even as a view: refused by name rather than NumPy's "array is too big"."""
+    shape = tuple(shape)
+    if math.prod(n for n in shape if n) * np.dtype(dtype).itemsize > np.iinfo(np.intp).max:
+        raise TooLarge("shape", shape, "has more elements than a NumPy array can hold "
+                         f"(at most {np.iinfo(np.intp).max} bytes)")
+    return np.broadcast_to(np.zeros((), dtype), shape)
 
 
 def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
@@ -84,16 +103,24 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
     if bias is not None and bias.shape != (g.output_channels,):
         raise TconvError("bias", bias, f"must have shape ({g.output_channels},)")
     dtype = _args.result_dtype(x, kernel, bias)
+    out_shape = ((x.shape[0], g.output_channels) + g.output_spatial if data_format == "channels_first"
+                 else (x.shape[0],) + g.output_spatial + (g.output_channels,))
     plans = _PLANS.get()
     if plans is not None:
         plans.append((g, data_format))
-        out_shape = ((x.shape[0], g.output_channels) + g.output_spatial if data_format == "channels_first"
-                     else (x.shape[0],) + g.output_spatial + (g.output_channels,))
-        return shape_only(out_shape, dtype)
+        try:
+            return shape_only(out_shape, dtype)
+        except TconvError:
+            raise TooLarge("output", out_shape, "has more elements than a NumPy array can hold "
+                             f"(input {x.shape}, kernel {g.kernel_shape}, stride "
+                             f"{tuple(a.stride for a in g.axes)})") from None
     if x.shape[0] == 0:
-        out_shape = ((0, g.output_channels) + g.output_spatial if data_format == "channels_first"
-                     else (0,) + g.output_spatial + (g.output_channels,))
+        if math.prod(out_shape[1:]) * dtype.itemsize > np.iinfo(np.intp).max:
+            raise TconvError("output", out_shape, "has more bytes per batch item than NumPy can "
+                             f"address (input {x.shape}, kernel {g.kernel_shape}, stride "
+                             f"{tuple(a.stride for a in g.axes)})")
         return np.zeros(out_shape, dtype)
+    _check_budget(g, x, kernel, dtype, data_format)
     if data_format == "channels_first":
         x = np.moveaxis(x, 1, -1)
     x = x.astype(dtype, copy=False)
@@ -105,6 +132,34 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
     if data_format == "channels_first":
         y = np.ascontiguousarray(np.moveaxis(y, -1, 1))
     return y
+
+
+def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtype,
+                  data_format: str) -> None:
+    """Refuse, before allocating, an output whose bytes plus the temporaries exceed the budget.
+
+    The GEMM kernels' chunk buffers (:mod:`tconv.kernels.gemm`) hold at most
+    ``CHUNK_FRACTION`` of the output, but never less than one row of one tap of one batch
+    item: ``row_cells * (in_channels + out_channels)`` elements forward (the im2col row and
+    its product), ``row_cells * in_channels`` transposed, ``row_cells`` the cells of a row
+    (every spatial axis but the first). Channels-first data need one more output-sized copy
+    to move the axis back; operands of another dtype are cast (copied) first."""
+    from tconv import budget
+
+    input_shape = x.shape
+    out_shape = (input_shape[0],) + g.output_spatial + (g.output_channels,)
+    nbytes = math.prod(out_shape) * dtype.itemsize
+    if g.transposed:
+        floor = math.prod(g.input_spatial[1:]) * g.in_channels
+    else:
+        floor = math.prod(g.output_spatial[1:]) * (g.in_channels + g.out_channels)
+    temporaries = max(int(nbytes * gemm.CHUNK_FRACTION), floor * dtype.itemsize)
+    temporaries += nbytes if data_format == "channels_first" else 0
+    temporaries += sum(a.size * dtype.itemsize for a in (x, kernel) if a.dtype != dtype)
+    strides = tuple(a.stride for a in g.axes)
+    budget.check(nbytes, "output", out_shape,
+                 f"({'transposed ' if g.transposed else ''}convolution of input {tuple(input_shape)} "
+                 f"with kernel {g.kernel_shape}, stride {strides}) as {dtype}", temporaries=temporaries)
 
 
 def _spatial_and_channels(x: np.ndarray, rank: int, data_format: str) -> tuple[tuple[int, ...], int]:
@@ -126,7 +181,7 @@ def plan_conv(input_spatial, kernel_shape, in_channels: int, out_channels: int, 
     rank = len(kernel_shape)
     strides = _args.int_tuple(stride, rank, "stride")
     dilations = _args.int_tuple(dilation, rank, "dilation")
-    if padding in ("valid", "same"):
+    if isinstance(padding, str) and padding in ("valid", "same"):
         pads = tuple((0, 0) if padding == "valid" else same_pads(n, k, s, d)
                      for n, k, s, d in zip(input_spatial, kernel_shape, strides, dilations))
     else:
@@ -147,7 +202,7 @@ def plan_conv_transpose(input_spatial, kernel_shape, in_channels: int, out_chann
     rank = len(kernel_shape)
     strides = _args.int_tuple(stride, rank, "stride")
     dilations = _args.int_tuple(dilation, rank, "dilation")
-    if crop in ("valid", "same"):
+    if isinstance(crop, str) and crop in ("valid", "same"):
         crops = [(0, 0) if crop == "valid" else tf_transpose_crops(n, k, s, d, n * s, "SAME")
                  for n, k, s, d in zip(input_spatial, kernel_shape, strides, dilations)]
     else:

@@ -85,8 +85,10 @@ def valid_geometry(geometry: Geometry) -> Geometry:
     Its padded length is the number of padded cells :func:`source_index` lists, and its
     forward output equals ``geometry``'s (the windows are the same).
     """
-    axes = tuple(AxisGeometry(len(source_index(a.size, a.pad_lo, a.pad_hi, "zeros")),
-                              a.kernel, a.stride, a.dilation, 0, 0) for a in geometry.axes)
+    # the padded length is plain arithmetic (AxisGeometry keeps it >= 1): never build the
+    # index just to count it, a pad of 10^9 would allocate gigabytes first
+    axes = tuple(AxisGeometry(a.size + a.pad_lo + a.pad_hi, a.kernel, a.stride, a.dilation, 0, 0)
+                 for a in geometry.axes)
     return Geometry(axes, geometry.in_channels, geometry.out_channels, geometry.groups,
                     geometry.transposed)
 
@@ -125,6 +127,25 @@ def fold(z: np.ndarray, geometry: Geometry, mode: str) -> np.ndarray:
     return z
 
 
+def _check_budget(valid: Geometry, x: np.ndarray, kernel: Any, bias: Any) -> None:
+    """The padded array (forward: ``P x``, transposed: the full scatter before the fold) and
+    the per-axis index vectors must fit the memory budget before anything is built;
+    :func:`tconv.ops.run` then checks the output and the kernels' buffers."""
+    import math
+
+    from tconv import _args, budget
+
+    if x.shape[0] == 0:
+        return
+    padded = (x.shape[0],) + tuple(a.size for a in valid.axes) + (
+        valid.output_channels if valid.transposed else valid.input_channels,)
+    dtype = _args.result_dtype(x, np.asarray(kernel), None if bias is None else np.asarray(bias))
+    nbytes = math.prod(padded) * dtype.itemsize
+    budget.check(nbytes, "padding", padded,
+                 f"(the input padded with its padding mode, per axis {tuple(a.size for a in valid.axes)} "
+                 f"cells, as {dtype})", temporaries=sum(a.size for a in valid.axes) * 8)
+
+
 def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *, padding_mode: str = "zeros",
         data_format: str = "channels_last", impl: str = "gemm") -> np.ndarray:
     """:func:`tconv.ops.run` with a padding mode (forward: pad then convolve; transposed: its adjoint)."""
@@ -138,8 +159,10 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *, padding_mo
     if channels_first:
         x = np.moveaxis(x, 1, -1)
     # validate shapes and dtypes against the plan before moving any data
-    ops.run(geometry, x[:0], kernel, bias, impl=impl)
+    with ops.planning():  # (validates like a real call, allocates nothing)
+        ops.run(geometry, x, kernel, bias, impl=impl)
     valid = valid_geometry(geometry)
+    _check_budget(valid, x, kernel, bias)
     if geometry.transposed:
         y = fold(ops.run(valid, x, kernel, impl=impl), geometry, padding_mode)
         if bias is not None:

@@ -454,6 +454,8 @@ def _plan(spec: LayerSpec, run: Callable[[], Any], batch: int) -> tuple[Geometry
             y = run()
         except Refused:
             raise
+        except ops.TooLarge as exc:  # tconv's limit (NumPy's index range), not the framework's refusal
+            raise TconvError("spec", repr(spec), f"cannot be planned on this input: {exc}") from None
         except TconvError as exc:
             raise Refused.of(exc) from None
         except ValueError as exc:  # NumPy: a placeholder with more elements than it can index

@@ -705,8 +705,14 @@ def _check(plan: _Plan, g: Geometry, batch: int = 1) -> bool:
 # ------------------------------------------------------------------------- validity
 
 
+#: how far around the planned length the validity check looks, at most (two periods of the
+#: stride, capped: a stride of 10^6 must not mean four million trial plans)
+_TEST_REACH = 24
+
+
 def _test_lengths(n: int, stride: int) -> list[int]:
-    return sorted(set(range(1, 13)) | set(range(max(1, n - 2 * stride), n + 2 * stride + 1)))
+    reach = min(2 * stride, _TEST_REACH)
+    return sorted(set(range(1, 13)) | set(range(max(1, n - reach), n + reach + 1)))
 
 
 def _validity(plan: _Plan, spec: LayerSpec, shape: tuple[int, ...], layout: str, g: Geometry):
@@ -926,6 +932,11 @@ def _pairs_words(pairs, names, *, crop: bool) -> str:
 # ------------------------------------------------------------------------ translate
 
 
+#: translate's search runs over every output size within one stride (some targets over pairs
+#: of them); beyond this stride it refuses rather than run for minutes
+MAX_SEARCH_STRIDE = 256
+
+
 def translate(spec_or_text, to: str, input_shape=None) -> Translation:
     """The exact equivalent of ``spec_or_text`` in framework ``to``, on ``input_shape``.
 
@@ -951,8 +962,15 @@ def translate(spec_or_text, to: str, input_shape=None) -> Translation:
         input_shape = next((spec.get(n) for n in ("input", "lhs", "X") if spec.get(n) is not None), None)
         if input_shape is None:
             raise TconvError("input_shape", None, f"is needed to translate {spec!r}")
+    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
+        raise TconvError("input_shape", input_shape, "must be a sequence of integers")
     r, shape = _with_batch(spec, tuple(input_shape))
     g = r.geometry
+    if any(ax.stride > MAX_SEARCH_STRIDE for ax in g.axes):
+        raise TconvError("stride", tuple(ax.stride for ax in g.axes),
+                         f"is larger than translate searches: it tries the target's arguments for every "
+                         f"output size within one stride (quadratic in it), up to stride {MAX_SEARCH_STRIDE}",
+                         context=f"translate({spec!r}, to={to!r})")
     has_bias = bool(r.bias)
     plans = _BUILDERS[to](g, has_bias)
     exact = [p for p in plans if _check(p, g)]

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tconv import _args
 from tconv.errors import TconvError
 from tconv.layout import SPATIAL
 
@@ -99,6 +100,12 @@ def kernel_format(framework: str, rank: int, transposed: bool = False, *,
     return KernelFormat(rhs, True, "O")
 
 
+def _groups(groups) -> int:
+    if not _args.is_int(groups) or groups < 1:
+        raise TconvError("groups", groups, "must be a positive integer")
+    return int(groups)
+
+
 def _check(kernel: np.ndarray, fmt: KernelFormat) -> None:
     if kernel.ndim != len(fmt.layout):
         raise TconvError("kernel", kernel, f"must have {len(fmt.layout)} axes laid out as {fmt.layout}")
@@ -124,7 +131,8 @@ def _regroup(array: np.ndarray, full_axis: int, group_axis: int, groups: int) ->
 
 def to_neutral(kernel, fmt: KernelFormat, *, transposed: bool, groups: int = 1) -> np.ndarray:
     """``kernel`` in ``fmt`` -> tconv's neutral ``(*k, fwd_in/groups, fwd_out)``."""
-    kernel = np.asarray(kernel)
+    kernel = _args.as_array(kernel, "kernel")
+    groups = _groups(groups)
     _check(kernel, fmt)
     neutral = _neutral_format(fmt.rank, transposed)
     spatial = [c for c in fmt.layout if c not in "IO"]
@@ -141,7 +149,8 @@ def to_neutral(kernel, fmt: KernelFormat, *, transposed: bool, groups: int = 1) 
 
 def from_neutral(neutral, fmt: KernelFormat, *, transposed: bool, groups: int = 1) -> np.ndarray:
     """tconv's neutral kernel -> ``fmt`` (the inverse of :func:`to_neutral`)."""
-    out = np.asarray(neutral)
+    out = _args.as_array(neutral, "neutral")
+    groups = _groups(groups)
     base = _neutral_format(fmt.rank, transposed)
     _check(out, base)
     if fmt.flipped:
@@ -177,7 +186,8 @@ def convert(kernel, from_: str, to: str, transposed: bool = False, groups: int =
     >>> bool((flax[::-1] == w.transpose(2, 0, 1)).all())   # (k, in, out), flipped
     True
     """
-    kernel = np.asarray(kernel)
+    kernel = _args.as_array(kernel, "kernel")
+    groups = _groups(groups)
     rank = kernel.ndim - 2
     src = from_format or kernel_format(from_, rank, transposed, jax_transpose_kernel=jax_transpose_kernel)
     dst = to_format or kernel_format(to, rank, transposed, jax_transpose_kernel=jax_transpose_kernel)
@@ -194,7 +204,7 @@ def convert_bias(bias, from_: str | None = None, to: str | None = None):
     """Every framework's bias is ``(out_channels,)``: a copy (``None`` stays ``None``)."""
     if bias is None:
         return None
-    bias = np.asarray(bias)
+    bias = _args.as_array(bias, "bias")
     if bias.ndim != 1:
         raise TconvError("bias", bias, "must have one axis, (out_channels,)")
     return bias.copy()
@@ -206,10 +216,14 @@ def expand_groups(neutral, groups: int) -> np.ndarray:
     Exact (the off-diagonal blocks are zeros): how a framework without grouped (transposed)
     convolutions runs a grouped layer.
     """
-    neutral = np.asarray(neutral)
+    neutral = _args.as_array(neutral, "neutral")
     if groups == 1:
         return neutral
+    if neutral.ndim < 3:
+        raise TconvError("neutral", neutral, "must have 3 to 5 axes: (*kernel, in/groups, out)")
     *k, ig, o = neutral.shape
+    if o % _groups(groups):
+        raise TconvError("groups", groups, f"must divide the kernel's {o} output channels")
     og = o // groups
     dense = np.zeros(tuple(k) + (ig * groups, o), neutral.dtype)
     for g in range(groups):
@@ -219,12 +233,18 @@ def expand_groups(neutral, groups: int) -> np.ndarray:
 
 def dilate_kernel(neutral, dilation) -> np.ndarray:
     """A neutral kernel with ``dilation - 1`` zeros between taps, to run undilated (exact)."""
-    neutral = np.asarray(neutral)
+    neutral = _args.as_array(neutral, "neutral")
     rank = neutral.ndim - 2
-    dilation = (dilation,) * rank if isinstance(dilation, int) else tuple(dilation)
+    if rank < 1:
+        raise TconvError("neutral", neutral, "must have 3 to 5 axes: (*kernel, in/groups, out)")
+    dilation = _args.int_tuple(dilation, rank, "dilation")
     if all(d == 1 for d in dilation):
         return neutral
     span = tuple(d * (k - 1) + 1 for d, k in zip(dilation, neutral.shape[:rank]))
+    from tconv import budget
+
+    budget.check(int(np.prod(span + neutral.shape[rank:], dtype=object)) * neutral.dtype.itemsize,
+                 "dilation", dilation, f"(a dilated kernel of shape {span + neutral.shape[rank:]})")
     out = np.zeros(span + neutral.shape[rank:], neutral.dtype)
     out[tuple(slice(None, None, d) for d in dilation)] = neutral
     return out

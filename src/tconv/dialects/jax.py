@@ -165,6 +165,7 @@ def _dimension_numbers(ndim: int, dimension_numbers: Any, context: str):
 def _ints(value: Any, rank: int, name: str, context: str, key: str, default: int | None = None):
     if value is None and default is not None:
         return (default,) * rank
+    value = _args.scalar(value)
     if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list, np.ndarray)) \
             or len(value) != rank or not all(_args.is_int(v) and v > 0 for v in value):
         raise refuse(REFUSALS, key, value, context, name=name, rank=rank)
@@ -235,7 +236,7 @@ def _conv_canonical(x, w, strides, pads, lhs_dil, rhs_dil, groups, out_spatial):
     geometry = Geometry(axes, w.shape[0], x.shape[-1], groups, transposed=True)
     y = ops.run(geometry, x, _neutral_kernel(w, groups, flipped=True))
     y = y[(slice(None),) + tuple(slice(None, None, s) for s in strides)]
-    return np.ascontiguousarray(y)
+    return ops.contiguous(y)
 
 
 def _general(context, lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
@@ -313,13 +314,13 @@ def _general(context, lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilat
         w = w.astype(dtype, copy=False)
         # batch_group_count: batch slice g meets output features g*O/bg... (weight gradients)
         per_o = out_channels // bgroups
-        y = np.concatenate([
-            _conv_canonical(x[g * out_batch:(g + 1) * out_batch], w[g * per_o:(g + 1) * per_o],
-                            strides, pads, lhs_dil, rhs_dil, groups, out_spatial)
-            for g in range(bgroups)], axis=-1)
+        parts = [_conv_canonical(x[g * out_batch:(g + 1) * out_batch], w[g * per_o:(g + 1) * per_o],
+                                 strides, pads, lhs_dil, rhs_dil, groups, out_spatial)
+                 for g in range(bgroups)]
+        y = parts[0] if bgroups == 1 else np.concatenate(parts, axis=-1)
     # canonical (N, *spatial, C) -> (N, C, *spatial) -> the out spec's layout
     y = np.moveaxis(y, -1, 1)
-    return np.ascontiguousarray(y.transpose(np.argsort(out_perm)))
+    return ops.contiguous(y.transpose(np.argsort(out_perm)))
 
 
 def _prepare(context: str, lhs: Any, rhs: Any):

@@ -299,8 +299,14 @@ class _BaseConv:
         if not self.transposed and channels % self.groups:
             raise refuse(REFUSALS, "channels_groups", shape, self._context, channels=channels,
                          groups=self.groups)
+        kernel_shape = self._kernel_shape(channels)
+        from tconv import budget  # initializers draw in float64, then cast
+
+        budget.check(math.prod(kernel_shape) * (8 + self.dtype.itemsize), "kernel", kernel_shape,
+                     f"(the weights of {type(self).__name__} with filters={self.filters} on "
+                     f"{channels} input channels)", context=self._context)
         rng = np.random.default_rng()
-        self.kernel = self.kernel_initializer(self._kernel_shape(channels), self.dtype, rng)
+        self.kernel = self.kernel_initializer(kernel_shape, self.dtype, rng)
         self.bias = self.bias_initializer((self.filters,), self.dtype, rng) if self.use_bias else None
         self._channels = channels
         self.built = True
@@ -314,7 +320,12 @@ class _BaseConv:
     def set_weights(self, weights) -> None:
         """Replace ``kernel`` (and ``bias``); shapes must match, values are cast to ``dtype``."""
         current = self.get_weights()
+        if isinstance(weights, (str, bytes, np.ndarray)) or not isinstance(weights, (list, tuple)):
+            raise TconvError("weights", weights, "must be a list of arrays ([kernel, bias])",
+                             context=self._context)
         weights = list(weights)
+        if not current and not weights:  # an unbuilt layer has no weights to set (as Keras)
+            return
         if len(weights) != len(current):
             raise refuse(REFUSALS, "weights_count", weights, self._context, got=len(weights),
                          want=len(current))

@@ -126,6 +126,7 @@ def _ints(attrs: dict, name: str, rank: int, context: str, default: int | None,
     count = rank if count is None else count
     if value is None:
         return None if default is None else (default,) * count
+    value = _args.scalar(value)
     if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, np.ndarray)) \
             or not all(_args.is_int(v) for v in value):
         raise refuse(REFUSALS, "length", value, context, name=name, want=count)

@@ -215,6 +215,7 @@ def _sequence(name: str, arg: str, value: Any, rank: int, channels_first: bool, 
     """
     if value is None:
         return (1,) * rank
+    value = _args.scalar(value)
     items = [value] if _args.is_int(value) else value
     if isinstance(items, (str, bytes)) or not isinstance(items, (Sequence, np.ndarray)) \
             or not all(_args.is_int(v) for v in items):
@@ -438,6 +439,7 @@ def conv_transpose(input, filters, output_shape, strides, padding="SAME", data_f
                    dilations=None, name=None) -> np.ndarray:
     """``tf.nn.conv_transpose``: the rank is ``len(output_shape) - 2``; see ``conv*d_transpose``."""
     context = "tf.nn.conv_transpose"
+    output_shape = _args.scalar(output_shape)
     if isinstance(output_shape, (str, bytes)) or not isinstance(output_shape, (Sequence, np.ndarray)) \
             or not 3 <= len(output_shape) <= 5:
         raise refuse(REFUSALS, "output_shape_length", output_shape, context, want="3, 4 or 5")

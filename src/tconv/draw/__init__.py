@@ -123,6 +123,8 @@ def scene(spec_or_text: Any, input_shape: Sequence[int] | None = None, view: str
             input_shape = next((spec.get(n) for n in ("input", "lhs", "X") if spec.get(n) is not None), None)
             if input_shape is None:
                 raise TconvError("input_shape", None, f"is needed to draw {spec!r}")
+        if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
+            raise TconvError("input_shape", input_shape, "must be a sequence of integers")
         g = spec.resolve(tuple(input_shape)).geometry
         title = f"{spec!r} on {tuple(input_shape)}"
     if axes is None:

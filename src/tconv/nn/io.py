@@ -294,6 +294,11 @@ def load_keras(path) -> Model:
             if "config.json" not in names or "model.weights.h5" not in names:
                 raise TconvError("path", str(path), "is a zip but not a .keras archive "
                                  "(config.json and model.weights.h5 expected)")
+            from tconv import budget  # a zip bomb is refused by its declared size, before inflating
+
+            for member in ("config.json", "model.weights.h5"):
+                size = archive.getinfo(member).file_size
+                budget.check(size, "path", str(path), f"(member {member} inflates to {size} bytes)")
             config = json.loads(archive.read("config.json").decode("utf-8"))
             weights = archive.read("model.weights.h5")
     except TconvError:

@@ -19,11 +19,13 @@ array([[ 5.,  7.],
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Callable
 
 import numpy as np
 
+from tconv import _args
 from tconv.dialects import keras as _keras
 from tconv.errors import TconvError
 from tconv.geometry import (AxisGeometry, Geometry, as_axes, bilinear_source, cropped_length,
@@ -102,6 +104,10 @@ class Layer:
 
     #: the class name Keras writes in a config
     keras_class: str = ""
+    #: whether the call takes a list of tensors (Concatenate); others take one array
+    multiple_inputs: bool = False
+    #: the number of axes the layer's input must have (None: any)
+    input_ndim: int | None = None
 
     def __init__(self, name: str | None = None, dtype: Any = None, trainable: bool = True,
                  **kwargs: Any) -> None:
@@ -111,7 +117,11 @@ class Layer:
                              f"Unrecognized keyword arguments passed to {type(self).__name__}",
                              context=f"keras.layers.{type(self).__name__}")
         self.name = name or _unique_name(snake_case(type(self).__name__))
-        self.dtype = np.dtype(_dtype_name(dtype))
+        try:
+            self.dtype = np.dtype(_dtype_name(dtype))
+        except (TypeError, ValueError):
+            raise TconvError("dtype", dtype, "must name a floating dtype ('float32', 'float64')",
+                             context=f"keras.layers.{type(self).__name__}") from None
         if self.dtype.kind != "f":
             raise TconvError("dtype", dtype, "must be a floating dtype",
                              context=f"keras.layers.{type(self).__name__}")
@@ -166,10 +176,20 @@ class Layer:
         if any(isinstance(t, KerasTensor) for t in flat):
             raise TconvError("inputs", inputs, "mixes symbolic tensors and arrays",
                              context=f"layer {self.name!r}")
-        arrays = [np.asarray(a) for a in flat]
+        if not flat:
+            raise TconvError("inputs", inputs, "must be an array or a list of arrays",
+                             context=f"layer {self.name!r}")
+        if not self.multiple_inputs:  # one array, however it is nested
+            flat, inputs = [inputs], None
+        arrays = [_args.as_array(a, "inputs", context=f"layer {self.name!r}") for a in flat]
+        shapes = [a.shape for a in arrays] if isinstance(inputs, (list, tuple)) else arrays[0].shape
+        if self.input_ndim is not None and any(a.ndim != self.input_ndim for a in arrays):
+            raise TconvError("inputs", arrays[0], f"must have {self.input_ndim} axes "
+                             "(batch, rows, cols, channels or channels first)",
+                             context=f"keras.layers.{type(self).__name__}")
         if not self.built:
-            self.build([a.shape for a in arrays] if isinstance(inputs, (list, tuple))
-                       else arrays[0].shape)
+            self.build(shapes)
+        _check_output_budget(self, shapes)
         return self.call(arrays if isinstance(inputs, (list, tuple)) else arrays[0])
 
     # -------------------------------------------------------------- config
@@ -183,6 +203,47 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name!r}>"
+
+
+def _check_output_budget(layer: Layer, shapes) -> None:
+    """The layer's output (and one temporary of its size) must fit the memory budget before
+    it is computed: an UpSampling2D of 10^4 or a ZeroPadding2D of 10^6 is refused by size."""
+    from tconv import budget
+
+    out = layer.compute_output_shape(shapes)
+    if isinstance(out, tuple) and all(_args.is_int(n) for n in out):
+        nbytes = math.prod(out) * layer.dtype.itemsize
+        budget.check(nbytes, "output", out, f"(of layer {layer.name!r}, {type(layer).__name__}, on "
+                     f"{shapes})", temporaries=nbytes)
+
+
+def _positive(value) -> int:
+    if not _args.is_int(value) or value < 1:
+        raise ValueError(value)
+    return int(value)
+
+
+def _axis(value, context: str) -> int:
+    if not _args.is_int(value):
+        raise TconvError("axis", value, "must be an integer", context=context)
+    return int(value)
+
+
+def _check_axis(axis: int, ndim: int, context: str) -> int:
+    if not -ndim <= axis < ndim:
+        raise TconvError("axis", axis, f"is out of range for inputs with {ndim} axes", context=context)
+    return axis % ndim
+
+
+def _float(value, name: str, context: str, *, low: float | None = None, high: float | None = None,
+           rule: str = "must be a number") -> float:
+    try:
+        ok = not isinstance(value, (str, bytes, bool)) and math.isfinite(float(value))
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok or (low is not None and float(value) < low) or (high is not None and float(value) > high):
+        raise TconvError(name, value, rule, context=context)
+    return float(value)
 
 
 def _spatial(shape, data_format: str) -> tuple:
@@ -231,7 +292,11 @@ class InputLayer(Layer):
                 raise TconvError("shape", shape, "must be given (or batch_shape)",
                                  context="keras.Input")
             batch_shape = (batch_size,) + tuple(shape)
-        self.batch_shape = tuple(None if s is None else int(s) for s in batch_shape)
+        try:
+            self.batch_shape = tuple(None if s is None else _positive(s) for s in batch_shape)
+        except (TypeError, ValueError):
+            raise TconvError("shape", batch_shape, "must be a tuple of positive integers or None",
+                             context="keras.Input") from None
         self.output = KerasTensor(self.batch_shape, self.dtype.name, Node(self, [], False))
         self.output.node.output = self.output
         self.inbound.append(self.output.node)
@@ -395,6 +460,7 @@ class MaxPooling2D(Layer):
     """``keras.layers.MaxPooling2D``: the largest value of each window ('same' pads are ignored)."""
 
     keras_class = "MaxPooling2D"
+    input_ndim = 4
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None,
                  name=None, **kwargs):
@@ -452,6 +518,7 @@ class UpSampling2D(Layer):
     ('bilinear', half-pixel centres, edges clamped: TensorFlow's ``resize_bilinear``)."""
 
     keras_class = "UpSampling2D"
+    input_ndim = 4
 
     def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -504,6 +571,7 @@ class Cropping2D(Layer):
     """``keras.layers.Cropping2D``: cut ``((top, bottom), (left, right))`` cells."""
 
     keras_class = "Cropping2D"
+    input_ndim = 4
 
     def __init__(self, cropping=((0, 0), (0, 0)), data_format=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -540,6 +608,7 @@ class ZeroPadding2D(Layer):
     """``keras.layers.ZeroPadding2D``: add ``((top, bottom), (left, right))`` zero cells."""
 
     keras_class = "ZeroPadding2D"
+    input_ndim = 4
 
     def __init__(self, padding=(1, 1), data_format=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -570,18 +639,22 @@ class Concatenate(Layer):
     """``keras.layers.Concatenate``: join a list of tensors along ``axis`` (default: channels)."""
 
     keras_class = "Concatenate"
+    multiple_inputs = True
 
     def __init__(self, axis=-1, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
-        self.axis = int(axis)
+        self.axis = _axis(axis, "keras.layers.Concatenate")
 
     def compute_output_shape(self, input_shape):
+        if not isinstance(input_shape, list) or not all(isinstance(s, tuple) for s in input_shape):
+            raise TconvError("inputs", input_shape, "must be a list of at least 2 tensors",
+                             context="keras.layers.Concatenate")
         shapes = [tuple(s) for s in input_shape]
         if len(shapes) < 2:
             raise TconvError("inputs", len(shapes), "must be a list of at least 2 tensors",
                              context="keras.layers.Concatenate")
         rank = len(shapes[0])
-        axis = self.axis % rank
+        axis = _check_axis(self.axis, rank, f"layer {self.name!r}")
         for shape in shapes[1:]:
             if len(shape) != rank or any(a != b and a is not None and b is not None
                                          for i, (a, b) in enumerate(zip(shapes[0], shape))
@@ -611,9 +684,8 @@ class Dropout(Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
-        if not 0 <= float(rate) <= 1:
-            raise TconvError("rate", rate, "must be a float in the range [0, 1]",
-                             context="keras.layers.Dropout")
+        _float(rate, "rate", "keras.layers.Dropout", low=0, high=1,
+               rule="must be a float in the range [0, 1]")
         self.rate, self.noise_shape, self.seed = float(rate), noise_shape, seed
 
     def call(self, x):
@@ -638,12 +710,19 @@ class BatchNormalization(Layer):
                     "synchronized", "renorm", "renorm_clipping", "renorm_momentum"):
                 kwargs.pop(key)
         super().__init__(name=name, **kwargs)
-        self.axis = int(axis if not isinstance(axis, (list, tuple)) else axis[0])
-        self.momentum, self.epsilon = float(momentum), float(epsilon)
+        context = "keras.layers.BatchNormalization"
+        if isinstance(axis, (list, tuple)) and len(axis) != 1:
+            raise TconvError("axis", axis, "must be one integer (tconv normalises one axis)", context=context)
+        self.axis = _axis(axis if not isinstance(axis, (list, tuple)) else axis[0], context)
+        self.momentum = _float(momentum, "momentum", context)
+        self.epsilon = _float(epsilon, "epsilon", context, low=0, rule="must be a number >= 0")
         self.center, self.scale = bool(center), bool(scale)
 
     def build(self, input_shape) -> None:
-        channels = input_shape[self.axis]
+        if not isinstance(input_shape, tuple):
+            raise TconvError("inputs", input_shape, "must be one tensor",
+                             context="keras.layers.BatchNormalization")
+        channels = input_shape[_check_axis(self.axis, len(input_shape), "keras.layers.BatchNormalization")]
         if channels is None:
             raise TconvError("input_shape", tuple(input_shape),
                              f"must give the normalised axis {self.axis}",
@@ -724,8 +803,12 @@ class ReLU(Layer):
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
-        self.max_value = None if max_value is None else float(max_value)
-        self.negative_slope, self.threshold = float(negative_slope), float(threshold)
+        context = "keras.layers.ReLU"
+        self.max_value = None if max_value is None else _float(max_value, "max_value", context, low=0,
+                                                               rule="must be a number >= 0 or None")
+        self.negative_slope = _float(negative_slope, "negative_slope", context, low=0,
+                                     rule="must be a number >= 0")
+        self.threshold = _float(threshold, "threshold", context)
 
     def call(self, x):
         x = np.asarray(x, dtype=self.dtype)
@@ -748,10 +831,13 @@ class Softmax(Layer):
 
     def __init__(self, axis=-1, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
-        self.axis = axis
+        self.axis = _axis(axis, "keras.layers.Softmax")
 
     def call(self, x):
         x = np.asarray(x, dtype=self.dtype)
+        _check_axis(self.axis, x.ndim, f"layer {self.name!r}")
+        if x.size == 0:  # nothing to normalise (NumPy's max has no identity)
+            return x.copy()
         e = np.exp(x - x.max(axis=self.axis, keepdims=True))
         return e / e.sum(axis=self.axis, keepdims=True)
 

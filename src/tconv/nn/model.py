@@ -22,6 +22,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from tconv import _args
 from tconv.errors import TconvError
 from tconv.geometry import Geometry
 from tconv.nn.layers import InputLayer, KerasTensor, Layer, Node, snake_case
@@ -228,7 +229,7 @@ class Model:
             raise TconvError("inputs", f"{len(arrays)} arrays", f"must be {len(self.inputs)} arrays")
         values: dict[int, np.ndarray] = {}
         for t, a in zip(self.inputs, arrays):
-            a = np.asarray(a)
+            a = _args.as_array(a, "inputs", context=f"model {self.name!r}")
             if a.ndim != len(t.shape):
                 raise TconvError("inputs", a, f"must have {len(t.shape)} axes like {t.shape} "
                                  f"(input {t.node.layer.name!r})")

@@ -225,6 +225,9 @@ def plan_unet(input_size, depth: int = 4, framework: str = "keras", padding: str
     """
     if framework not in FRAMEWORKS:
         raise TconvError("framework", framework, f"must be one of {FRAMEWORKS}")
+    if isinstance(input_size, (str, bytes)) or not isinstance(input_size, (tuple, list)) or not all(
+            isinstance(n, int) and not isinstance(n, bool) for n in input_size):
+        raise TconvError("input", input_size, "must be (height, width, channels), all positive integers")
     if len(input_size) == 2:
         input_size = tuple(input_size) + (3,)
     if len(input_size) != 3 or min(input_size) < 1:

@@ -31,18 +31,18 @@ UNET_DEFAULTS = dict(input_size=(96, 128, 3), n_filters=32, n_classes=23, depth=
 def _check(depth, upsampling, padding, interpolation, n_filters, n_classes, dropout):
     if not isinstance(depth, int) or isinstance(depth, bool) or not 1 <= depth <= 8:
         raise TconvError("depth", depth, "must be an integer from 1 to 8")
-    if upsampling not in ("transpose", "upsample"):
+    if not isinstance(upsampling, str) or upsampling not in ("transpose", "upsample"):
         raise TconvError("upsampling", upsampling, "must be 'transpose' (Conv2DTranspose) or "
                          "'upsample' (UpSampling2D + Conv2D)")
-    if padding not in ("same", "valid"):
+    if not isinstance(padding, str) or padding not in ("same", "valid"):
         raise TconvError("padding", padding, "must be 'same' (the course) or 'valid' (the paper)")
-    if interpolation not in ("nearest", "bilinear"):
+    if not isinstance(interpolation, str) or interpolation not in ("nearest", "bilinear"):
         raise TconvError("interpolation", interpolation, "must be 'nearest' or 'bilinear'")
     for name, value in (("n_filters", n_filters), ("n_classes", n_classes)):
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise TconvError(name, value, "must be a positive integer")
-    if not 0 <= dropout < 1:
-        raise TconvError("dropout", dropout, "must be in [0, 1)")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise TconvError("dropout", dropout, "must be a number in [0, 1)")
 
 
 def build_unet(layers: Any, Input: Any, Model: Any, input_size=(96, 128, 3), n_filters=32,
@@ -57,6 +57,11 @@ def build_unet(layers: Any, Input: Any, Model: Any, input_size=(96, 128, 3), n_f
     the same for every input size whose pooled sizes are all even.
     """
     _check(depth, upsampling, padding, interpolation, n_filters, n_classes, dropout)
+    if isinstance(input_size, (str, bytes)) or not isinstance(input_size, (tuple, list)) or not all(
+            n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= 1) for n in input_size):
+        raise TconvError("input_size", input_size, "must be (height, width, channels): positive integers or None")
+    if up_kernel is not None and (not isinstance(up_kernel, int) or isinstance(up_kernel, bool) or up_kernel < 1):
+        raise TconvError("up_kernel", up_kernel, "must be a positive integer or None")
     if up_kernel is None:
         up_kernel = 3 if padding == "same" else 2
     L = layers
