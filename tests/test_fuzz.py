@@ -734,7 +734,7 @@ def damaged(draw, data: bytes):
     return bytes(b)
 
 
-@fuzz
+@settings(settings.get_profile(PROFILE), max_examples=min(settings.get_profile(PROFILE).max_examples, 500))  # h5py is slow
 @given(st.sampled_from([".keras", ".weights.h5", ".safetensors"]), st.data(),
        st.sampled_from([".keras", ".weights.h5", ".safetensors", ".pt", ".h5", ".bin"]))
 def test_fuzz_loaders(weight_files, source, data, label):
@@ -1064,6 +1064,8 @@ def test_regression_nn_model_ragged_input_and_unet_sizes_typeerror():
         nn.unet(input_size=None)
     with pytest.raises(TconvError, match="dropout"):
         nn.unet(dropout="x")
+    with pytest.raises(TconvError, match="batch_norm"):
+        nn.unet(batch_norm=np.array([1, 2, 3]))
     with pytest.raises(TconvError, match="shape"):
         nn.Input((":", 3))
 
@@ -1163,3 +1165,39 @@ def test_regression_softmax_empty_array_valueerror():
 def test_regression_cli_argument_with_form_feed_two_lines():
     code, _, err = _cli(["explain", "a\x0cb", "--bogus"])
     assert code == 2 and len(err.splitlines()) == 1
+
+
+def test_regression_array_data_format_and_padding_mode_ambiguous_truth_value():
+    """``data_format=np.array([1, 2, 3])`` met ``data_format == 'channels_first'``: ambiguous truth value."""
+    from tconv import grad
+
+    x, w = np.ones((1, 5, 1)), np.ones((3, 1, 1))
+    for kwargs in ({"data_format": np.array([1, 2, 3])}, {"padding_mode": np.array(["a", "b"])}):
+        for call in (tconv.conv, tconv.conv_transpose):
+            with pytest.raises(TconvError, match=next(iter(kwargs))):
+                call(x, w, **kwargs)
+        with pytest.raises(TconvError, match=next(iter(kwargs))):
+            grad.conv_vjp(x, w, np.ones((1, 3, 1)), **kwargs)
+
+
+def test_regression_nn_layer_array_name_ambiguous_truth_value():
+    from tconv import nn
+
+    with pytest.raises(TconvError, match="name"):
+        nn.Activation("relu", name=np.array([1, 2, 3]))
+
+
+def test_regression_grad_cast_of_huge_view_memoryerror():
+    """The gradient cast a float32 view of 2^31 cells to float64 (16 GiB) before any check."""
+    from tconv import grad
+
+    with budget.memory_budget(256 << 20), pytest.raises(TconvError, match="cast"):
+        grad.conv_vjp(huge((1, 2 ** 31, 1)), np.ones((1, 1, 1)), huge((1, 2 ** 31, 1), np.float64),
+                      padding_mode="replicate")
+
+
+def test_regression_batchnorm_huge_channels_memoryerror():
+    from tconv import nn
+
+    with budget.memory_budget(256 << 20), pytest.raises(TconvError, match="BatchNormalization"):
+        nn.BatchNormalization()(huge((1, 1, 2 ** 31)))

@@ -21,6 +21,14 @@ def is_int(value: Any) -> bool:
     return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def choice(value: Any, name: str, choices: tuple[str, ...], *, context: str | None = None) -> str:
+    """One of ``choices`` (strings), compared only once ``value`` is known to be a string: an
+    array compared with ``==``/``in`` has no single truth value."""
+    if not isinstance(value, str) or value not in choices:
+        raise TconvError(name, value, f"must be one of {', '.join(map(repr, choices))}", context=context)
+    return value
+
+
 def scalar(value: Any) -> Any:
     """A 0-d NumPy array as its Python scalar (it has no length to take); anything else as is."""
     return value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value

@@ -93,9 +93,8 @@ def weight_vjp(geometry: Geometry, x: Any, dy: Any, *, padding_mode: str = "zero
 def _arrays(g, x, kernel, dy, padding_mode, data_format, impl):
     """Checked arrays, channels last, in the floating dtype of the operands (None stays None)."""
     padding_modes.check_mode(padding_mode)
-    if data_format not in ("channels_last", "channels_first"):
-        raise TconvError("data_format", data_format, "must be 'channels_last' or 'channels_first'")
-    if impl not in _WEIGHT_GRAD:
+    _args.choice(data_format, "data_format", ("channels_last", "channels_first"))
+    if not isinstance(impl, str) or impl not in _WEIGHT_GRAD:
         raise TconvError("impl", impl, f"must be one of {sorted(_WEIGHT_GRAD)}")
     x = None if x is None else _args.as_array(x, "input")
     kernel = None if kernel is None else _args.as_array(kernel, "kernel")
@@ -114,6 +113,10 @@ def _arrays(g, x, kernel, dy, padding_mode, data_format, impl):
         raise TconvError("kernel", kernel, f"must have shape {g.neutral_kernel_shape} "
                          "(*kernel, in_channels/groups, out_channels)")
     dtype = _args.result_dtype(*(a for a in (x, kernel, dy) if a is not None))
+    from tconv import budget  # the casts below copy every operand of another dtype
+
+    budget.check(sum(a.size * dtype.itemsize for a in (x, kernel, dy) if a is not None and a.dtype != dtype),
+                 "input", x if x is not None else dy, f"(operands cast to {dtype})")
     return tuple(None if a is None else a.astype(dtype, copy=False) for a in (x, kernel, dy))
 
 
@@ -251,8 +254,7 @@ def _plan(planner, x, kernel, reads: str, data_format, groups, **kwargs) -> Geom
     rank = kernel.ndim - 2
     if rank not in (1, 2, 3):
         raise TconvError("kernel", kernel, "must have 3 to 5 axes: (*kernel, in/groups, out)")
-    if data_format not in ("channels_last", "channels_first"):
-        raise TconvError("data_format", data_format, "must be 'channels_last' or 'channels_first'")
+    _args.choice(data_format, "data_format", ("channels_last", "channels_first"))
     spatial, channels = ops._spatial_and_channels(x, rank, data_format)
     if not _args.is_int(groups) or groups < 1:
         raise TconvError("groups", groups, "must be a positive integer")

@@ -54,7 +54,7 @@ MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def check_mode(padding_mode: Any) -> str:
-    if padding_mode not in MODES:
+    if not isinstance(padding_mode, str) or padding_mode not in MODES:
         raise TconvError("padding_mode", padding_mode, f"must be one of {', '.join(map(repr, MODES))}")
     return padding_mode
 
@@ -150,7 +150,8 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *, padding_mo
         data_format: str = "channels_last", impl: str = "gemm") -> np.ndarray:
     """:func:`tconv.ops.run` with a padding mode (forward: pad then convolve; transposed: its adjoint)."""
     check_mode(padding_mode)
-    if padding_mode == "zeros" or data_format not in ("channels_last", "channels_first"):
+    if padding_mode == "zeros" or not isinstance(data_format, str) \
+            or data_format not in ("channels_last", "channels_first"):
         return ops.run(geometry, x, kernel, bias, data_format=data_format, impl=impl)
     x = np.asarray(x)
     if x.ndim != geometry.rank + 2:  # let run() name the argument and the shape it needs

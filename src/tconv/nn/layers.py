@@ -116,6 +116,9 @@ class Layer:
             raise TconvError("kwargs", {k: kwargs[k] for k in unknown},
                              f"Unrecognized keyword arguments passed to {type(self).__name__}",
                              context=f"keras.layers.{type(self).__name__}")
+        if name is not None and not isinstance(name, str):
+            raise TconvError("name", name, "must be a string or None",
+                             context=f"keras.layers.{type(self).__name__}")
         self.name = name or _unique_name(snake_case(type(self).__name__))
         try:
             self.dtype = np.dtype(_dtype_name(dtype))
@@ -728,6 +731,11 @@ class BatchNormalization(Layer):
                              f"must give the normalised axis {self.axis}",
                              context="keras.layers.BatchNormalization")
         c = int(channels)
+        from tconv import budget
+
+        budget.check(4 * c * self.dtype.itemsize, "input_shape", tuple(input_shape),
+                     f"(BatchNormalization weights for {c} channels)",
+                     context="keras.layers.BatchNormalization")
         self.gamma = np.ones(c, self.dtype) if self.scale else None
         self.beta = np.zeros(c, self.dtype) if self.center else None
         self.moving_mean = np.zeros(c, self.dtype)

@@ -60,6 +60,12 @@ def build_unet(layers: Any, Input: Any, Model: Any, input_size=(96, 128, 3), n_f
     if isinstance(input_size, (str, bytes)) or not isinstance(input_size, (tuple, list)) or not all(
             n is None or (isinstance(n, int) and not isinstance(n, bool) and n >= 1) for n in input_size):
         raise TconvError("input_size", input_size, "must be (height, width, channels): positive integers or None")
+    if not isinstance(batch_norm, bool):
+        raise TconvError("batch_norm", batch_norm, "must be True or False")
+    if not (final_activation is None or isinstance(final_activation, str)):
+        raise TconvError("final_activation", final_activation, "must be an activation's name or None")
+    if not isinstance(name, str):
+        raise TconvError("name", name, "must be a string")
     if up_kernel is not None and (not isinstance(up_kernel, int) or isinstance(up_kernel, bool) or up_kernel < 1):
         raise TconvError("up_kernel", up_kernel, "must be a positive integer or None")
     if up_kernel is None:
