@@ -15,6 +15,7 @@ from tconv.errors import TconvError
 from tconv.nn import io as nn_io
 from tconv.nn.plan import plan_unet
 from tconv.nn.unet import build_unet
+from nn_helpers import randomise
 
 #: the course architecture and four other configurations
 CONFIGS = {
@@ -33,17 +34,6 @@ def _keras():
     return keras
 
 
-def _randomise(model, rng):
-    """Weights away from Keras' zero-bias, unit-BN defaults, so every term counts."""
-    for layer in model.layers:
-        weights = layer.get_weights()
-        if not weights:
-            continue
-        if "bn" in layer.name:
-            layer.set_weights([rng.uniform(0.6, 1.4, w.shape).astype("float32") for w in weights])
-        else:
-            layer.set_weights([(rng.standard_normal(w.shape) * np.sqrt(2.0 / max(1, np.prod(w.shape[:-1]))))
-                               .astype("float32") for w in weights])
 
 
 def _rel(a, b) -> float:
@@ -58,7 +48,7 @@ def test_unet_matches_keras_and_torch(name, tmp_path):
     cfg = CONFIGS[name]
     rng = np.random.default_rng(abs(hash(name)) % 2**32)
     kmodel = build_unet(keras.layers, keras.Input, keras.Model, **cfg)
-    _randomise(kmodel, rng)
+    randomise(kmodel, rng)
     kmodel.save_weights(tmp_path / "u.weights.h5")
     model = nn.unet(**cfg)
     model.load_weights(tmp_path / "u.weights.h5")  # Keras' own file: layer order and layout

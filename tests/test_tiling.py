@@ -18,6 +18,7 @@ zarr = pytest.importorskip("zarr")
 
 from tconv import nn, tiling  # noqa: E402
 from tconv.errors import TconvError  # noqa: E402
+from nn_helpers import randomise
 
 #: name -> (unet arguments, image size step, smallest image side)
 CONFIGS = {
@@ -35,23 +36,12 @@ CONFIGS = {
 _MODELS: dict = {}
 
 
-def _randomise(model, rng):
-    """Weights away from zero biases and unit batch norms, so every term counts."""
-    for layer in model.layers:
-        weights = layer.get_weights()
-        if not weights:
-            continue
-        if "bn" in layer.name:
-            layer.set_weights([rng.uniform(0.6, 1.4, w.shape).astype("float32") for w in weights])
-        else:
-            layer.set_weights([(rng.standard_normal(w.shape) * np.sqrt(2.0 / max(1, np.prod(w.shape[:-1]))))
-                               .astype("float32") for w in weights])
 
 
 def _model(name):
     if name not in _MODELS:
         model = nn.unet(**CONFIGS[name][0])
-        _randomise(model, np.random.default_rng(len(name)))
+        randomise(model, np.random.default_rng(len(name)))
         _MODELS[name] = model
     return _MODELS[name]
 

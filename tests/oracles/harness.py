@@ -53,6 +53,18 @@ def require(module: str):
         pytest.skip(f"{module} not installed: pip install -e '.[oracles]'")
 
 
+def assert_refuses(call: Callable[[], Any], argument: str, *, exact: bool = False) -> TconvError:
+    """``call()`` must raise the package's ValueError naming ``argument`` in its message
+    (and as ``.argument`` when ``exact``); the dialects' refusal tests share this."""
+    with pytest.raises(TconvError) as info:
+        call()
+    assert isinstance(info.value, ValueError)
+    if exact:
+        assert info.value.argument == argument
+    assert argument in str(info.value), (argument, str(info.value))
+    return info.value
+
+
 def tolerance(dtype) -> dict:
     return dict(rtol=1e-4, atol=1e-4) if np.dtype(dtype) == np.float32 else dict(rtol=1e-9, atol=1e-9)
 
