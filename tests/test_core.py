@@ -147,17 +147,21 @@ def test_import_loads_no_framework():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@settings(max_examples=150, deadline=None)
-@given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([1e-9, 0.05, 0.3, 1.0]),
-       st.sampled_from([1, 2, 3]))
-def test_chunked_gemm_matches_reference(geometry, seed, fraction, threads):
-    """Tap groups, row/batch chunks (forced by a tiny memory budget) and the threaded
-    gathers/scatters (forced on tiny arrays) change nothing."""
+@settings(max_examples=200, deadline=None)
+@given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([None, "concat", "per_tap"]),
+       st.sampled_from([1, 2, 3]), st.sampled_from([1, 7, 1 << 18]),
+       st.sampled_from(["channels_last", "channels_first"]))
+def test_tiled_gemm_matches_reference(geometry, seed, mode, threads, tile, data_format):
+    """Both product shapes (concat, per tap), tiny tiles (one row of one item), the thread
+    pool (forced on tiny arrays) and writing channels-first in place change nothing."""
     x, w, b = arrays_for(geometry, seed, batch=3)
-    old = gemm.CHUNK_FRACTION, gemm.THREADS, gemm.MIN_PARALLEL_ELEMENTS
-    gemm.CHUNK_FRACTION, gemm.THREADS, gemm.MIN_PARALLEL_ELEMENTS = fraction, threads, 0
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    old = gemm.MODE, gemm.THREADS, gemm.MIN_PARALLEL_MADDS, gemm.TILE_ELEMENTS
+    gemm.MODE, gemm.THREADS, gemm.MIN_PARALLEL_MADDS, gemm.TILE_ELEMENTS = mode, threads, 0, tile
     try:
-        fast = ops.run(geometry, x, w, b, impl="gemm")
+        fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
     finally:
-        gemm.CHUNK_FRACTION, gemm.THREADS, gemm.MIN_PARALLEL_ELEMENTS = old
-    np.testing.assert_allclose(fast, ops.run(geometry, x, w, b, impl="reference"), rtol=1e-11, atol=1e-11)
+        gemm.MODE, gemm.THREADS, gemm.MIN_PARALLEL_MADDS, gemm.TILE_ELEMENTS = old
+    want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
+    np.testing.assert_allclose(fast, want, rtol=1e-11, atol=1e-11)

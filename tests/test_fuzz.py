@@ -1201,3 +1201,89 @@ def test_regression_batchnorm_huge_channels_memoryerror():
 
     with budget.memory_budget(256 << 20), pytest.raises(TconvError, match="BatchNormalization"):
         nn.BatchNormalization()(huge((1, 1, 2 ** 31)))
+
+
+_CRASHES = Path(__file__).resolve().parent.parent / "fuzz" / "crashes"
+
+_LOAD_WEIGHTS = r"""
+import sys
+import h5py
+import numpy as np
+from tconv import TconvError, nn
+
+inp = nn.Input((None, None, 2))  # the weight_files fixture's model
+h = nn.Conv2D(3, 3, padding="same", name="c1")(inp)
+model = nn.Model(inp, nn.Conv2DTranspose(2, 3, strides=2, padding="same", name="t1")(h))
+try:
+    model.load_weights(sys.argv[1])
+except TconvError as exc:
+    print("refused", exc.argument)
+else:
+    with h5py.File(sys.argv[1], "r") as f:  # the numeric datasets only, never an attribute
+        want = [f[f"layers/{k}/vars/{i}"][()] for k in ("conv2d", "conv2d_transpose") for i in (0, 1)]
+    got = model.layers[1].get_weights() + model.layers[2].get_weights()
+    print("loaded", all(np.array_equal(a, b) for a, b in zip(got, want)))
+"""
+
+
+def test_regression_h5_vlen_name_attribute_hang():
+    """A bit-flipped .weights.h5 (one flip makes a global-heap object 26 bytes long instead
+    of 10; the global heap holds the variable-length ``name`` attributes) made HDF5 loop
+    forever in C reading the ``vars`` group's ``name``; no signal interrupts that, so the load
+    runs in a child process under a timeout. The reader now never reads attributes or
+    variable-length data (Keras' loader does not read ``name`` either); the file's datasets
+    are intact and load."""
+    pytest.importorskip("h5py")
+    path = _CRASHES / "h5py_vlen_attribute_hang.weights.h5"
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", TCONV_NUM_THREADS="1")
+    try:
+        proc = subprocess.run([sys.executable, "-c", _LOAD_WEIGHTS, str(path)], capture_output=True,
+                              text=True, timeout=60, env=env)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"Model.load_weights({path.name!r}) did not end within 60 s (hang inside HDF5)")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() in (["loaded", "True"], ["refused", "path"]), proc.stdout + proc.stderr[-3000:]
+
+
+def test_regression_h5_strings_links_and_huge_datasets_refused_unread(tmp_path, weight_files):
+    """What the h5 reader refuses before reading: a variable-length string dataset where a
+    weight goes, soft and external links (never followed), and a declared size over the budget."""
+    h5py = pytest.importorskip("h5py")
+    model, files, _ = weight_files
+    before = [w.copy() for w in model.get_weights()]
+    source = tmp_path / "ok.weights.h5"
+    source.write_bytes(files[".weights.h5"])
+
+    def variant(name, change):
+        path = tmp_path / f"{name}.weights.h5"
+        path.write_bytes(files[".weights.h5"])
+        with h5py.File(path, "a") as f:
+            change(f)
+        return path
+
+    def strings(f):
+        del f["layers/conv2d/vars/0"]
+        f.create_dataset("layers/conv2d/vars/0", data=["a", "b"], dtype=h5py.string_dtype())
+
+    def soft(f):
+        del f["layers/conv2d/vars/1"]
+        f["layers/conv2d/vars/1"] = h5py.SoftLink("/layers/conv2d_transpose/vars/1")
+
+    def external(f):
+        del f["layers/conv2d"]
+        f["layers/conv2d"] = h5py.ExternalLink(str(source), "/layers/conv2d")
+
+    def huge_dataset(f):
+        del f["layers/conv2d/vars/0"]
+        f.create_dataset("layers/conv2d/vars/0", shape=(100_000, 100_000), dtype="f4", chunks=(100, 100))
+
+    for name, change, match in (("strings", strings, "vars/0 of type object"),
+                                ("soft", soft, "soft or external link at layers/conv2d/vars/1"),
+                                ("external", external, "soft or external link at layers/conv2d"),
+                                ("huge", huge_dataset, r"shape \(100000, 100000\).*budget")):
+        path = variant(name, change)
+        with time_limit(TIME_LIMIT), budget.memory_budget(256 << 20), \
+                pytest.raises(TconvError, match=match) as info:
+            model.load_weights(path)
+        assert info.value.argument == "path"
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))  # nothing changed

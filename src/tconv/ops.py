@@ -124,10 +124,17 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
         x = np.moveaxis(x, 1, -1)
     x = x.astype(dtype, copy=False)
     kernel = kernel.astype(dtype, copy=False)
-    compute = _KERNELS[impl].conv_transpose if g.transposed else _KERNELS[impl].conv
+    bias = None if bias is None else bias.astype(dtype, copy=False)
+    if impl == "gemm":
+        # the tiles write straight into the requested layout (channels moved back in cache)
+        y = np.empty(out_shape, dtype)
+        compute = gemm.conv_transpose if g.transposed else gemm.conv
+        compute(x, kernel, g, bias, out=np.moveaxis(y, 1, -1) if data_format == "channels_first" else y)
+        return y
+    compute = reference.conv_transpose if g.transposed else reference.conv
     y = compute(x, kernel, g)
     if bias is not None:
-        y += bias.astype(dtype, copy=False)
+        y += bias
     if data_format == "channels_first":
         y = np.ascontiguousarray(np.moveaxis(y, -1, 1))
     return y
@@ -137,23 +144,16 @@ def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtyp
                   data_format: str) -> None:
     """Refuse, before allocating, an output whose bytes plus the temporaries exceed the budget.
 
-    The GEMM kernels' chunk buffers (:mod:`tconv.kernels.gemm`) hold at most
-    ``CHUNK_FRACTION`` of the output, but never less than one row of one tap of one batch
-    item: ``row_cells * (in_channels + out_channels)`` elements forward (the im2col row and
-    its product), ``row_cells * in_channels`` transposed, ``row_cells`` the cells of a row
-    (every spatial axis but the first). Channels-first data need one more output-sized copy
-    to move the axis back; operands of another dtype are cast (copied) first."""
+    The GEMM kernels hold one tile per worker thread (:func:`tconv.kernels.gemm.temporary_elements`:
+    a cache-sized gather and product, never less than one row of one batch item) and the
+    concatenated weight matrix; they write the output in place, whatever the data format.
+    Operands of another dtype are cast (copied) first."""
     from tconv import budget
 
     input_shape = x.shape
     out_shape = (input_shape[0],) + g.output_spatial + (g.output_channels,)
     nbytes = math.prod(out_shape) * dtype.itemsize
-    if g.transposed:
-        floor = math.prod(g.input_spatial[1:]) * g.in_channels
-    else:
-        floor = math.prod(g.output_spatial[1:]) * (g.in_channels + g.out_channels)
-    temporaries = max(int(nbytes * gemm.CHUNK_FRACTION), floor * dtype.itemsize)
-    temporaries += nbytes if data_format == "channels_first" else 0
+    temporaries = gemm.temporary_elements(g) * dtype.itemsize
     temporaries += sum(a.size * dtype.itemsize for a in (x, kernel) if a.dtype != dtype)
     strides = tuple(a.stride for a in g.axes)
     budget.check(nbytes, "output", out_shape,

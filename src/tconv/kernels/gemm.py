@@ -1,217 +1,350 @@
-"""Vectorised kernels on BLAS: one large matrix product per chunk, no loop over pixels.
+"""Vectorised kernels on BLAS: output tiles, each one cache-sized matrix product, no loop over pixels.
 
-Transposed convolution, "GEMM then col2im": multiply every input cell by every kernel
-tap at once, ``Z = Y @ W`` with ``Y`` the input as ``(cells, C_in)`` and ``W`` as
-``(C_in, taps * C_out)``; then each tap's slice of ``Z`` is added into the strided
-block of the output it reaches (:meth:`~tconv.geometry.AxisGeometry.tap_span`). No
-zero is ever inserted or multiplied, and cells outside the kept window are never
-computed, so a crop costs nothing and a zero extension is simply never written.
+Both directions are computed *output-stationary*: the output is cut into disjoint tiles,
+and each tile is produced whole by gathering what it reads and multiplying once.
 
-Forward convolution, "im2col then GEMM": gather each tap's strided input block into
-a ``(cells, taps * C_in)`` matrix (zeros where a window reads padding) and multiply by
-the kernel as ``(taps * C_in, C_out)``.
+Forward convolution, "im2col then GEMM": a tile of output rows gathers each tap's
+strided input block into a ``(cells, taps * C_in)`` matrix (zeros where a window reads
+padding) and multiplies it by the kernel as ``(taps * C_in, C_out)``.
 
-The matrix products run on BLAS's own threads; the gathers and scatters around them
-are memory-bound NumPy copies and adds, one core each, so they are spread over a small
-thread pool (NumPy releases the GIL inside them). No two threads ever write the same
-cell: im2col taps fill disjoint columns, and col2im taps are grouped by the output
-lattice (phase) they land on, which differs between groups when the stride exceeds 1.
+Transposed convolution, the phase (sub-pixel) decomposition: output cell ``o`` of an
+axis with stride ``s`` is reached only by the taps whose offset has ``o``'s residue mod
+``s``, and those read the input *without* a stride. So the output splits into ``s^d``
+interleaved lattices (phases), each a dense convolution of the input with its share of
+the taps; no zero is inserted and no product is formed that a crop throws away. The
+spans come from :meth:`~tconv.geometry.AxisGeometry.tap_span`, the same ones the forward
+kernel and the weight gradient use, so the three are one bilinear form read three ways.
 
-Both work through the *same* tap spans, so the pair is an exact adjoint. Temporary
-memory is bounded: ``Z`` and the im2col matrix are built for a group of taps (and,
-only where one tap is too much, a chunk of batch items and rows) at a time, at most
-:data:`CHUNK_FRACTION` of the
-output's size, taking as many kernel taps at once as fit.
+Each tile's matrix product takes one of two shapes:
+
+* **concat**: the tile's taps side by side, ``(cells, taps * C) @ (taps * C, C')``; one
+  product with a deep inner dimension. The weight matrix is built once per call (a view
+  for the forward kernel, a copy of the kernel for the transposed one).
+* **per tap**: one product per tap with the kernel tap as it lies in memory (BLAS reads
+  it transposed), added into the tile. Chosen for transposed convolutions with many
+  source channels, where the inner dimension is deep already and copying a large
+  kernel would cost more than the products.
+
+Tiles run on a small thread pool with BLAS held to one thread meanwhile (``threadpoolctl``
+when installed: ``pip install 'tconv[fast]'``): on narrow products OpenBLAS's own threads
+scale poorly, while disjoint output tiles scale with the cores and never share a cell.
+Without threadpoolctl the tiles run one after the other on BLAS's threads.
+
+Memory: each worker holds one tile's gather and product, about :data:`TILE_ELEMENTS`
+elements, and never less than one row of one batch item (every spatial axis but the
+first); nothing proportional to the whole input or output is allocated besides the output.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 
 import numpy as np
 
 from tconv.geometry import Geometry
 
-#: the chunk buffers (the product ``Z``, the im2col matrix, a partial product) hold at
-#: most this fraction of the output's element count; at least one row and one tap
-CHUNK_FRACTION = 1.0
-
-
-#: a chunk of rows is worth its own matrix product when it has at least this many cells
-MIN_CHUNK_CELLS = 1024
-
-#: threads for the gathers and scatters (0 or 1: none); TCONV_NUM_THREADS overrides
+#: elements of one tile's gather plus product (float32: 1 MiB), sized to stay in cache
+TILE_ELEMENTS = 1 << 18
+#: a tile has at least this many cells where the pass has them: fewer make the product
+#: re-read its weights for too little work
+MIN_TILE_CELLS = 256
+#: threads for the tiles (0 or 1: none); TCONV_NUM_THREADS overrides
 THREADS = int(os.environ.get("TCONV_NUM_THREADS", os.cpu_count() or 1))
-#: below this many elements moved, threads cost more than they save
-MIN_PARALLEL_ELEMENTS = 1 << 16
+#: below this many multiply-adds a call runs on the calling thread
+MIN_PARALLEL_MADDS = 1 << 21
+#: transposed convolutions with at least this many source channels per group multiply tap by tap
+PER_TAP_CHANNELS = 256
+#: force "concat" or "per_tap" (tests); None chooses per shape
+MODE: str | None = None
+
+
+# ----------------------------------------------------------------------------- plans
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """One dense convolution: the destination lattice and, per tap, what it reads.
+
+    ``lattice[a] = (origin, step, length)``: destination cells ``origin + step * j`` of
+    axis ``a``. ``reads[i][a] = (j0, j1, src0, src_step)``: tap ``taps[i]`` covers lattice
+    cells ``j0 <= j < j1`` and reads source cell ``src0 + (j - j0) * src_step``."""
+
+    taps: tuple[int, ...]
+    lattice: tuple[tuple[int, int, int], ...]
+    reads: tuple[tuple[tuple[int, int, int, int], ...], ...]
+
+
+def _flat(tap: tuple[int, ...], shape: tuple[int, ...]) -> int:
+    flat = 0
+    for t, k in zip(tap, shape):
+        flat = flat * k + t
+    return flat
+
+
+@functools.lru_cache(maxsize=256)
+def _passes(geometry: Geometry) -> tuple[_Pass, ...]:
+    """The forward convolution is one pass over the whole output; the transposed one
+    is a pass per phase (residue of the output cell mod the stride, per axis) that
+    some tap reaches. Cached: a layer runs the same plan again and again."""
+    g, shape = geometry, geometry.kernel_shape
+    if not g.transposed:
+        taps, reads = [], []
+        for tap, spans in g.taps():
+            taps.append(_flat(tap, shape))
+            reads.append(tuple((start, stop, first, a.stride)
+                               for (start, stop, first), a in zip(spans, g.axes)))
+        lattice = tuple((0, 1, a.out) for a in g.axes)
+        return (_Pass(tuple(taps), lattice, tuple(reads)),) if taps else ()
+    phases: dict[tuple[int, ...], tuple[list, list]] = {}
+    for tap, spans in g.taps():
+        phase = tuple(first % a.stride for (_, _, first), a in zip(spans, g.axes))
+        taps, reads = phases.setdefault(phase, ([], []))
+        taps.append(_flat(tap, shape))
+        reads.append(tuple(((first - r) // a.stride, (first - r) // a.stride + stop - start, start, 1)
+                           for (start, stop, first), r, a in zip(spans, phase, g.axes)))
+    return tuple(_Pass(tuple(taps), tuple((r, a.stride, len(range(r, a.size, a.stride)))
+                                          for r, a in zip(phase, g.axes)), tuple(reads))
+                 for phase, (taps, reads) in sorted(phases.items()))
+
+
+def _covers_everything(geometry: Geometry) -> bool:
+    """Whether the passes' lattices tile the whole output (else some cells get no tap)."""
+    covered = sum(math.prod(n for _, _, n in p.lattice) for p in _passes(geometry))
+    cells = math.prod(a.size if geometry.transposed else a.out for a in geometry.axes)
+    return covered == cells
+
+
+def _mode(geometry: Geometry) -> str:
+    if MODE is not None:
+        return MODE if geometry.groups == 1 else "concat"
+    g = geometry
+    if g.transposed and g.groups == 1 and g.out_channels >= PER_TAP_CHANNELS:
+        return "per_tap"
+    return "concat"
+
+
+def _tiles(batch: int, lattice: tuple, per_cell: int, budget: int) -> list[tuple[int, int, int, int]]:
+    """Tiles ``(n0, n1, r0, r1)`` of batch items and first-axis lattice rows holding at
+    most ``budget`` elements at ``per_cell`` per cell; never less than one row of one item."""
+    rows, row_cells = lattice[0][2], math.prod(n for _, _, n in lattice[1:])
+    item = rows * row_cells * per_cell
+    if item <= budget:
+        step = max(1, budget // max(1, item))
+        return [(n0, min(batch, n0 + step), 0, rows) for n0 in range(0, batch, step)]
+    step = max(1, budget // max(1, row_cells * per_cell))
+    return [(n, n + 1, r0, min(rows, r0 + step)) for n in range(batch) for r0 in range(0, rows, step)]
+
+
+def tile_floor(geometry: Geometry) -> int:
+    """Elements one worker holds at the least (one row of one batch item), whatever the budget."""
+    g = geometry
+    src, dst = (g.out_channels, g.in_channels) if g.transposed else (g.in_channels, g.out_channels)
+    worst = 0
+    for p in _passes(g):
+        row_cells = math.prod(n for _, _, n in p.lattice[1:])
+        per_cell = src + 2 * dst if _mode(g) == "per_tap" else len(p.taps) * src + dst
+        worst = max(worst, row_cells * per_cell)
+    return worst
+
+
+def temporary_elements(geometry: Geometry) -> int:
+    """Elements of temporaries a call holds at most: each worker's tile, and the
+    concatenated weight matrix when one is built."""
+    g = geometry
+    workers = max(1, THREADS)
+    weights = 0 if _mode(g) == "per_tap" else math.prod(g.neutral_kernel_shape)
+    return workers * max(TILE_ELEMENTS, tile_floor(g)) + weights
+
+
+# --------------------------------------------------------------------------- threads
 
 
 @functools.lru_cache(maxsize=1)
 def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="tconv")
+    return ThreadPoolExecutor(max_workers=max(1, THREADS), thread_name_prefix="tconv")
 
 
-def _run_parts(parts: list[list], work, elements: int) -> None:
-    """Call ``work(part)`` for each part, on the pool when it pays; parts never share output cells."""
-    parts = [p for p in parts if p]
-    if THREADS < 2 or len(parts) < 2 or elements < MIN_PARALLEL_ELEMENTS:
-        for part in parts:
-            work(part)
+@functools.lru_cache(maxsize=1)
+def _blas_controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
+_limit_lock = threading.Lock()
+_limit_depth = 0
+_limiter = None
+
+
+@contextlib.contextmanager
+def _serial_blas():
+    """BLAS on one thread while the tiles run (nested and concurrent calls share one limit)."""
+    global _limit_depth, _limiter
+    controller = _blas_controller()
+    with _limit_lock:
+        if _limit_depth == 0:
+            _limiter = controller.limit(limits=1, user_api="blas")
+        _limit_depth += 1
+    try:
+        yield
+    finally:
+        with _limit_lock:
+            _limit_depth -= 1
+            if _limit_depth == 0:
+                _limiter.restore_original_limits()
+                _limiter = None
+
+
+def _run_tasks(tasks: list, work, madds: int) -> None:
+    """Call ``work(task)`` for every task; on the pool when it pays. Tasks never share an
+    output cell. Every task has finished when this returns, even when one raised."""
+    if THREADS < 2 or len(tasks) < 2 or madds < MIN_PARALLEL_MADDS or _blas_controller() is None:
+        for task in tasks:
+            work(task)
         return
-    for future in [_pool().submit(work, part) for part in parts]:
+    pending = iter(tasks)
+    lock = threading.Lock()
+
+    def worker():
+        while True:
+            with lock:
+                task = next(pending, None)
+            if task is None:
+                return
+            work(task)
+
+    with _serial_blas():
+        futures = [_pool().submit(worker) for _ in range(min(THREADS, len(tasks)))]
+        wait(futures)
+    for future in futures:
         future.result()
 
 
-def _split(items: list, count: int, weight=lambda item: 1) -> list[list]:
-    """``items`` dealt into ``count`` lists of about equal total weight (largest first)."""
-    bins: list[list] = [[] for _ in range(max(1, count))]
-    loads = [0] * len(bins)
-    for item in sorted(items, key=weight, reverse=True):
-        i = loads.index(min(loads))
-        bins[i].append(item)
-        loads[i] += weight(item)
-    return bins
+# --------------------------------------------------------------------------- kernels
 
 
-def _plan(batch: int, rows: int, row_cells: int, taps: int, per_tap: int, fixed: int, budget: int):
-    """Chunks ``(n0, n1, r0, r1)`` of batch items and first-axis rows, and how many taps to
-    multiply at once, so that ``cells * (taps_at_once * per_tap + fixed) <= budget``.
-
-    In order of preference: everything at once; all taps over chunks of rows that are
-    still large (>= MIN_CHUNK_CELLS cells); groups of taps over everything; one tap over
-    chunks of rows (never less than one row)."""
-    cells = batch * rows * row_cells
-    all_taps = taps * per_tap + fixed
-    if cells * all_taps <= budget:
-        return [(0, batch, 0, rows)], taps
-    if budget // all_taps >= MIN_CHUNK_CELLS:
-        return _row_chunks(batch, rows, row_cells * all_taps, budget), taps
-    at_once = (budget // max(1, cells) - fixed) // max(1, per_tap)
-    if at_once >= 1:
-        return [(0, batch, 0, rows)], at_once
-    return _row_chunks(batch, rows, row_cells * (per_tap + fixed), budget), 1
-
-
-def _row_chunks(batch: int, rows: int, row_elements: int, budget: int):
-    item = rows * row_elements
-    if item <= budget:
-        step = max(1, budget // item)
-        return [(n0, min(batch, n0 + step), 0, rows) for n0 in range(0, batch, step)]
-    step = max(1, budget // row_elements)
-    return [(n, n + 1, r0, min(rows, r0 + step)) for n in range(batch) for r0 in range(0, rows, step)]
-
-
-@functools.lru_cache(maxsize=256)
-def _tap_blocks(geometry: Geometry, r0: int, r1: int, t0: int, t1: int) -> tuple:
-    """For each tap with flat index in ``[t0, t1)``: its index relative to ``t0``, the block of
-    forward-output cells (rows limited to ``[r0, r1)``, relative to ``r0``) and the strided
-    block of forward-input cells it reaches. Cached: a layer runs the same plan again and again."""
-    return tuple(_tap_blocks_uncached(geometry, r0, r1, t0, t1))
-
-
-def _tap_blocks_uncached(geometry: Geometry, r0: int, r1: int, t0: int, t1: int):
-    shape = geometry.kernel_shape
-    for tap, spans in geometry.taps():
-        flat = 0
-        for t, k in zip(tap, shape):  # row-major flat index of the tap
-            flat = flat * k + t
-        if not t0 <= flat < t1:
-            continue
-        (start, stop, first), rest = spans[0], spans[1:]
-        lo, hi = max(start, r0), min(stop, r1)
-        if hi <= lo:
-            continue
-        first += (lo - start) * geometry.axes[0].stride
-        spans = ((lo - r0, hi - r0, first),) + tuple(rest)
-        out_block = tuple(slice(s, e) for s, e, _ in spans)
-        in_block = tuple(slice(f, f + (e - s - 1) * a.stride + 1, a.stride)
-                         for (s, e, f), a in zip(spans, geometry.axes))
-        yield flat - t0, out_block, in_block
-
-
-@functools.lru_cache(maxsize=256)
-def _phases(geometry: Geometry, r0: int, r1: int, t0: int, t1: int) -> tuple:
-    """The tap blocks of :func:`_tap_blocks`, grouped by the lattice of input cells they
-    write (``start mod stride`` per axis): blocks of different groups never share a cell."""
-    groups: dict[tuple, list] = {}
-    for block in _tap_blocks(geometry, r0, r1, t0, t1):
-        key = tuple(sl.start % a.stride for sl, a in zip(block[2], geometry.axes))
-        groups.setdefault(key, []).append(block)
-    return tuple(groups.items())
-
-
-def conv(x: np.ndarray, kernel: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """Forward convolution. ``x``: ``(N, *size, C_in)``; returns ``(N, *out, C_out)``."""
+def _weights(kernel: np.ndarray, geometry: Geometry, taps: tuple[int, ...], mode: str):
+    """Concat: ``(G, taps * C_src, C_dst)``. Per tap: ``(taps_all, C_src, C_dst)`` views."""
     g = geometry
-    dtype = np.result_type(x, kernel)
-    batch, groups = x.shape[0], g.groups
-    taps = math.prod(g.kernel_shape)
-    cin, cout = g.in_channels // groups, g.out_channels // groups
-    out_spatial = tuple(a.out for a in g.axes)
-    y = np.zeros((batch,) + out_spatial + (g.out_channels,), dtype)
-    # (taps, cin, G, cout) -> per group (taps*cin, cout)
-    w = kernel.reshape(taps, cin, groups, cout).transpose(2, 0, 1, 3).reshape(groups, taps * cin, cout)
-    row_cells = math.prod(out_spatial[1:])
-    chunks, at_once = _plan(batch, out_spatial[0], row_cells, taps, g.in_channels, g.out_channels,
-                            int(y.size * CHUNK_FRACTION))
-    for n0, n1, r0, r1 in chunks:
-        lead = (n1 - n0, r1 - r0) + out_spatial[1:]
-        cells = math.prod(lead)
-        for t0 in range(0, taps, at_once):
-            t1 = min(taps, t0 + at_once)
-            cols = np.zeros(lead + (t1 - t0, g.in_channels), dtype)
-
-            def gather(blocks, cols=cols, n0=n0, n1=n1):
-                for t, out_block, in_block in blocks:
-                    cols[(slice(None),) + out_block + (t,)] = x[(slice(n0, n1),) + in_block]
-            blocks = list(_tap_blocks(g, r0, r1, t0, t1))
-            _run_parts(_split(blocks, THREADS), gather, cols.size)
-            if groups == 1:
-                prod = cols.reshape(cells, (t1 - t0) * cin) @ w[0, t0 * cin:t1 * cin]
-            else:
-                grouped = cols.reshape(cells, t1 - t0, groups, cin).transpose(2, 0, 1, 3)
-                prod = np.matmul(grouped.reshape(groups, cells, (t1 - t0) * cin),
-                                 w[:, t0 * cin:t1 * cin]).transpose(1, 0, 2)
-            y[n0:n1, r0:r1] += prod.reshape(lead + (g.out_channels,))
-            del cols, prod, gather  # free before the next chunk allocates its own (gather holds cols)
-    return y
+    groups, cin, cout = g.groups, g.in_channels // g.groups, g.out_channels // g.groups
+    every = math.prod(g.kernel_shape)
+    k = kernel.reshape(every, cin, groups, cout)
+    if mode == "per_tap":  # groups == 1
+        k = k.reshape(every, cin, cout)
+        return k if not g.transposed else k.transpose(0, 2, 1)
+    if not g.transposed:
+        if groups == 1 and taps == tuple(range(every)):
+            return k.reshape(1, every * cin, cout)  # a view
+        return k[list(taps)].transpose(2, 0, 1, 3).reshape(groups, len(taps) * cin, cout)
+    return k[list(taps)].transpose(2, 0, 3, 1).reshape(groups, len(taps) * cout, cin)
 
 
-def conv_transpose(y: np.ndarray, kernel: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """Transposed convolution. ``y``: ``(N, *out, C_out)``; returns ``(N, *size, C_in)``."""
+def _src_block(read: tuple, lo: int, hi: int) -> tuple[slice, ...]:
+    """Source slices of one tap over lattice rows ``lo:hi`` of axis 0 and all of the rest."""
+    blocks = []
+    for a, (j0, j1, s0, step) in enumerate(read):
+        if a == 0:
+            j0, j1, s0 = lo, hi, s0 + (lo - j0) * step
+        blocks.append(slice(s0, s0 + (j1 - j0 - 1) * step + 1, step))
+    return tuple(blocks)
+
+
+def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
+    """Shared driver: ``src`` channels-last, the output written into ``out`` (channels-last
+    indexing, any strides) or a new channels-last array."""
     g = geometry
-    dtype = np.result_type(y, kernel)
-    batch, groups = y.shape[0], g.groups
-    taps = math.prod(g.kernel_shape)
-    cin, cout = g.in_channels // groups, g.out_channels // groups
-    in_spatial = tuple(a.out for a in g.axes)
-    x = np.zeros((batch,) + tuple(a.size for a in g.axes) + (g.in_channels,), dtype)
-    x_grouped = x.reshape(x.shape[:-1] + (groups, cin))
-    # (taps, cin, G, cout) -> per group (cout, taps*cin): a view, BLAS takes it transposed
-    w = kernel.reshape(taps, cin, groups, cout).transpose(2, 3, 0, 1).reshape(groups, cout, taps * cin)
-    row_cells = math.prod(in_spatial[1:])
-    chunks, at_once = _plan(batch, in_spatial[0], row_cells, taps, g.in_channels, 0,
-                            int(x.size * CHUNK_FRACTION))
-    for n0, n1, r0, r1 in chunks:
-        block = y[n0:n1, r0:r1]
-        lead = (n1 - n0, r1 - r0) + in_spatial[1:]
-        cells = math.prod(lead)
-        for t0 in range(0, taps, at_once):
-            t1 = min(taps, t0 + at_once)
-            if groups == 1:
-                z = (block.reshape(cells, cout) @ w[0, :, t0 * cin:t1 * cin]).reshape(lead + (t1 - t0, 1, cin))
-            else:
-                grouped = block.reshape(cells, groups, cout).transpose(1, 0, 2)
-                z = np.matmul(grouped, w[:, :, t0 * cin:t1 * cin]).reshape((groups,) + lead + (t1 - t0, cin))
-                z = np.moveaxis(z, 0, -2)
-            def scatter(phases, z=z, n0=n0, n1=n1):
-                for _, blocks in phases:
-                    for t, out_block, in_block in blocks:
-                        x_grouped[(slice(n0, n1),) + in_block] += z[(slice(None),) + out_block + (t,)]
-            phases = _phases(g, r0, r1, t0, t1)
-            _run_parts(_split(phases, THREADS, weight=lambda p: len(p[1])), scatter, z.size)
-            del z, scatter  # free before the next chunk allocates its own (scatter holds z)
-    return x
+    transposed = g.transposed
+    dtype = np.result_type(src, kernel)
+    batch, groups = src.shape[0], g.groups
+    cs, cd = ((g.out_channels, g.in_channels) if transposed else (g.in_channels, g.out_channels))
+    cs_g, cd_g = cs // groups, cd // groups
+    spatial = tuple(a.size if transposed else a.out for a in g.axes)
+    if out is None:
+        out = np.empty((batch,) + spatial + (cd,), dtype)
+    bias = None if bias is None else bias.astype(dtype, copy=False)
+    if not _covers_everything(g):
+        out[...] = 0 if bias is None else bias
+    mode = _mode(g)
+    tasks, madds = [], 0
+    for p in _passes(g):
+        per_cell = cs + 2 * cd if mode == "per_tap" else len(p.taps) * cs + cd
+        cells = batch * math.prod(n for _, _, n in p.lattice)
+        madds += cells * len(p.taps) * cs_g * cd
+        w = _weights(kernel, g, p.taps, mode)
+        total = cells * per_cell
+        budget = max(1, min(TILE_ELEMENTS, -(-total // (2 * max(1, THREADS)))), MIN_TILE_CELLS * per_cell)
+        for tile in _tiles(batch, p.lattice, per_cell, budget):
+            tasks.append((p, w, tile))
+
+    def store(p: _Pass, tile, res: np.ndarray) -> None:
+        n0, n1, r0, r1 = tile
+        (o0, s0, _), rest = p.lattice[0], p.lattice[1:]
+        view = out[(slice(n0, n1), slice(o0 + s0 * r0, o0 + s0 * (r1 - 1) + 1, s0))
+                   + tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in rest)]
+        if bias is not None:
+            res += bias
+        view[...] = res.reshape(view.shape)
+
+    def concat(task) -> None:
+        p, w, (n0, n1, r0, r1) = task
+        lead = (n1 - n0, r1 - r0) + tuple(n for _, _, n in p.lattice[1:])
+        cells, taps = math.prod(lead), len(p.taps)
+        # groups split the gather: cols[group, cell, tap, channel], so each group's matrix is a view
+        cols = np.empty((groups,) + lead + (taps, cs_g), dtype)
+        cols_by_cell = np.moveaxis(cols, 0, -2)  # (*lead, taps, groups, cs_g)
+        for i, read in enumerate(p.reads):
+            lo, hi = max(read[0][0], r0), min(read[0][1], r1)
+            spans = ((lo - r0, max(lo, hi) - r0),) + tuple((j0, j1) for j0, j1, _, _ in read[1:])
+            for axis, (start, stop) in enumerate(spans):  # zeros where the tap reads padding
+                before = (slice(None),) * (axis + 1)
+                if start > 0:
+                    cols_by_cell[before + (slice(0, start), Ellipsis, i, slice(None), slice(None))] = 0
+                if stop < lead[axis + 1]:
+                    cols_by_cell[before + (slice(stop, None), Ellipsis, i, slice(None), slice(None))] = 0
+            if hi <= lo:
+                continue
+            dst = (slice(None),) + tuple(slice(start, stop) for start, stop in spans)
+            block = src[(slice(n0, n1),) + _src_block(read, lo, hi)]
+            cols_by_cell[dst + (i,)] = block.reshape(block.shape[:-1] + (groups, cs_g))
+        if groups == 1:
+            res = cols.reshape(cells, taps * cs) @ w[0]
+        else:
+            res = np.moveaxis(np.matmul(cols.reshape(groups, cells, taps * cs_g), w), 0, -2)
+        store(p, (n0, n1, r0, r1), res.reshape(lead + (cd,)))
+
+    def per_tap(task) -> None:
+        p, w, (n0, n1, r0, r1) = task
+        lead = (n1 - n0, r1 - r0) + tuple(n for _, _, n in p.lattice[1:])
+        acc = np.zeros(lead + (cd,), dtype)
+        for tap, read in zip(p.taps, p.reads):
+            lo, hi = max(read[0][0], r0), min(read[0][1], r1)
+            if hi <= lo:
+                continue
+            block = src[(slice(n0, n1),) + _src_block(read, lo, hi)]
+            dst = acc[(slice(None), slice(lo - r0, hi - r0)) + tuple(slice(j0, j1) for j0, j1, _, _ in read[1:])]
+            dst += (block.reshape(-1, cs) @ w[tap]).reshape(dst.shape)
+        store(p, (n0, n1, r0, r1), acc)
+
+    tasks.sort(key=lambda t: -(t[2][1] - t[2][0]) * (t[2][3] - t[2][2]) * len(t[0].taps))
+    _run_tasks(tasks, per_tap if mode == "per_tap" else concat, madds)
+    return out
+
+
+def conv(x: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias=None, out=None) -> np.ndarray:
+    """Forward convolution. ``x``: ``(N, *size, C_in)``; returns ``(N, *out, C_out)``
+    (or fills ``out``, indexed channels-last, with any strides)."""
+    return _run(x, kernel, geometry, bias, out)
+
+
+def conv_transpose(y: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias=None, out=None) -> np.ndarray:
+    """Transposed convolution. ``y``: ``(N, *out, C_out)``; returns ``(N, *size, C_in)``
+    (or fills ``out``, indexed channels-last, with any strides)."""
+    return _run(y, kernel, geometry, bias, out)

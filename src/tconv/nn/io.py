@@ -6,8 +6,8 @@
   objects, nested models) by name.
 - ``.weights.h5`` (Keras 3): ``layers/<key>/vars/<i>`` datasets, where ``<key>`` is the
   layer's class in snake case numbered per class in the model's layer order
-  (:meth:`Model.weight_keys`) and the ``vars`` group's ``name`` attribute is the
-  layer's own name. Read and written with h5py.
+  (:meth:`Model.weight_keys`); the ``vars`` group's ``name`` attribute (the layer's own
+  name) is written but never read back (see :func:`_read_h5_layers`). Read and written with h5py.
 - PyTorch state dicts of :func:`tconv.nn.to_torch`'s model (``<layer>.weight``,
   ``.bias``, ``.running_mean``, ``.running_var``): ``.safetensors`` (read and written
   here, format https://github.com/huggingface/safetensors, no library needed) or
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import io as _io
 import json
+import math
 import struct
 import zipfile
 from pathlib import Path
@@ -80,28 +81,80 @@ def _h5py():
 # ------------------------------------------------------------------ Keras h5
 
 
-def _read_h5_layers(source: Any, path: str) -> dict[str, tuple[str | None, list[np.ndarray]]]:
-    """``{key: (layer name attribute, [arrays])}`` of a Keras 3 weights file."""
+#: HDF5's own filters (deflate, shuffle, fletcher32, szip, nbit, scaleoffset): any other
+#: filter id in a file would make HDF5 look for a plugin library on this machine
+_H5_BUILTIN_FILTERS = frozenset({1, 2, 3, 4, 5, 6})
+
+
+def _h5_child(h5py: Any, group: Any, name: str, kind: type, path: str, where: str) -> Any:
+    """``group[name]`` if it is a hard link to a ``kind``, None if there is no such link.
+
+    The link is looked at without following it (``H5Lexists``, ``H5Lget_info``): a soft or
+    external link (which would open another file) is refused, not followed.
+    """
+    link = name.encode("utf-8", "surrogateescape")
+    if not group.id.links.exists(link):
+        return None
+    if group.id.links.get_info(link).type != h5py.h5l.TYPE_HARD:
+        raise TconvError("path", path, f"holds a soft or external link at {where}; a Keras 3 weights "
+                         "file has only hard links (links to other paths or files are not followed)")
+    obj = group[name]
+    if not isinstance(obj, kind):
+        raise TconvError("path", path, f"holds a {type(obj).__name__} at {where} where a "
+                         f"{kind.__name__} is expected; not a Keras 3 weights file")
+    return obj
+
+
+def _h5_array(ds: Any, path: str, where: str) -> np.ndarray:
+    """A numeric dataset's values, checked before anything is read."""
+    dtype = ds.dtype  # from the object header: no data is read for it
+    if dtype.kind not in "fiu" or dtype.fields is not None or dtype.subdtype is not None:
+        raise TconvError("path", path, f"holds {where} of type {dtype}; Keras weights are numeric "
+                         "arrays (strings, variable-length and compound data are not read)")
+    if ds.shape is None:
+        raise TconvError("path", path, f"holds {where} with no dataspace; truncated or corrupted")
+    plist = ds.id.get_create_plist()
+    for j in range(plist.get_nfilters()):
+        code = plist.get_filter(j)[0]
+        if code not in _H5_BUILTIN_FILTERS:
+            raise TconvError("path", path, f"holds {where} compressed with HDF5 filter {code}; "
+                             "only HDF5's built-in filters are read (no plugins are loaded)")
+    from tconv import budget
+
+    nbytes = math.prod(ds.shape) * dtype.itemsize
+    budget.check(nbytes, "path", path, f"{where} of shape {tuple(ds.shape)} as {dtype}")
+    return np.asarray(ds[()])
+
+
+def _read_h5_layers(source: Any, path: str) -> dict[str, list[np.ndarray]]:
+    """``{key: [arrays]}`` of a Keras 3 weights file (``layers/<key>/vars/<i>``).
+
+    Reads group and link names, the datasets' types and shapes (object headers) and the
+    numeric datasets' values, and nothing else: no attribute, and no variable-length data.
+    A damaged file's global heap (where HDF5 keeps variable-length strings, such as the
+    ``name`` attribute Keras writes on each ``vars`` group) can make HDF5 loop forever in C,
+    where no signal interrupts it (``fuzz/crashes/h5py_vlen_attribute_hang.weights.h5``).
+    Keras' own loader does not read that attribute either: layers are matched by ``<key>``.
+    """
     h5py = _h5py()
     try:
         with h5py.File(source, "r") as f:
-            if "layers" not in f:
+            layers = _h5_child(h5py, f, "layers", h5py.Group, path, "layers")
+            if layers is None:
                 raise TconvError("path", path, "is not a Keras 3 weights file (no 'layers' group); "
                                  "Keras 2 .h5 files are not supported")
             found = {}
-            for key, group in f["layers"].items():
-                vars_ = group.get("vars")
-                if vars_ is None:
-                    found[key] = (None, [])
-                    continue
-                name = vars_.attrs.get("name")
-                name = name.decode() if isinstance(name, bytes) else name
+            for key in list(layers.keys()):
+                group = _h5_child(h5py, layers, key, h5py.Group, path, f"layers/{key}")
+                vars_ = _h5_child(h5py, group, "vars", h5py.Group, path, f"layers/{key}/vars")
                 arrays = []
-                for i in range(len(vars_)):
-                    if str(i) not in vars_:
+                for i in range(len(vars_) if vars_ is not None else 0):
+                    where = f"layers/{key}/vars/{i}"
+                    ds = _h5_child(h5py, vars_, str(i), h5py.Dataset, path, where)
+                    if ds is None:
                         raise TconvError("path", path, f"layer {key!r} lacks weight {i}")
-                    arrays.append(np.array(vars_[str(i)]))
-                found[key] = (name, arrays)
+                    arrays.append(_h5_array(ds, path, where))
+                found[key] = arrays
             return found
     except TconvError:
         raise
@@ -130,7 +183,7 @@ def _check_arrays(layer: L.Layer, arrays: list[np.ndarray], where: str) -> None:
 
 def _assign_h5(model: Model, found: dict, keys: list[str], path: str) -> None:
     wanted = dict(zip(keys, model.layers))
-    extra = sorted(k for k, (_, arrays) in found.items() if arrays and k not in wanted)
+    extra = sorted(k for k, arrays in found.items() if arrays and k not in wanted)
     if extra:
         raise TconvError("path", path, f"holds weights for layers {extra} that model "
                          f"{model.name!r} lacks: a different architecture")
@@ -142,7 +195,7 @@ def _assign_h5(model: Model, found: dict, keys: list[str], path: str) -> None:
                 raise TconvError("path", path, f"has no weights for layer {layer.name!r} "
                                  f"(group layers/{key}): a different architecture")
             continue
-        _, arrays = found[key]
+        arrays = found[key]
         _check_arrays(layer, arrays, f"{path} layers/{key}")
         pending.append((layer, arrays))
     for layer, arrays in pending:  # all checked first: a refused file changes nothing
@@ -531,8 +584,7 @@ def load_weights(model: Model, path) -> None:
     elif suffix == ".keras":
         _expect(path, kind, "zip", "a .keras archive")
         other = load_keras(path)
-        _assign_h5(model, {k: (layer.name, layer.get_weights())
-                           for k, layer in zip(other.weight_keys(), other.layers)},
+        _assign_h5(model, {k: layer.get_weights() for k, layer in zip(other.weight_keys(), other.layers)},
                    model.weight_keys(), str(path))
     else:
         raise TconvError("path", str(path), "must end in .weights.h5, .keras, .safetensors, .pt or .pth")
