@@ -148,11 +148,11 @@ def test_import_loads_no_framework():
 
 
 @settings(max_examples=200, deadline=None)
-@given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([None, "concat", "per_tap"]),
+@given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([None, "concat", "per_tap", "flat"]),
        st.sampled_from([1, 2, 3]), st.sampled_from([1, 7, 1 << 18]),
        st.sampled_from(["channels_last", "channels_first"]))
 def test_tiled_gemm_matches_reference(geometry, seed, mode, threads, tile, data_format):
-    """Both product shapes (concat, per tap), tiny tiles (one row of one item), the thread
+    """Every product shape (concat, per tap, flat), tiny tiles (one row of one item), the thread
     pool (forced on tiny arrays) and writing channels-first in place change nothing."""
     x, w, b = arrays_for(geometry, seed, batch=3)
     if data_format == "channels_first":

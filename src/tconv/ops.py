@@ -153,7 +153,7 @@ def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtyp
     input_shape = x.shape
     out_shape = (input_shape[0],) + g.output_spatial + (g.output_channels,)
     nbytes = math.prod(out_shape) * dtype.itemsize
-    temporaries = gemm.temporary_elements(g) * dtype.itemsize
+    temporaries = gemm.temporary_elements(g, input_shape[0]) * dtype.itemsize
     temporaries += sum(a.size * dtype.itemsize for a in (x, kernel) if a.dtype != dtype)
     strides = tuple(a.stride for a in g.axes)
     budget.check(nbytes, "output", out_shape,

@@ -56,11 +56,16 @@ TILE_ELEMENTS = 1 << 18
 MIN_TILE_CELLS = 256
 #: threads for the tiles (0 or 1: none); TCONV_NUM_THREADS overrides
 THREADS = int(os.environ.get("TCONV_NUM_THREADS", os.cpu_count() or 1))
-#: below this many multiply-adds a call runs on the calling thread
-MIN_PARALLEL_MADDS = 1 << 21
-#: transposed convolutions with at least this many source channels per group multiply tap by tap
-PER_TAP_CHANNELS = 256
-#: force "concat" or "per_tap" (tests); None chooses per shape
+#: below this many multiply-adds the tiles run on the calling thread and BLAS keeps its
+#: own threads (measured: the pool pays only for large calls, its hand-offs cost more
+#: than BLAS's spinning threads on small ones)
+MIN_PARALLEL_MADDS = 1 << 30
+#: transposed convolutions with at most this many source channels, on 2-D and 3-D data,
+#: run on the flattened padded source ("flat") when it computes at most FLAT_MAX_WASTE
+#: times the cells it keeps; measured 5-10% faster there, slower on wide layers
+FLAT_MAX_CHANNELS = 128
+FLAT_MAX_WASTE = 1.25
+#: force "concat", "per_tap" or "flat" (tests); None chooses per shape
 MODE: str | None = None
 
 
@@ -122,11 +127,17 @@ def _covers_everything(geometry: Geometry) -> bool:
 
 def _mode(geometry: Geometry) -> str:
     if MODE is not None:
-        return MODE if geometry.groups == 1 else "concat"
+        if geometry.groups > 1 or (MODE == "flat" and not geometry.transposed):
+            return "concat"
+        return "per_tap" if MODE == "flat" and _flat_plan(geometry) is None else MODE
     g = geometry
-    if g.transposed and g.groups == 1 and g.out_channels >= PER_TAP_CHANNELS:
-        return "per_tap"
-    return "concat"
+    if not g.transposed or g.groups > 1:
+        return "concat"
+    plan = _flat_plan(g)
+    if (plan is not None and g.rank > 1 and g.out_channels <= FLAT_MAX_CHANNELS
+            and plan.waste <= FLAT_MAX_WASTE):
+        return "flat"
+    return "per_tap"
 
 
 def _tiles(batch: int, lattice: tuple, per_cell: int, budget: int) -> list[tuple[int, int, int, int]]:
@@ -148,18 +159,24 @@ def tile_floor(geometry: Geometry) -> int:
     worst = 0
     for p in _passes(g):
         row_cells = math.prod(n for _, _, n in p.lattice[1:])
-        per_cell = src + 2 * dst if _mode(g) == "per_tap" else len(p.taps) * src + dst
+        per_cell = len(p.taps) * src + dst if _mode(g) == "concat" else src + 2 * dst
         worst = max(worst, row_cells * per_cell)
     return worst
 
 
-def temporary_elements(geometry: Geometry) -> int:
-    """Elements of temporaries a call holds at most: each worker's tile, and the
-    concatenated weight matrix when one is built."""
+def temporary_elements(geometry: Geometry, batch: int) -> int:
+    """Elements of temporaries a call holds at most: each worker's tile, the
+    concatenated weight matrix when one is built, the padded source copy for "flat"."""
     g = geometry
     workers = max(1, THREADS)
-    weights = 0 if _mode(g) == "per_tap" else math.prod(g.neutral_kernel_shape)
-    return workers * max(TILE_ELEMENTS, tile_floor(g)) + weights
+    mode = _mode(g)
+    extra = 0
+    if mode == "concat":
+        extra = math.prod(g.neutral_kernel_shape)
+    elif mode == "flat":
+        plan = _flat_plan(g)
+        extra = (batch * math.prod(plan.frame) + plan.tail) * g.out_channels
+    return workers * max(TILE_ELEMENTS, tile_floor(g)) + extra
 
 
 # --------------------------------------------------------------------------- threads
@@ -270,9 +287,11 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> 
     if out is None:
         out = np.empty((batch,) + spatial + (cd,), dtype)
     bias = None if bias is None else bias.astype(dtype, copy=False)
-    if not _covers_everything(g):
-        out[...] = 0 if bias is None else bias
     mode = _mode(g)
+    if not _covers_everything(g):  # some output cells get no tap: zeros, or the bias
+        out[...] = 0 if bias is None else bias
+    if mode == "flat":
+        return _flat_run(src, kernel, g, bias, out)
     tasks, madds = [], 0
     for p in _passes(g):
         per_cell = cs + 2 * cd if mode == "per_tap" else len(p.taps) * cs + cd
@@ -335,6 +354,95 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> 
 
     tasks.sort(key=lambda t: -(t[2][1] - t[2][0]) * (t[2][3] - t[2][2]) * len(t[0].taps))
     _run_tasks(tasks, per_tap if mode == "per_tap" else concat, madds)
+    return out
+
+
+@dataclass(frozen=True)
+class _FlatPlan:
+    """The transposed passes on one zero-padded copy of the source, flattened.
+
+    Source cell ``j + delta`` of a tap becomes flat offset ``f + base`` of the padded
+    copy for every lattice cell ``f`` (in the padded frame ``frame``), so each tap's
+    operand is one contiguous slice: no gather. Cells of the frame beyond the lattice
+    are computed and dropped; ``waste`` is that overhead."""
+
+    pad: tuple[tuple[int, int], ...]          # per axis, zeros before and after the source
+    frame: tuple[int, ...]                     # padded source shape = the accumulator's frame
+    tail: int                                  # zero cells after the last item (slices run past it)
+    bases: tuple[tuple[int, ...], ...]         # per pass, per tap: flat offset into the padded source
+    waste: float
+
+
+@functools.lru_cache(maxsize=256)
+def _flat_plan(geometry: Geometry) -> _FlatPlan | None:
+    passes = _passes(geometry)
+    if not passes:
+        return None
+    axes = geometry.axes
+    lo = [0] * len(axes)
+    hi = [0] * len(axes)
+    for p in passes:
+        for read in p.reads:
+            for a, ((j0, _, s0, _), (_, _, length), ax) in enumerate(zip(read, p.lattice, axes)):
+                delta = s0 - j0
+                lo[a] = max(lo[a], -delta)
+                hi[a] = max(hi[a], length - 1 + delta - (ax.out - 1))
+    frame = tuple(ax.out + l + h for ax, l, h in zip(axes, lo, hi))
+    strides = [math.prod(frame[a + 1:]) for a in range(len(frame))]
+    bases = tuple(tuple(sum((s0 - j0 + l) * st for (j0, _, s0, _), l, st in zip(read, lo, strides))
+                        for read in p.reads) for p in passes)
+    tail = max(max(b) for b in bases)
+    cells = sum(math.prod(n for _, _, n in p.lattice) for p in passes)
+    waste = len(passes) * math.prod(frame) / max(1, cells)
+    return _FlatPlan(tuple(zip(lo, hi)), frame, tail, bases, waste)
+
+
+def _flat_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
+    """Transposed convolution, pass by pass, on the flattened padded source: per tile of
+    frame rows, one product per tap on a contiguous slice, added into the tile."""
+    g = geometry
+    plan = _flat_plan(g)
+    dtype = np.result_type(src, kernel)
+    batch, cs, cd = src.shape[0], g.out_channels, g.in_channels
+    frame_cells = math.prod(plan.frame)
+    padded = np.zeros((batch * frame_cells + plan.tail, cs), dtype)
+    inner = padded[:batch * frame_cells].reshape((batch,) + plan.frame + (cs,))
+    inner[(slice(None),) + tuple(slice(l, l + a.out) for (l, _), a in zip(plan.pad, g.axes))] = src
+    every = math.prod(g.kernel_shape)
+    w = kernel.reshape(every, cd, cs).transpose(0, 2, 1)  # per tap (cs, cd), a view
+    plane = math.prod(plan.frame[1:])
+    rows = batch * plan.frame[0]
+    per_row = plane * 2 * cd
+    budget = max(1, min(TILE_ELEMENTS, -(-rows * per_row // (2 * max(1, THREADS)))), MIN_TILE_CELLS * 2 * cd)
+    step = max(1, budget // per_row)
+    passes = _passes(g)
+    tasks = [(k, q0, min(rows, q0 + step)) for k in range(len(passes)) for q0 in range(0, rows, step)]
+
+    def work(task) -> None:
+        k, q0, q1 = task
+        p, bases = passes[k], plan.bases[k]
+        f0, f1 = q0 * plane, q1 * plane
+        acc = np.matmul(padded[f0 + bases[0]:f1 + bases[0]], w[p.taps[0]])
+        for tap, base in zip(p.taps[1:], bases[1:]):
+            acc += padded[f0 + base:f1 + base] @ w[tap]
+        acc = acc.reshape((q1 - q0,) + plan.frame[1:] + (cd,))
+        keep = tuple(slice(0, n) for _, _, n in p.lattice[1:])
+        (o0, s0, n0), rest = p.lattice[0], p.lattice[1:]
+        dst_rest = tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in rest)
+        for item in range(q0 // plan.frame[0], (q1 - 1) // plan.frame[0] + 1):
+            first = item * plan.frame[0]
+            r0, r1 = max(q0, first) - first, min(q1, first + n0) - first  # lattice rows of this item here
+            if r1 <= r0:
+                continue
+            block = acc[(slice(first + r0 - q0, first + r1 - q0),) + keep]
+            view = out[(item, slice(o0 + s0 * r0, o0 + s0 * (r1 - 1) + 1, s0)) + dst_rest]
+            if bias is not None:
+                block = block + bias
+            view[...] = block
+
+    madds = batch * sum(math.prod(n for _, _, n in p.lattice) * len(p.taps) for p in passes) * cs * cd
+    tasks.sort(key=lambda t: -(t[2] - t[1]) * len(passes[t[0]].taps))
+    _run_tasks(tasks, work, madds)
     return out
 
 
