@@ -13,7 +13,7 @@ import tconv
 from tconv import ops
 from tconv.errors import TconvError
 from tconv.geometry import AxisGeometry, Geometry, same_pads, tf_transpose_crops
-from tconv.kernels import gemm, reference
+from tconv.kernels import gemm
 
 from strategies import arrays_for, geometries
 

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import signal
-import struct
 import subprocess
 import sys
 import zipfile
@@ -416,7 +414,6 @@ def test_fuzz_tf(c, transposed, data):
 def test_fuzz_jax(c, transposed, data):
     from tconv.dialects import jax as J
 
-    r = c["rank"]
     if transposed:
         padding = data.draw(st.sampled_from(["SAME", "VALID"]))
         x = real_array(data.draw, (c["batch"], *c["sizes"], c["cin"]), c["dtype"])

@@ -282,7 +282,7 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> 
     dtype = np.result_type(src, kernel)
     batch, groups = src.shape[0], g.groups
     cs, cd = ((g.out_channels, g.in_channels) if transposed else (g.in_channels, g.out_channels))
-    cs_g, cd_g = cs // groups, cd // groups
+    cs_g = cs // groups
     spatial = tuple(a.size if transposed else a.out for a in g.axes)
     if out is None:
         out = np.empty((batch,) + spatial + (cd,), dtype)
