@@ -60,11 +60,9 @@ THREADS = int(os.environ.get("TCONV_NUM_THREADS", os.cpu_count() or 1))
 #: own threads (measured: the pool pays only for large calls, its hand-offs cost more
 #: than BLAS's spinning threads on small ones)
 MIN_PARALLEL_MADDS = 1 << 30
-#: transposed convolutions with at most this many source channels, on 2-D and 3-D data,
-#: run on the flattened padded source ("flat") when it computes at most FLAT_MAX_WASTE
-#: times the cells it keeps; measured 5-10% faster there, slower on wide layers
-FLAT_MAX_CHANNELS = 128
-FLAT_MAX_WASTE = 1.25
+#: layers whose taps read without a stride run on the flattened padded source ("flat")
+#: when its frame computes at most this many cells per cell kept
+FLAT_MAX_WASTE = 1.1
 #: force "concat", "per_tap" or "flat" (tests); None chooses per shape
 MODE: str | None = None
 
@@ -125,17 +123,25 @@ def _covers_everything(geometry: Geometry) -> bool:
     return covered == cells
 
 
+def _unit_strides(geometry: Geometry) -> bool:
+    """Whether every tap reads its source without a stride (every transposed pass does)."""
+    return geometry.transposed or all(a.stride == 1 for a in geometry.axes)
+
+
 def _mode(geometry: Geometry) -> str:
-    if MODE is not None:
-        if geometry.groups > 1 or (MODE == "flat" and not geometry.transposed):
-            return "concat"
-        return "per_tap" if MODE == "flat" and _flat_plan(geometry) is None else MODE
+    """How the tiles multiply (measured on the benchmark layers, one thread): "flat" where
+    the taps read without a stride and the padded frame adds at most FLAT_MAX_WASTE of
+    extra cells (large layers, 5-25% faster); else "per_tap" (no gather of the taps side
+    by side, no weight copy); "concat" for grouped convolutions."""
     g = geometry
-    if not g.transposed or g.groups > 1:
+    if MODE is not None:
+        if g.groups > 1 or (MODE == "flat" and not _unit_strides(g)):
+            return "concat"
+        return "per_tap" if MODE == "flat" and _flat_plan(g) is None else MODE
+    if g.groups > 1:
         return "concat"
-    plan = _flat_plan(g)
-    if (plan is not None and g.rank > 1 and g.out_channels <= FLAT_MAX_CHANNELS
-            and plan.waste <= FLAT_MAX_WASTE):
+    plan = _flat_plan(g) if _unit_strides(g) else None
+    if plan is not None and g.rank > 1 and plan.waste <= FLAT_MAX_WASTE:
         return "flat"
     return "per_tap"
 
@@ -175,7 +181,7 @@ def temporary_elements(geometry: Geometry, batch: int) -> int:
         extra = math.prod(g.neutral_kernel_shape)
     elif mode == "flat":
         plan = _flat_plan(g)
-        extra = (batch * math.prod(plan.frame) + plan.tail) * g.out_channels
+        extra = (batch * math.prod(plan.frame) + plan.tail) * (g.out_channels if g.transposed else g.in_channels)
     return workers * max(TILE_ELEMENTS, tile_floor(g)) + extra
 
 
@@ -373,6 +379,10 @@ class _FlatPlan:
     waste: float
 
 
+def _source_length(geometry: Geometry, axis) -> int:
+    return axis.out if geometry.transposed else axis.size
+
+
 @functools.lru_cache(maxsize=256)
 def _flat_plan(geometry: Geometry) -> _FlatPlan | None:
     passes = _passes(geometry)
@@ -386,8 +396,8 @@ def _flat_plan(geometry: Geometry) -> _FlatPlan | None:
             for a, ((j0, _, s0, _), (_, _, length), ax) in enumerate(zip(read, p.lattice, axes)):
                 delta = s0 - j0
                 lo[a] = max(lo[a], -delta)
-                hi[a] = max(hi[a], length - 1 + delta - (ax.out - 1))
-    frame = tuple(ax.out + l + h for ax, l, h in zip(axes, lo, hi))
+                hi[a] = max(hi[a], length - 1 + delta - (_source_length(geometry, ax) - 1))
+    frame = tuple(_source_length(geometry, ax) + l + h for ax, l, h in zip(axes, lo, hi))
     strides = [math.prod(frame[a + 1:]) for a in range(len(frame))]
     bases = tuple(tuple(sum((s0 - j0 + l) * st for (j0, _, s0, _), l, st in zip(read, lo, strides))
                         for read in p.reads) for p in passes)
@@ -403,13 +413,14 @@ def _flat_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
     g = geometry
     plan = _flat_plan(g)
     dtype = np.result_type(src, kernel)
-    batch, cs, cd = src.shape[0], g.out_channels, g.in_channels
+    batch = src.shape[0]
+    cs, cd = (g.out_channels, g.in_channels) if g.transposed else (g.in_channels, g.out_channels)
     frame_cells = math.prod(plan.frame)
     padded = np.zeros((batch * frame_cells + plan.tail, cs), dtype)
     inner = padded[:batch * frame_cells].reshape((batch,) + plan.frame + (cs,))
-    inner[(slice(None),) + tuple(slice(l, l + a.out) for (l, _), a in zip(plan.pad, g.axes))] = src
+    inner[(slice(None),) + tuple(slice(l, l + _source_length(g, a)) for (l, _), a in zip(plan.pad, g.axes))] = src
     every = math.prod(g.kernel_shape)
-    w = kernel.reshape(every, cd, cs).transpose(0, 2, 1)  # per tap (cs, cd), a view
+    w = kernel.reshape(every, cd, cs).transpose(0, 2, 1) if g.transposed else kernel.reshape(every, cs, cd)
     plane = math.prod(plan.frame[1:])
     rows = batch * plan.frame[0]
     per_row = plane * 2 * cd
