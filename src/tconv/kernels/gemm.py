@@ -1,11 +1,10 @@
 """Vectorised kernels on BLAS: output tiles, each one cache-sized matrix product, no loop over pixels.
 
-Both directions are computed *output-stationary*: the output is cut into disjoint tiles,
-and each tile is produced whole by gathering what it reads and multiplying once.
+Both directions are computed *output-stationary*: the output is cut into disjoint tiles
+(rows of the first spatial axis, or whole batch items), and each tile is produced whole
+from the source cells it reads, then stored once (bias added, in either data format).
 
-Forward convolution, "im2col then GEMM": a tile of output rows gathers each tap's
-strided input block into a ``(cells, taps * C_in)`` matrix (zeros where a window reads
-padding) and multiplies it by the kernel as ``(taps * C_in, C_out)``.
+Forward convolution: each kernel tap reads a strided block of the input per tile.
 
 Transposed convolution, the phase (sub-pixel) decomposition: output cell ``o`` of an
 axis with stride ``s`` is reached only by the taps whose offset has ``o``'s residue mod
@@ -15,24 +14,34 @@ the taps; no zero is inserted and no product is formed that a crop throws away. 
 spans come from :meth:`~tconv.geometry.AxisGeometry.tap_span`, the same ones the forward
 kernel and the weight gradient use, so the three are one bilinear form read three ways.
 
-Each tile's matrix product takes one of two shapes:
+Each tile's matrix products take one of three shapes (:func:`_mode` picks, per shape):
 
-* **concat**: the tile's taps side by side, ``(cells, taps * C) @ (taps * C, C')``; one
-  product with a deep inner dimension. The weight matrix is built once per call (a view
-  for the forward kernel, a copy of the kernel for the transposed one).
-* **per tap**: one product per tap with the kernel tap as it lies in memory (BLAS reads
-  it transposed), added into the tile. Chosen for transposed convolutions with many
-  source channels, where the inner dimension is deep already and copying a large
-  kernel would cost more than the products.
+* **flat**: where every tap reads without a stride (every transposed pass; forward
+  convolutions of stride 1), the source is copied once into a zero-padded frame and
+  flattened, so each tap's operand for a tile is one contiguous slice; one product per
+  tap, the cells of the frame beyond the output computed and dropped. Chosen where that
+  frame adds at most 10% of extra cells (large layers).
+* **per tap**: one product per tap on its (clipped) source block, added into the tile,
+  with the kernel tap as it lies in memory (BLAS reads it transposed): no gather of the
+  taps side by side and no weight copy, which matters for wide layers with large kernels.
+* **concat** (grouped convolutions): the taps gathered side by side,
+  ``(cells, taps * C) @ (taps * C, C')`` per group, one batched product.
 
-Tiles run on a small thread pool with BLAS held to one thread meanwhile (``threadpoolctl``
-when installed: ``pip install 'tconv[fast]'``): on narrow products OpenBLAS's own threads
-scale poorly, while disjoint output tiles scale with the cores and never share a cell.
-Without threadpoolctl the tiles run one after the other on BLAS's threads.
+The phase decomposition was measured against "GEMM then col2im" (one product over all
+taps, then strided adds) on the benchmark layers: per tap or flat won on all of them.
 
-Memory: each worker holds one tile's gather and product, about :data:`TILE_ELEMENTS`
-elements, and never less than one row of one batch item (every spatial axis but the
-first); nothing proportional to the whole input or output is allocated besides the output.
+Threads: small calls run their tiles one after another on the calling thread, BLAS
+using its own threads. Calls of at least :data:`MIN_PARALLEL_MADDS` multiply-adds run
+their tiles on a pool of :data:`THREADS` threads with BLAS held to one thread meanwhile
+(``threadpoolctl``, ``pip install 'tconv[fast]'``; without it, always the first way):
+disjoint output tiles never share a cell, and on the narrow products of these layers
+OpenBLAS's own threads scale poorly.
+
+Memory: each worker holds one tile's operands and product, about :data:`TILE_ELEMENTS`
+elements and never less than one row of one batch item; besides the output, the only
+allocation that grows with the problem is the padded source copy of the flat path (about
+the input's size) or the weight matrix of concat (the kernel's):
+:func:`temporary_elements` states the bound the memory budget checks.
 """
 
 from __future__ import annotations
