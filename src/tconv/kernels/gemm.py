@@ -279,6 +279,13 @@ def _weights(kernel: np.ndarray, geometry: Geometry, taps: tuple[int, ...], mode
     return k[list(taps)].transpose(2, 0, 3, 1).reshape(groups, len(taps) * cout, cin)
 
 
+def _covers(p: _Pass, i: int, r0: int, r1: int) -> bool:
+    """Whether tap ``i`` of pass ``p`` reaches every cell of lattice rows ``[r0, r1)``."""
+    read = p.reads[i]
+    return (read[0][0] <= r0 and read[0][1] >= r1
+            and all(j0 == 0 and j1 == n for (j0, j1, _, _), (_, _, n) in zip(read[1:], p.lattice[1:])))
+
+
 def _src_block(read: tuple, lo: int, hi: int) -> tuple[slice, ...]:
     """Source slices of one tap over lattice rows ``lo:hi`` of axis 0 and all of the rest."""
     blocks = []
@@ -357,15 +364,22 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> 
     def per_tap(task) -> None:
         p, w, (n0, n1, r0, r1) = task
         lead = (n1 - n0, r1 - r0) + tuple(n for _, _, n in p.lattice[1:])
-        acc = np.zeros(lead + (cd,), dtype)
-        for tap, read in zip(p.taps, p.reads):
+        order = sorted(range(len(p.taps)), key=lambda i: not _covers(p, i, r0, r1))
+        acc = None
+        for i in order:
+            read = p.reads[i]
             lo, hi = max(read[0][0], r0), min(read[0][1], r1)
             if hi <= lo:
                 continue
-            block = src[(slice(n0, n1),) + _src_block(read, lo, hi)]
+            block = src[(slice(n0, n1),) + _src_block(read, lo, hi)].reshape(-1, cs)
+            if acc is None and _covers(p, i, r0, r1):  # the first product fills the tile
+                acc = np.matmul(block, w[p.taps[i]]).reshape(lead + (cd,))
+                continue
+            if acc is None:
+                acc = np.zeros(lead + (cd,), dtype)
             dst = acc[(slice(None), slice(lo - r0, hi - r0)) + tuple(slice(j0, j1) for j0, j1, _, _ in read[1:])]
-            dst += (block.reshape(-1, cs) @ w[tap]).reshape(dst.shape)
-        store(p, (n0, n1, r0, r1), acc)
+            dst += (block @ w[p.taps[i]]).reshape(dst.shape)
+        store(p, (n0, n1, r0, r1), np.zeros(lead + (cd,), dtype) if acc is None else acc)
 
     tasks.sort(key=lambda t: -(t[2][1] - t[2][0]) * (t[2][3] - t[2][2]) * len(t[0].taps))
     _run_tasks(tasks, per_tap if mode == "per_tap" else concat, madds)
