@@ -165,3 +165,28 @@ def test_tiled_gemm_matches_reference(geometry, seed, mode, threads, tile, data_
         gemm.MODE, gemm.THREADS, gemm.MIN_PARALLEL_MADDS, gemm.TILE_ELEMENTS = old
     want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
     np.testing.assert_allclose(fast, want, rtol=1e-11, atol=1e-11)
+
+
+def test_pool_finishes_every_task_restores_blas_and_raises():
+    """A task that raises does not leave others running or BLAS held to one thread."""
+    import threadpoolctl  # the test extra installs it (tconv[fast])
+
+    before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
+    done, seen = [], []
+
+    def work(task):
+        seen.append([lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"])
+        if task == 3:
+            raise RuntimeError("task 3")
+        done.append(task)
+
+    old = gemm.THREADS
+    gemm.THREADS = 2
+    try:
+        with pytest.raises(RuntimeError, match="task 3"):
+            gemm._run_tasks(list(range(8)), work, madds=gemm.MIN_PARALLEL_MADDS)
+    finally:
+        gemm.THREADS = old
+    assert sorted(done) == [0, 1, 2, 4, 5, 6, 7]
+    assert all(all(n == 1 for n in threads) for threads in seen)  # BLAS on one thread inside
+    assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info()] == before
