@@ -149,44 +149,19 @@ def test_import_loads_no_framework():
 
 @settings(max_examples=200, deadline=None)
 @given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([None, "concat", "per_tap", "flat"]),
-       st.sampled_from([1, 2, 3]), st.sampled_from([1, 7, 1 << 18]),
-       st.sampled_from(["channels_last", "channels_first"]))
-def test_tiled_gemm_matches_reference(geometry, seed, mode, threads, tile, data_format):
-    """Every product shape (concat, per tap, flat), tiny tiles (one row of one item), the thread
-    pool (forced on tiny arrays) and writing channels-first in place change nothing."""
+       st.sampled_from([1, 7, 1 << 18]), st.sampled_from(["channels_last", "channels_first"]))
+def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format):
+    """Every product shape (concat, per tap, flat), tiny tiles (one row of one item) and
+    writing channels-first in place change nothing."""
     x, w, b = arrays_for(geometry, seed, batch=3)
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
-    old = gemm.MODE, gemm.THREADS, gemm.MIN_PARALLEL_MADDS, gemm.TILE_ELEMENTS
-    gemm.MODE, gemm.THREADS, gemm.MIN_PARALLEL_MADDS, gemm.TILE_ELEMENTS = mode, threads, 0, tile
+    old = gemm.MODE, gemm.TILE_ELEMENTS, gemm.MIN_TILE_CELLS
+    gemm.MODE, gemm.TILE_ELEMENTS, gemm.MIN_TILE_CELLS = mode, tile, 1
     try:
         fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
     finally:
-        gemm.MODE, gemm.THREADS, gemm.MIN_PARALLEL_MADDS, gemm.TILE_ELEMENTS = old
+        gemm.MODE, gemm.TILE_ELEMENTS, gemm.MIN_TILE_CELLS = old
     want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
     np.testing.assert_allclose(fast, want, rtol=1e-11, atol=1e-11)
 
-
-def test_pool_finishes_every_task_restores_blas_and_raises():
-    """A task that raises does not leave others running or BLAS held to one thread."""
-    import threadpoolctl  # the test extra installs it (tconv[fast])
-
-    before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()]
-    done, seen = [], []
-
-    def work(task):
-        seen.append([lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"])
-        if task == 3:
-            raise RuntimeError("task 3")
-        done.append(task)
-
-    old = gemm.THREADS
-    gemm.THREADS = 2
-    try:
-        with pytest.raises(RuntimeError, match="task 3"):
-            gemm._run_tasks(list(range(8)), work, madds=gemm.MIN_PARALLEL_MADDS)
-    finally:
-        gemm.THREADS = old
-    assert sorted(done) == [0, 1, 2, 4, 5, 6, 7]
-    assert all(all(n == 1 for n in threads) for threads in seen)  # BLAS on one thread inside
-    assert [lib["num_threads"] for lib in threadpoolctl.threadpool_info()] == before

@@ -30,15 +30,14 @@ Each tile's matrix products take one of three shapes (:func:`_mode` picks, per s
 The phase decomposition was measured against "GEMM then col2im" (one product over all
 taps, then strided adds) on the benchmark layers: per tap or flat won on all of them.
 
-Threads: small calls run their tiles one after another on the calling thread, BLAS
-using its own threads. Calls of at least :data:`MIN_PARALLEL_MADDS` multiply-adds run
-their tiles on a pool of :data:`THREADS` threads with BLAS held to one thread meanwhile
-(``threadpoolctl``, ``pip install 'tconv[fast]'``; without it, always the first way):
-disjoint output tiles never share a cell, and on the narrow products of these layers
-OpenBLAS's own threads scale poorly.
+Threads: the tiles run one after another on the calling thread; BLAS parallelises each
+product on its own threads. A pool running tiles side by side with BLAS held to one thread
+was measured against this on every benchmark workload (2 cores, with and without idle
+time between calls) and was slower on all but the largest, where it tied: its hand-offs
+cost more than OpenBLAS's spinning threads, so it was removed.
 
-Memory: each worker holds one tile's operands and product, about :data:`TILE_ELEMENTS`
-elements and never less than one row of one batch item; besides the output, the only
+Memory: a tile's operands and product hold about :data:`TILE_ELEMENTS` elements, never
+less than one row of one batch item; besides the output, the only
 allocation that grows with the problem is the padded source copy of the flat path (about
 the input's size) or the weight matrix of concat (the kernel's):
 :func:`temporary_elements` states the bound the memory budget checks.
@@ -46,12 +45,8 @@ the input's size) or the weight matrix of concat (the kernel's):
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,12 +58,6 @@ TILE_ELEMENTS = 1 << 18
 #: a tile has at least this many cells where the pass has them: fewer make the product
 #: re-read its weights for too little work
 MIN_TILE_CELLS = 256
-#: threads for the tiles (0 or 1: none); TCONV_NUM_THREADS overrides
-THREADS = int(os.environ.get("TCONV_NUM_THREADS", os.cpu_count() or 1))
-#: below this many multiply-adds the tiles run on the calling thread and BLAS keeps its
-#: own threads (measured: the pool pays only for large calls, its hand-offs cost more
-#: than BLAS's spinning threads on small ones)
-MIN_PARALLEL_MADDS = 1 << 30
 #: layers whose taps read without a stride run on the flattened padded source ("flat")
 #: when its frame computes at most this many cells per cell kept
 FLAT_MAX_WASTE = 1.1
@@ -183,7 +172,6 @@ def temporary_elements(geometry: Geometry, batch: int) -> int:
     """Elements of temporaries a call holds at most: each worker's tile, the
     concatenated weight matrix when one is built, the padded source copy for "flat"."""
     g = geometry
-    workers = max(1, THREADS)
     mode = _mode(g)
     extra = 0
     if mode == "concat":
@@ -191,73 +179,7 @@ def temporary_elements(geometry: Geometry, batch: int) -> int:
     elif mode == "flat":
         plan = _flat_plan(g)
         extra = (batch * math.prod(plan.frame) + plan.tail) * (g.out_channels if g.transposed else g.in_channels)
-    return workers * max(TILE_ELEMENTS, tile_floor(g)) + extra
-
-
-# --------------------------------------------------------------------------- threads
-
-
-@functools.lru_cache(maxsize=1)
-def _pool() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(max_workers=max(1, THREADS), thread_name_prefix="tconv")
-
-
-@functools.lru_cache(maxsize=1)
-def _blas_controller():
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return None
-    return ThreadpoolController()
-
-
-_limit_lock = threading.Lock()
-_limit_depth = 0
-_limiter = None
-
-
-@contextlib.contextmanager
-def _serial_blas():
-    """BLAS on one thread while the tiles run (nested and concurrent calls share one limit)."""
-    global _limit_depth, _limiter
-    controller = _blas_controller()
-    with _limit_lock:
-        if _limit_depth == 0:
-            _limiter = controller.limit(limits=1, user_api="blas")
-        _limit_depth += 1
-    try:
-        yield
-    finally:
-        with _limit_lock:
-            _limit_depth -= 1
-            if _limit_depth == 0:
-                _limiter.restore_original_limits()
-                _limiter = None
-
-
-def _run_tasks(tasks: list, work, madds: int) -> None:
-    """Call ``work(task)`` for every task; on the pool when it pays. Tasks never share an
-    output cell. Every task has finished when this returns, even when one raised."""
-    if THREADS < 2 or len(tasks) < 2 or madds < MIN_PARALLEL_MADDS or _blas_controller() is None:
-        for task in tasks:
-            work(task)
-        return
-    pending = iter(tasks)
-    lock = threading.Lock()
-
-    def worker():
-        while True:
-            with lock:
-                task = next(pending, None)
-            if task is None:
-                return
-            work(task)
-
-    with _serial_blas():
-        futures = [_pool().submit(worker) for _ in range(min(THREADS, len(tasks)))]
-        wait(futures)
-    for future in futures:
-        future.result()
+    return max(TILE_ELEMENTS, tile_floor(g)) + extra
 
 
 # --------------------------------------------------------------------------- kernels
@@ -314,14 +236,11 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> 
         out[...] = 0 if bias is None else bias
     if mode == "flat":
         return _flat_run(src, kernel, g, bias, out)
-    tasks, madds = [], 0
+    tasks = []
     for p in _passes(g):
         per_cell = cs + 2 * cd if mode == "per_tap" else len(p.taps) * cs + cd
-        cells = batch * math.prod(n for _, _, n in p.lattice)
-        madds += cells * len(p.taps) * cs_g * cd
         w = _weights(kernel, g, p.taps, mode)
-        total = cells * per_cell
-        budget = max(1, min(TILE_ELEMENTS, -(-total // (2 * max(1, THREADS)))), MIN_TILE_CELLS * per_cell)
+        budget = max(TILE_ELEMENTS, MIN_TILE_CELLS * per_cell)
         for tile in _tiles(batch, p.lattice, per_cell, budget):
             tasks.append((p, w, tile))
 
@@ -381,8 +300,8 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> 
             dst += (block @ w[p.taps[i]]).reshape(dst.shape)
         store(p, (n0, n1, r0, r1), np.zeros(lead + (cd,), dtype) if acc is None else acc)
 
-    tasks.sort(key=lambda t: -(t[2][1] - t[2][0]) * (t[2][3] - t[2][2]) * len(t[0].taps))
-    _run_tasks(tasks, per_tap if mode == "per_tap" else concat, madds)
+    for task in tasks:
+        (per_tap if mode == "per_tap" else concat)(task)
     return out
 
 
@@ -447,7 +366,7 @@ def _flat_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
     plane = math.prod(plan.frame[1:])
     rows = batch * plan.frame[0]
     per_row = plane * 2 * cd
-    budget = max(1, min(TILE_ELEMENTS, -(-rows * per_row // (2 * max(1, THREADS)))), MIN_TILE_CELLS * 2 * cd)
+    budget = max(TILE_ELEMENTS, MIN_TILE_CELLS * 2 * cd)
     step = max(1, budget // per_row)
     passes = _passes(g)
     tasks = [(k, q0, min(rows, q0 + step)) for k in range(len(passes)) for q0 in range(0, rows, step)]
@@ -474,9 +393,8 @@ def _flat_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
                 block = block + bias
             view[...] = block
 
-    madds = batch * sum(math.prod(n for _, _, n in p.lattice) * len(p.taps) for p in passes) * cs * cd
-    tasks.sort(key=lambda t: -(t[2] - t[1]) * len(passes[t[0]].taps))
-    _run_tasks(tasks, work, madds)
+    for task in tasks:
+        work(task)
     return out
 
 
