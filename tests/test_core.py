@@ -165,3 +165,46 @@ def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format):
     want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
     np.testing.assert_allclose(fast, want, rtol=1e-11, atol=1e-11)
 
+
+
+_TEMPORARY_CASES = {
+    # name: (plan, input shape); temporaries of about 1 MB and more, so that the tiles, not
+    # Python's own bookkeeping (free lists of tuples, ~100 kB), decide the peak
+    "conv 3x3 same (flat)": (lambda: ops.plan_conv((64, 64), (3, 3), 32, 32, padding="same"), (2, 64, 64, 32)),
+    "conv stride 2 (per tap)": (lambda: ops.plan_conv((64, 64), (3, 3), 64, 128, stride=2, padding="same"),
+                                (2, 64, 64, 64)),
+    "conv grouped (concat)": (lambda: ops.plan_conv((64, 64), (3, 3), 64, 64, padding="same", groups=4),
+                              (2, 64, 64, 64)),
+    "transposed k3 s2 (flat)": (lambda: ops.plan_conv_transpose((48, 64), (3, 3), 64, 32, stride=2, crop="same"),
+                                (2, 48, 64, 64)),
+    "transposed wide (per tap)": (lambda: ops.plan_conv_transpose((6, 8), (3, 3), 512, 256, stride=2, crop="same"),
+                                  (2, 6, 8, 512)),
+    "transposed 1-D k4 s2": (lambda: ops.plan_conv_transpose((4096,), (4,), 64, 32, stride=2, crop=1),
+                             (2, 4096, 64)),
+    "transposed 3-D": (lambda: ops.plan_conv_transpose((16, 16, 16), (3, 3, 3), 32, 16, stride=2, crop="same"),
+                       (2, 16, 16, 16, 32)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_TEMPORARY_CASES))
+def test_gemm_temporaries_stay_within_the_stated_bound(case):
+    """The bound the memory budget checks (gemm.temporary_elements) holds: peak traced
+    memory beyond the output on a second run (plans cached)."""
+    import tracemalloc
+
+    plan, shape = _TEMPORARY_CASES[case]
+    geometry = plan()
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(np.float32)
+    w = rng.standard_normal(geometry.neutral_kernel_shape).astype(np.float32)
+    b = rng.standard_normal(geometry.output_channels).astype(np.float32)
+    compute = gemm.conv_transpose if geometry.transposed else gemm.conv
+    out = np.empty((2,) + geometry.output_spatial + (geometry.output_channels,), np.float32)
+    compute(x, w, geometry, b, out=out)
+    tracemalloc.start()
+    compute(x, w, geometry, b, out=out)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    bound = gemm.temporary_elements(geometry, 2) * x.itemsize
+    assert peak <= bound + 131072, (peak, bound)  # + Python's own bookkeeping of the call
+    assert peak >= bound // 4, (peak, bound)      # and the bound is not vacuous

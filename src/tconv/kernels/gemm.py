@@ -156,30 +156,39 @@ def _tiles(batch: int, lattice: tuple, per_cell: int, budget: int) -> list[tuple
     return [(n, n + 1, r0, min(rows, r0 + step)) for n in range(batch) for r0 in range(0, rows, step)]
 
 
-def tile_floor(geometry: Geometry) -> int:
-    """Elements one worker holds at the least (one row of one batch item), whatever the budget."""
+def _per_cell(geometry: Geometry, mode: str, taps: int) -> int:
+    """Elements a tile holds per cell at most: concat the gathered taps, one tap's source
+    block being split into groups, the product and its regrouped copy; per tap a copied
+    source block, the product and the accumulator; flat the accumulator, a product and
+    the biased copy it stores."""
     g = geometry
     src, dst = (g.out_channels, g.in_channels) if g.transposed else (g.in_channels, g.out_channels)
-    worst = 0
-    for p in _passes(g):
-        row_cells = math.prod(n for _, _, n in p.lattice[1:])
-        per_cell = len(p.taps) * src + dst if _mode(g) == "concat" else src + 2 * dst
-        worst = max(worst, row_cells * per_cell)
-    return worst
+    if mode == "concat":
+        return (taps + 1) * src + 2 * dst
+    return src + 2 * dst if mode == "per_tap" else 3 * dst
+
+
+def _tile_budget(per_cell: int) -> int:
+    return max(TILE_ELEMENTS, MIN_TILE_CELLS * per_cell)
 
 
 def temporary_elements(geometry: Geometry, batch: int) -> int:
-    """Elements of temporaries a call holds at most: each worker's tile, the
-    concatenated weight matrix when one is built, the padded source copy for "flat"."""
+    """Elements of temporaries a call holds at most: one tile (its budget, or one row of
+    one batch item where a row is larger), the weight matrix concat builds, the padded
+    source copy of flat."""
     g = geometry
     mode = _mode(g)
-    extra = 0
-    if mode == "concat":
-        extra = math.prod(g.neutral_kernel_shape)
-    elif mode == "flat":
+    if mode == "flat":
         plan = _flat_plan(g)
-        extra = (batch * math.prod(plan.frame) + plan.tail) * (g.out_channels if g.transposed else g.in_channels)
-    return max(TILE_ELEMENTS, tile_floor(g)) + extra
+        per_cell = _per_cell(g, mode, 1)
+        tile = max(_tile_budget(per_cell), math.prod(plan.frame[1:]) * per_cell)
+        src = g.out_channels if g.transposed else g.in_channels
+        return tile + (batch * math.prod(plan.frame) + plan.tail) * src
+    tile = 0
+    for p in _passes(g):
+        per_cell = _per_cell(g, mode, len(p.taps))
+        tile = max(tile, _tile_budget(per_cell), math.prod(n for _, _, n in p.lattice[1:]) * per_cell)
+    return tile + (math.prod(g.neutral_kernel_shape) if mode == "concat" else 0)
 
 
 # --------------------------------------------------------------------------- kernels
@@ -238,10 +247,9 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> 
         return _flat_run(src, kernel, g, bias, out)
     tasks = []
     for p in _passes(g):
-        per_cell = cs + 2 * cd if mode == "per_tap" else len(p.taps) * cs + cd
+        per_cell = _per_cell(g, mode, len(p.taps))
         w = _weights(kernel, g, p.taps, mode)
-        budget = max(TILE_ELEMENTS, MIN_TILE_CELLS * per_cell)
-        for tile in _tiles(batch, p.lattice, per_cell, budget):
+        for tile in _tiles(batch, p.lattice, per_cell, _tile_budget(per_cell)):
             tasks.append((p, w, tile))
 
     def store(p: _Pass, tile, res: np.ndarray) -> None:
@@ -293,11 +301,12 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> 
             block = src[(slice(n0, n1),) + _src_block(read, lo, hi)].reshape(-1, cs)
             if acc is None and _covers(p, i, r0, r1):  # the first product fills the tile
                 acc = np.matmul(block, w[p.taps[i]]).reshape(lead + (cd,))
-                continue
-            if acc is None:
-                acc = np.zeros(lead + (cd,), dtype)
-            dst = acc[(slice(None), slice(lo - r0, hi - r0)) + tuple(slice(j0, j1) for j0, j1, _, _ in read[1:])]
-            dst += (block @ w[p.taps[i]]).reshape(dst.shape)
+            else:
+                if acc is None:
+                    acc = np.zeros(lead + (cd,), dtype)
+                dst = acc[(slice(None), slice(lo - r0, hi - r0)) + tuple(slice(j0, j1) for j0, j1, _, _ in read[1:])]
+                dst += (block @ w[p.taps[i]]).reshape(dst.shape)
+            del block  # before the next tap copies its own
         store(p, (n0, n1, r0, r1), np.zeros(lead + (cd,), dtype) if acc is None else acc)
 
     for task in tasks:
@@ -365,9 +374,8 @@ def _flat_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
     w = kernel.reshape(every, cd, cs).transpose(0, 2, 1) if g.transposed else kernel.reshape(every, cs, cd)
     plane = math.prod(plan.frame[1:])
     rows = batch * plan.frame[0]
-    per_row = plane * 2 * cd
-    budget = max(TILE_ELEMENTS, MIN_TILE_CELLS * 2 * cd)
-    step = max(1, budget // per_row)
+    per_cell = _per_cell(g, "flat", 1)
+    step = max(1, _tile_budget(per_cell) // (plane * per_cell))
     passes = _passes(g)
     tasks = [(k, q0, min(rows, q0 + step)) for k in range(len(passes)) for q0 in range(0, rows, step)]
 
