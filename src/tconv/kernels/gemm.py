@@ -59,8 +59,12 @@ TILE_ELEMENTS = 1 << 18
 #: re-read its weights for too little work
 MIN_TILE_CELLS = 256
 #: layers whose taps read without a stride run on the flattened padded source ("flat")
-#: when its frame computes at most this many cells per cell kept
+#: when its frame computes at most this many cells per cell kept, or at most
+#: FLAT_NARROW_MAX_WASTE where the source has at most FLAT_NARROW_CHANNELS channels (per
+#: tap copies cost relatively more there; measured on the benchmark layers)
 FLAT_MAX_WASTE = 1.1
+FLAT_NARROW_CHANNELS = 64
+FLAT_NARROW_MAX_WASTE = 1.25
 #: force "concat", "per_tap" or "flat" (tests); None chooses per shape
 MODE: str | None = None
 
@@ -127,10 +131,10 @@ def _unit_strides(geometry: Geometry) -> bool:
 
 
 def _mode(geometry: Geometry) -> str:
-    """How the tiles multiply (measured on the benchmark layers, one thread): "flat" where
-    the taps read without a stride and the padded frame adds at most FLAT_MAX_WASTE of
-    extra cells (large layers, 5-25% faster); else "per_tap" (no gather of the taps side
-    by side, no weight copy); "concat" for grouped convolutions."""
+    """How the tiles multiply (measured on the benchmark layers, one thread): "flat" on 2-D
+    and 3-D data where the taps read without a stride and the padded frame adds few extra
+    cells (large or narrow layers, 5-25% faster); else "per_tap" (no gather of the taps
+    side by side, no weight copy); "concat" for grouped convolutions."""
     g = geometry
     if MODE is not None:
         if g.groups > 1 or (MODE == "flat" and not _unit_strides(g)):
@@ -139,9 +143,10 @@ def _mode(geometry: Geometry) -> str:
     if g.groups > 1:
         return "concat"
     plan = _flat_plan(g) if _unit_strides(g) else None
-    if plan is not None and g.rank > 1 and plan.waste <= FLAT_MAX_WASTE:
-        return "flat"
-    return "per_tap"
+    if plan is None or g.rank == 1:
+        return "per_tap"
+    narrow = (g.out_channels if g.transposed else g.in_channels) <= FLAT_NARROW_CHANNELS
+    return "flat" if plan.waste <= (FLAT_NARROW_MAX_WASTE if narrow else FLAT_MAX_WASTE) else "per_tap"
 
 
 def _tiles(batch: int, lattice: tuple, per_cell: int, budget: int) -> list[tuple[int, int, int, int]]:
