@@ -287,7 +287,7 @@ class Geometry:
 
         Taps that reach nothing are dropped per axis before the product, and the list is
         cached per plan: a 'same' kernel of 10^4 taps on 5 cells reaches only a few, and the
-        kernels ask for them once per chunk of taps."""
+        kernels and the weight gradient ask for them on every call."""
         return iter(_reaching_taps(self.axes))
 
     def multiply_adds(self, batch: int = 1) -> int:
