@@ -250,6 +250,8 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> 
         out[...] = 0 if bias is None else bias
     if mode == "flat":
         return _flat_run(src, kernel, g, bias, out)
+    if mode == "per_tap":
+        return _per_tap_run(src, kernel, g, bias, out)
     tasks = []
     for p in _passes(g):
         per_cell = _per_cell(g, mode, len(p.taps))
@@ -293,29 +295,60 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> 
             res = np.moveaxis(np.matmul(cols.reshape(groups, cells, taps * cs_g), w), 0, -2)
         store(p, (n0, n1, r0, r1), res.reshape(lead + (cd,)))
 
-    def per_tap(task) -> None:
-        p, w, (n0, n1, r0, r1) = task
-        lead = (n1 - n0, r1 - r0) + tuple(n for _, _, n in p.lattice[1:])
-        order = sorted(range(len(p.taps)), key=lambda i: not _covers(p, i, r0, r1))
+    for task in tasks:
+        concat(task)
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _per_tap_plan(geometry: Geometry, batch: int, budget: int) -> tuple:
+    """Per tile of every pass: the output cells it stores, its shape, and per reaching tap
+    the source block and the part of the tile it adds into (``None``: all of it; such a
+    tap goes first and fills the tile). Cached, so a call only slices and multiplies."""
+    g = geometry
+    plan = []
+    for p in _passes(g):
+        (o0, s0, _), rest = p.lattice[0], p.lattice[1:]
+        rest_view = tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in rest)
+        for n0, n1, r0, r1 in _tiles(batch, p.lattice, _per_cell(g, "per_tap", 1), budget):
+            taps = []
+            for i, (tap, read) in enumerate(zip(p.taps, p.reads)):
+                lo, hi = max(read[0][0], r0), min(read[0][1], r1)
+                if hi <= lo:
+                    continue
+                part = None if _covers(p, i, r0, r1) else (
+                    (slice(None), slice(lo - r0, hi - r0)) + tuple(slice(j0, j1) for j0, j1, _, _ in read[1:]))
+                taps.append((tap, (slice(n0, n1),) + _src_block(read, lo, hi), part))
+            taps.sort(key=lambda t: t[2] is not None)
+            store = (slice(n0, n1), slice(o0 + s0 * r0, o0 + s0 * (r1 - 1) + 1, s0)) + rest_view
+            plan.append((store, (n1 - n0, r1 - r0) + tuple(n for _, _, n in rest), tuple(taps)))
+    return tuple(plan)
+
+
+def _per_tap_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
+    """One product per tap on its source block, with the kernel tap as it lies in memory,
+    summed into the tile."""
+    g = geometry
+    dtype = np.result_type(src, kernel)
+    cs, cd = (g.out_channels, g.in_channels) if g.transposed else (g.in_channels, g.out_channels)
+    w = _weights(kernel, g, (), "per_tap")
+    for store, lead, taps in _per_tap_plan(g, src.shape[0], _tile_budget(_per_cell(g, "per_tap", 1))):
         acc = None
-        for i in order:
-            read = p.reads[i]
-            lo, hi = max(read[0][0], r0), min(read[0][1], r1)
-            if hi <= lo:
-                continue
-            block = src[(slice(n0, n1),) + _src_block(read, lo, hi)].reshape(-1, cs)
-            if acc is None and _covers(p, i, r0, r1):  # the first product fills the tile
-                acc = np.matmul(block, w[p.taps[i]]).reshape(lead + (cd,))
+        for tap, block_index, part in taps:
+            block = src[block_index].reshape(-1, cs)
+            if acc is None and part is None:  # the first product fills the tile
+                acc = np.matmul(block, w[tap])
             else:
                 if acc is None:
-                    acc = np.zeros(lead + (cd,), dtype)
-                dst = acc[(slice(None), slice(lo - r0, hi - r0)) + tuple(slice(j0, j1) for j0, j1, _, _ in read[1:])]
-                dst += (block @ w[p.taps[i]]).reshape(dst.shape)
+                    acc = np.zeros((math.prod(lead), cd), dtype)
+                dst = acc if part is None else acc.reshape(lead + (cd,))[part]
+                dst += (block @ w[tap]).reshape(dst.shape)
             del block  # before the next tap copies its own
-        store(p, (n0, n1, r0, r1), np.zeros(lead + (cd,), dtype) if acc is None else acc)
-
-    for task in tasks:
-        (per_tap if mode == "per_tap" else concat)(task)
+        if acc is None:
+            acc = np.zeros((math.prod(lead), cd), dtype)
+        if bias is not None:
+            acc += bias
+        out[store] = acc.reshape(lead + (cd,))
     return out
 
 
