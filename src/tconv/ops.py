@@ -144,10 +144,10 @@ def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtyp
                   data_format: str) -> None:
     """Refuse, before allocating, an output whose bytes plus the temporaries exceed the budget.
 
-    The GEMM kernels hold one tile per worker thread (:func:`tconv.kernels.gemm.temporary_elements`:
-    a cache-sized gather and product, never less than one row of one batch item) and the
-    concatenated weight matrix; they write the output in place, whatever the data format.
-    Operands of another dtype are cast (copied) first."""
+    The GEMM kernels hold one tile at a time and, by path, a padded copy of the input or a
+    weight matrix (:func:`tconv.kernels.gemm.temporary_elements` states the bound); they
+    write the output in place, whatever the data format. Operands of another dtype are
+    cast (copied) first."""
     from tconv import budget
 
     input_shape = x.shape
@@ -155,6 +155,8 @@ def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtyp
     nbytes = math.prod(out_shape) * dtype.itemsize
     temporaries = gemm.temporary_elements(g, input_shape[0]) * dtype.itemsize
     temporaries += sum(a.size * dtype.itemsize for a in (x, kernel) if a.dtype != dtype)
+    if nbytes + temporaries <= budget.get_memory_budget():
+        return  # the common case, without building the message
     strides = tuple(a.stride for a in g.axes)
     budget.check(nbytes, "output", out_shape,
                  f"({'transposed ' if g.transposed else ''}convolution of input {tuple(input_shape)} "

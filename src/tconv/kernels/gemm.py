@@ -181,6 +181,11 @@ def temporary_elements(geometry: Geometry, batch: int) -> int:
     """Elements of temporaries a call holds at most: one tile (its budget, or one row of
     one batch item where a row is larger), the weight matrix concat builds, the padded
     source copy of flat."""
+    return _temporary_elements(geometry, batch, MODE, TILE_ELEMENTS, MIN_TILE_CELLS)
+
+
+@functools.lru_cache(maxsize=256)
+def _temporary_elements(geometry: Geometry, batch: int, *settings) -> int:
     g = geometry
     mode = _mode(g)
     if mode == "flat":
