@@ -238,29 +238,32 @@ def _src_block(read: tuple, lo: int, hi: int) -> tuple[slice, ...]:
 
 
 def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
-    """Shared driver: ``src`` channels-last, the output written into ``out`` (channels-last
-    indexing, any strides) or a new channels-last array."""
+    """Both directions: ``src`` channels-last, the output written into ``out`` (channels-last
+    indexing, any strides) or a new channels-last array, by the path :func:`_mode` picks."""
     g = geometry
-    transposed = g.transposed
     dtype = np.result_type(src, kernel)
-    batch, groups = src.shape[0], g.groups
-    cs, cd = ((g.out_channels, g.in_channels) if transposed else (g.in_channels, g.out_channels))
-    cs_g = cs // groups
-    spatial = tuple(a.size if transposed else a.out for a in g.axes)
     if out is None:
-        out = np.empty((batch,) + spatial + (cd,), dtype)
+        cd = g.in_channels if g.transposed else g.out_channels
+        out = np.empty((src.shape[0],) + tuple(a.size if g.transposed else a.out for a in g.axes) + (cd,), dtype)
     bias = None if bias is None else bias.astype(dtype, copy=False)
-    mode = _mode(g)
     if not _covers_everything(g):  # some output cells get no tap: zeros, or the bias
         out[...] = 0 if bias is None else bias
-    if mode == "flat":
-        return _flat_run(src, kernel, g, bias, out)
-    if mode == "per_tap":
-        return _per_tap_run(src, kernel, g, bias, out)
+    run = {"flat": _flat_run, "per_tap": _per_tap_run, "concat": _concat_run}[_mode(g)]
+    return run(src, kernel, g, bias, out)
+
+
+def _concat_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
+    """Per tile, the taps' source blocks gathered side by side (zeros where a tap reads
+    padding), one (batched, per group) product, stored."""
+    g = geometry
+    dtype = np.result_type(src, kernel)
+    batch, groups = src.shape[0], g.groups
+    cs, cd = (g.out_channels, g.in_channels) if g.transposed else (g.in_channels, g.out_channels)
+    cs_g = cs // groups
     tasks = []
     for p in _passes(g):
-        per_cell = _per_cell(g, mode, len(p.taps))
-        w = _weights(kernel, g, p.taps, mode)
+        per_cell = _per_cell(g, "concat", len(p.taps))
+        w = _weights(kernel, g, p.taps, "concat")
         for tile in _tiles(batch, p.lattice, per_cell, _tile_budget(per_cell)):
             tasks.append((p, w, tile))
 
