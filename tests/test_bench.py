@@ -1,0 +1,36 @@
+"""The benchmark's arithmetic (no timing here: speed is measured by `tconv bench`, not tests)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tconv import bench
+
+
+def _row(kind, ratios, of_minimums):
+    return {"spec": {"kind": kind}, "ratios": ratios, "ratios_of_minimums": of_minimums}
+
+
+def test_summary_geometric_means_from_medians_and_minimums():
+    rows = [_row("transpose", {"torch": 2.0, "onnxruntime": 0.5}, {"torch": 1.0, "onnxruntime": 0.25}),
+            _row("transpose", {"torch": 0.5, "onnxruntime": 2.0}, {"torch": 4.0, "onnxruntime": 1.0}),
+            _row("conv", {"torch": 3.0}, {"torch": 3.0})]
+    s = bench._summary(rows, ["torch", "onnxruntime"])
+    assert s["transpose"]["torch"] == pytest.approx({"geomean": 1.0, "min": 0.5, "geomean_of_minimums": 2.0})
+    assert s["transpose"]["onnxruntime"] == pytest.approx({"geomean": 1.0, "min": 0.5,
+                                                           "geomean_of_minimums": 0.5})
+    # the fastest framework per workload: 0.5 on both (medians), 0.25 and 1.0 (minimums)
+    assert s["transpose"]["fastest_of_others"] == pytest.approx({"geomean": 0.5, "min": 0.5,
+                                                                 "geomean_of_minimums": 0.5})
+    assert s["conv"]["torch"]["geomean"] == pytest.approx(3.0)
+    assert "onnxruntime" not in s["conv"] and s["unet"] == {}
+
+
+def test_multiply_adds_follow_the_geometry():
+    w = bench.Workload("seed", "transpose", 1, (8, 8), 1024, 512, 3, 2)
+    assert bench.multiply_adds(w) == 8 * 8 * 9 * 1024 * 512
+    grad = bench.Workload("seed", "transpose-grad", 1, (8, 8), 1024, 512, 3, 2)
+    assert bench.multiply_adds(grad) == 2 * bench.multiply_adds(w)
+    assert math.isclose(bench.multiply_adds(bench.Workload("c", "conv", 2, (4, 4), 3, 5, 3, 1)), 2 * 16 * 9 * 15)
