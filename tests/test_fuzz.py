@@ -907,7 +907,7 @@ def test_no_memoryerror_under_address_space_limit():
     terabytes: every one refuses with a TconvError, none dies of MemoryError (the default
     budget follows the free address space)."""
     rounds = 400 if PROFILE == "fuzz-long" else 6
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", TCONV_NUM_THREADS="1")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     env.pop("TCONV_MEMORY_BUDGET", None)
     proc = subprocess.run([sys.executable, "-c", _UNDER_LIMIT, str(3 << 30), "12", str(rounds)],
                           capture_output=True, text=True, timeout=600, env=env)
@@ -926,6 +926,15 @@ def test_regression_conv_transpose_huge_stride_memoryerror():
     x, w = _x()
     with budget.memory_budget(256 << 20), pytest.raises(TconvError, match=r"stride \(10000000, 10000000\).*budget"):
         tconv.conv_transpose(x, w, stride=10 ** 7)
+
+
+def test_regression_gemm_phase_length_overflowerror():
+    """dilation 2**63: the phase lattice's length went through range(), whose len() overflows
+    C ssize_t (OverflowError from the kernels' memory estimate); now the budget refuses."""
+    x = np.full((1, 1, 1, 1, 1), np.nan, np.float32)
+    w = np.array([0.12573022, -0.13210486], np.float32).reshape(1, 1, 2, 1, 1)
+    with budget.memory_budget(256 << 20), pytest.raises(TconvError, match="budget"):
+        tconv.conv_transpose(x, w, dilation=2 ** 63)
 
 
 def test_regression_conv_huge_input_view_refused_by_budget():
@@ -1232,7 +1241,7 @@ def test_regression_h5_vlen_name_attribute_hang():
     are intact and load."""
     pytest.importorskip("h5py")
     path = _CRASHES / "h5py_vlen_attribute_hang.weights.h5"
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", TCONV_NUM_THREADS="1")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     try:
         proc = subprocess.run([sys.executable, "-c", _LOAD_WEIGHTS, str(path)], capture_output=True,
                               text=True, timeout=60, env=env)
@@ -1284,3 +1293,66 @@ def test_regression_h5_strings_links_and_huge_datasets_refused_unread(tmp_path, 
             model.load_weights(path)
         assert info.value.argument == "path"
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))  # nothing changed
+
+
+_ZERO_BATCH_MODES = r"""
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+import numpy as np
+import tconv
+
+x, w = np.zeros((0, 6, 2), np.float32), np.ones((2, 2, 1), np.float32)
+for mode in ("reflect", "replicate", "circular"):
+    y = tconv.conv(x, w, padding="same", dilation=2 ** 31, padding_mode=mode)
+    assert y.shape == (0, 6, 1) and y.dtype == np.float32, (y.shape, y.dtype)
+    y = tconv.conv_transpose(np.zeros((0, 1, 6)), np.ones((2, 1, 1)), crop="same", dilation=2 ** 31,
+                             padding_mode=mode, data_format="channels_first")
+    assert y.shape == (0, 1, 6) and y.dtype == np.float64, (y.shape, y.dtype)
+print("ok")
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS is Linux's")
+def test_regression_padding_mode_zero_batch_huge_pad_memoryerror():
+    """A padding mode on an empty batch still built the per-axis index vectors (the budget
+    skips an empty batch): 'same' padding with dilation 2^31 is a 2^31-long int64 vector,
+    16 GiB, a MemoryError. Run under a 3 GiB address-space limit so that it fails cleanly."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", _ZERO_BATCH_MODES], capture_output=True, text=True,
+                          timeout=120, env=env)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr[-3000:]
+
+
+def test_regression_padding_mode_fold_huge_pad_hang(monkeypatch):
+    """The transposed convolution with a padding mode folded each border cell back in a
+    Python step: crop='same' with dilation 2^24 (2^24 padded cells for a one-cell output)
+    took 18 s within the memory budget, and 2^28 minutes. The fold is np.add.at in chunks,
+    in the same order (the same sums, bit for bit)."""
+    from tconv import padding_modes
+    from tconv.geometry import AxisGeometry, Geometry
+
+    x, w = np.ones((1, 1, 1), np.float32), np.ones((2, 1, 1), np.float32)
+    with time_limit(10), budget.memory_budget(1 << 30):
+        y = tconv.conv_transpose(x, w, crop="same", dilation=2 ** 24, padding_mode="reflect")
+    assert y.shape == (1, 1, 1) and y[0, 0, 0] == 2.0
+    g = Geometry((AxisGeometry(3, 1, 1, 1, 40, 37), AxisGeometry(2, 1, 1, 1, 5, -1)), 2, 3, 1, True)
+    z = np.random.default_rng(0).standard_normal((2, 80, 6, 3)).astype(np.float32)
+    for mode in ("reflect", "circular", "replicate", "zeros"):
+        whole = padding_modes.fold(z, g, mode)
+        monkeypatch.setattr(padding_modes, "_FOLD_CHUNK", 5)
+        assert padding_modes.fold(z, g, mode).tobytes() == whole.tobytes(), mode
+        monkeypatch.undo()
+
+
+def test_regression_padding_mode_transposed_output_not_budgeted_memoryerror():
+    """conv_transpose with a padding mode budgeted only the padded plan that ops.run sees;
+    the fold onto the output was not: crop=-10^9 on one cell is an output of 2*10^9 + 1
+    cells (7.5 GiB as float32), a MemoryError under `ulimit -v 8 GB` (found by the long
+    profile)."""
+    x, w = np.full((1, 1, 1), np.nan, np.float32), np.full((1, 1, 1), np.nan, np.float32)
+    for crop, data_format in ((-10 ** 9, "channels_last"), (-10 ** 8, "channels_first")):
+        with budget.memory_budget(256 << 20), pytest.raises(TconvError, match=r"folded .* budget"):
+            tconv.conv_transpose(x, w, crop=crop, data_format=data_format, padding_mode="reflect")
+    with budget.memory_budget(256 << 20):  # within the budget: computed, its shape exact
+        y = tconv.conv_transpose(np.ones((1, 1, 1)), np.ones((1, 1, 1)), crop=-10 ** 6, padding_mode="circular")
+    assert y.shape == (1, 2 * 10 ** 6 + 1, 1) and y.sum() == y[0, 10 ** 6, 0] == 1  # the adjoint of a crop

@@ -113,7 +113,7 @@ def _passes(geometry: Geometry) -> tuple[_Pass, ...]:
         taps.append(_flat(tap, shape))
         reads.append(tuple(((first - r) // a.stride, (first - r) // a.stride + stop - start, start, 1)
                            for (start, stop, first), r, a in zip(spans, phase, g.axes)))
-    return tuple(_Pass(tuple(taps), tuple((r, a.stride, len(range(r, a.size, a.stride)))
+    return tuple(_Pass(tuple(taps), tuple((r, a.stride, max(0, -(-(a.size - r) // a.stride)))
                                           for r, a in zip(phase, g.axes)), tuple(reads))
                  for phase, (taps, reads) in sorted(phases.items()))
 
