@@ -153,7 +153,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=4096, help="image side (default 4096)")
     p.add_argument("--small", type=int, default=2048, help="the smaller image for the memory check")
-    p.add_argument("--filters", type=int, default=8, help="n_filters of the course U-Net (default 8)")
+    p.add_argument("--filters", type=int, default=32, help="n_filters of the course U-Net (default 32, the course)")
     p.add_argument("--tiles", type=int, nargs="+", default=[256, 512, 1024])
     p.add_argument("--memory-tile", type=int, default=512, help="tile of the memory-vs-image check")
     p.add_argument("--workers", type=int, default=2, help="threads, or worker processes (default 2)")

@@ -15,7 +15,8 @@ the first check.
 Profiles: ``ci`` (the default: a bounded number of examples, well under a minute in
 all) and ``long`` (``TCONV_FUZZ_PROFILE=long``; ``TCONV_FUZZ_EXAMPLES`` sets the
 examples per test). Each test counts its examples in ``COUNTS``; with
-``TCONV_FUZZ_REPORT=path`` the counts are written there as JSON at the end.
+``TCONV_FUZZ_REPORT=path`` the counts are written there as JSON at the end (``{worker}`` in
+the path becomes the pytest-xdist worker's name).
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ FORBIDDEN = (TypeError, IndexError, KeyError, AttributeError, ZeroDivisionError,
 def _report():
     yield
     path = os.environ.get("TCONV_FUZZ_REPORT")
-    if path:
+    if path:  # "{worker}" in the path: one file per pytest-xdist worker (they run at once)
+        path = path.replace("{worker}", os.environ.get("PYTEST_XDIST_WORKER", "main"))
         data = {"profile": PROFILE, "examples": dict(COUNTS), "outcomes": dict(OUTCOMES),
                 "total": sum(COUNTS.values())}
         previous = {}
@@ -612,7 +614,7 @@ def test_fuzz_translate(text, shape, to):
     t = outcome("tconv.translate", tconv.translate, text, to, shape)
     if t is not None:
         assert t.target == to
-        assert isinstance(t.code(), str) if hasattr(t, "code") else True
+        assert isinstance(t.code, str) and t.code  # a property: runnable source for the target
 
 
 @fuzz
