@@ -156,12 +156,12 @@ def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format):
     x, w, b = arrays_for(geometry, seed, batch=3)
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
-    old = gemm.MODE, gemm.TILE_ELEMENTS, gemm.MIN_TILE_CELLS
-    gemm.MODE, gemm.TILE_ELEMENTS, gemm.MIN_TILE_CELLS = mode, tile, 1
+    old = gemm.MODE, gemm.TILE_ELEMENTS, gemm.MIN_TILE_CELLS, gemm.MAX_TILE_ELEMENTS
+    gemm.MODE, gemm.TILE_ELEMENTS, gemm.MIN_TILE_CELLS, gemm.MAX_TILE_ELEMENTS = mode, tile, 1, 0
     try:
         fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
     finally:
-        gemm.MODE, gemm.TILE_ELEMENTS, gemm.MIN_TILE_CELLS = old
+        gemm.MODE, gemm.TILE_ELEMENTS, gemm.MIN_TILE_CELLS, gemm.MAX_TILE_ELEMENTS = old
     want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
     np.testing.assert_allclose(fast, want, rtol=1e-11, atol=1e-11)
 

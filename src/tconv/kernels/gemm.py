@@ -55,6 +55,9 @@ from tconv.geometry import Geometry
 
 #: elements of one tile's gather plus product (float32: 1 MiB), sized to stay in cache
 TILE_ELEMENTS = 1 << 18
+#: large layers take tiles of up to a quarter of their output, at most this many elements
+#: (float32: 16 MiB)
+MAX_TILE_ELEMENTS = 1 << 22
 #: a tile has at least this many cells where the pass has them: fewer make the product
 #: re-read its weights for too little work
 MIN_TILE_CELLS = 256
@@ -173,15 +176,21 @@ def _per_cell(geometry: Geometry, mode: str, taps: int) -> int:
     return src + 2 * dst if mode == "per_tap" else 3 * dst
 
 
-def _tile_budget(per_cell: int) -> int:
-    return max(TILE_ELEMENTS, MIN_TILE_CELLS * per_cell)
+def _tile_budget(per_cell: int, geometry: Geometry, batch: int) -> int:
+    """Elements a tile may hold: TILE_ELEMENTS, or up to a quarter of the output (at most
+    MAX_TILE_ELEMENTS) on large layers, where fewer, larger products wait less on BLAS's
+    threads; at least MIN_TILE_CELLS cells."""
+    g = geometry
+    out = batch * math.prod(a.size if g.transposed else a.out for a in g.axes) * (
+        g.in_channels if g.transposed else g.out_channels)
+    return max(TILE_ELEMENTS, min(out // 4, MAX_TILE_ELEMENTS), MIN_TILE_CELLS * per_cell)
 
 
 def temporary_elements(geometry: Geometry, batch: int) -> int:
     """Elements of temporaries a call holds at most: one tile (its budget, or one row of
     one batch item where a row is larger), the weight matrix concat builds, the padded
     source copy of flat."""
-    return _temporary_elements(geometry, batch, MODE, TILE_ELEMENTS, MIN_TILE_CELLS)
+    return _temporary_elements(geometry, batch, MODE, TILE_ELEMENTS, MIN_TILE_CELLS, MAX_TILE_ELEMENTS)
 
 
 @functools.lru_cache(maxsize=256)
@@ -191,13 +200,13 @@ def _temporary_elements(geometry: Geometry, batch: int, *settings) -> int:
     if mode == "flat":
         plan = _flat_plan(g)
         per_cell = _per_cell(g, mode, 1)
-        tile = max(_tile_budget(per_cell), math.prod(plan.frame[1:]) * per_cell)
+        tile = max(_tile_budget(per_cell, g, batch), math.prod(plan.frame[1:]) * per_cell)
         src = g.out_channels if g.transposed else g.in_channels
         return tile + (batch * math.prod(plan.frame) + plan.tail) * src
     tile = 0
     for p in _passes(g):
         per_cell = _per_cell(g, mode, len(p.taps))
-        tile = max(tile, _tile_budget(per_cell), math.prod(n for _, _, n in p.lattice[1:]) * per_cell)
+        tile = max(tile, _tile_budget(per_cell, g, batch), math.prod(n for _, _, n in p.lattice[1:]) * per_cell)
     return tile + (math.prod(g.neutral_kernel_shape) if mode == "concat" else 0)
 
 
@@ -264,7 +273,7 @@ def _concat_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, o
     for p in _passes(g):
         per_cell = _per_cell(g, "concat", len(p.taps))
         w = _weights(kernel, g, p.taps, "concat")
-        for tile in _tiles(batch, p.lattice, per_cell, _tile_budget(per_cell)):
+        for tile in _tiles(batch, p.lattice, per_cell, _tile_budget(per_cell, g, batch)):
             tasks.append((p, w, tile))
 
     def store(p: _Pass, tile, res: np.ndarray) -> None:
@@ -340,7 +349,8 @@ def _per_tap_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, 
     dtype = np.result_type(src, kernel)
     cs, cd = (g.out_channels, g.in_channels) if g.transposed else (g.in_channels, g.out_channels)
     w = _weights(kernel, g, (), "per_tap")
-    for store, lead, taps in _per_tap_plan(g, src.shape[0], _tile_budget(_per_cell(g, "per_tap", 1))):
+    budget = _tile_budget(_per_cell(g, "per_tap", 1), g, src.shape[0])
+    for store, lead, taps in _per_tap_plan(g, src.shape[0], budget):
         acc = None
         for tap, block_index, part in taps:
             block = src[block_index].reshape(-1, cs)
@@ -421,7 +431,7 @@ def _flat_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
     plane = math.prod(plan.frame[1:])
     rows = batch * plan.frame[0]
     per_cell = _per_cell(g, "flat", 1)
-    step = max(1, _tile_budget(per_cell) // (plane * per_cell))
+    step = max(1, _tile_budget(per_cell, g, batch) // (plane * per_cell))
     passes = _passes(g)
     tasks = [(k, q0, min(rows, q0 + step)) for k in range(len(passes)) for q0 in range(0, rows, step)]
 
