@@ -121,10 +121,17 @@ def _passes(geometry: Geometry) -> tuple[_Pass, ...]:
                  for phase, (taps, reads) in sorted(phases.items()))
 
 
+def _lattice_rows(p: _Pass, r0: int, r1: int) -> tuple[slice, ...]:
+    """Output slices (every spatial axis) of lattice rows ``[r0, r1)`` of pass ``p``."""
+    (o0, s0, _), rest = p.lattice[0], p.lattice[1:]
+    return (slice(o0 + s0 * r0, o0 + s0 * (r1 - 1) + 1, s0),) + tuple(
+        slice(o, o + s * (n - 1) + 1, s) for o, s, n in rest)
+
+
 def _covers_everything(geometry: Geometry) -> bool:
     """Whether the passes' lattices tile the whole output (else some cells get no tap)."""
     covered = sum(math.prod(n for _, _, n in p.lattice) for p in _passes(geometry))
-    cells = math.prod(a.size if geometry.transposed else a.out for a in geometry.axes)
+    cells = math.prod(geometry.output_spatial)
     return covered == cells
 
 
@@ -148,7 +155,7 @@ def _mode(geometry: Geometry) -> str:
     plan = _flat_plan(g) if _unit_strides(g) else None
     if plan is None or g.rank == 1:
         return "per_tap"
-    narrow = (g.out_channels if g.transposed else g.in_channels) <= FLAT_NARROW_CHANNELS
+    narrow = g.input_channels <= FLAT_NARROW_CHANNELS
     return "flat" if plan.waste <= (FLAT_NARROW_MAX_WASTE if narrow else FLAT_MAX_WASTE) else "per_tap"
 
 
@@ -170,7 +177,7 @@ def _per_cell(geometry: Geometry, mode: str, taps: int) -> int:
     source block, the product and the accumulator; flat the accumulator, a product and
     the biased copy it stores."""
     g = geometry
-    src, dst = (g.out_channels, g.in_channels) if g.transposed else (g.in_channels, g.out_channels)
+    src, dst = g.input_channels, g.output_channels
     if mode == "concat":
         return (taps + 1) * src + 2 * dst
     return src + 2 * dst if mode == "per_tap" else 3 * dst
@@ -181,8 +188,7 @@ def _tile_budget(per_cell: int, geometry: Geometry, batch: int) -> int:
     MAX_TILE_ELEMENTS) on large layers, where fewer, larger products wait less on BLAS's
     threads; at least MIN_TILE_CELLS cells."""
     g = geometry
-    out = batch * math.prod(a.size if g.transposed else a.out for a in g.axes) * (
-        g.in_channels if g.transposed else g.out_channels)
+    out = batch * math.prod(g.output_spatial) * g.output_channels
     return max(TILE_ELEMENTS, min(out // 4, MAX_TILE_ELEMENTS), MIN_TILE_CELLS * per_cell)
 
 
@@ -201,8 +207,7 @@ def _temporary_elements(geometry: Geometry, batch: int, *settings) -> int:
         plan = _flat_plan(g)
         per_cell = _per_cell(g, mode, 1)
         tile = max(_tile_budget(per_cell, g, batch), math.prod(plan.frame[1:]) * per_cell)
-        src = g.out_channels if g.transposed else g.in_channels
-        return tile + (batch * math.prod(plan.frame) + plan.tail) * src
+        return tile + (batch * math.prod(plan.frame) + plan.tail) * g.input_channels
     tile = 0
     for p in _passes(g):
         per_cell = _per_cell(g, mode, len(p.taps))
@@ -252,8 +257,7 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> 
     g = geometry
     dtype = np.result_type(src, kernel)
     if out is None:
-        cd = g.in_channels if g.transposed else g.out_channels
-        out = np.empty((src.shape[0],) + tuple(a.size if g.transposed else a.out for a in g.axes) + (cd,), dtype)
+        out = np.empty((src.shape[0],) + g.output_spatial + (g.output_channels,), dtype)
     bias = None if bias is None else bias.astype(dtype, copy=False)
     if not _covers_everything(g):  # some output cells get no tap: zeros, or the bias
         out[...] = 0 if bias is None else bias
@@ -267,7 +271,7 @@ def _concat_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, o
     g = geometry
     dtype = np.result_type(src, kernel)
     batch, groups = src.shape[0], g.groups
-    cs, cd = (g.out_channels, g.in_channels) if g.transposed else (g.in_channels, g.out_channels)
+    cs, cd = g.input_channels, g.output_channels
     cs_g = cs // groups
     tasks = []
     for p in _passes(g):
@@ -278,9 +282,7 @@ def _concat_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, o
 
     def store(p: _Pass, tile, res: np.ndarray) -> None:
         n0, n1, r0, r1 = tile
-        (o0, s0, _), rest = p.lattice[0], p.lattice[1:]
-        view = out[(slice(n0, n1), slice(o0 + s0 * r0, o0 + s0 * (r1 - 1) + 1, s0))
-                   + tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in rest)]
+        view = out[(slice(n0, n1),) + _lattice_rows(p, r0, r1)]
         if bias is not None:
             res += bias
         view[...] = res.reshape(view.shape)
@@ -325,8 +327,7 @@ def _per_tap_plan(geometry: Geometry, batch: int, budget: int) -> tuple:
     g = geometry
     plan = []
     for p in _passes(g):
-        (o0, s0, _), rest = p.lattice[0], p.lattice[1:]
-        rest_view = tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in rest)
+        rest = p.lattice[1:]
         for n0, n1, r0, r1 in _tiles(batch, p.lattice, _per_cell(g, "per_tap", 1), budget):
             taps = []
             for i, (tap, read) in enumerate(zip(p.taps, p.reads)):
@@ -337,7 +338,7 @@ def _per_tap_plan(geometry: Geometry, batch: int, budget: int) -> tuple:
                     (slice(None), slice(lo - r0, hi - r0)) + tuple(slice(j0, j1) for j0, j1, _, _ in read[1:]))
                 taps.append((tap, (slice(n0, n1),) + _src_block(read, lo, hi), part))
             taps.sort(key=lambda t: t[2] is not None)
-            store = (slice(n0, n1), slice(o0 + s0 * r0, o0 + s0 * (r1 - 1) + 1, s0)) + rest_view
+            store = (slice(n0, n1),) + _lattice_rows(p, r0, r1)
             plan.append((store, (n1 - n0, r1 - r0) + tuple(n for _, _, n in rest), tuple(taps)))
     return tuple(plan)
 
@@ -347,7 +348,7 @@ def _per_tap_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, 
     summed into the tile."""
     g = geometry
     dtype = np.result_type(src, kernel)
-    cs, cd = (g.out_channels, g.in_channels) if g.transposed else (g.in_channels, g.out_channels)
+    cs, cd = g.input_channels, g.output_channels
     w = _weights(kernel, g, (), "per_tap")
     budget = _tile_budget(_per_cell(g, "per_tap", 1), g, src.shape[0])
     for store, lead, taps in _per_tap_plan(g, src.shape[0], budget):
@@ -386,10 +387,6 @@ class _FlatPlan:
     waste: float
 
 
-def _source_length(geometry: Geometry, axis) -> int:
-    return axis.out if geometry.transposed else axis.size
-
-
 @functools.lru_cache(maxsize=256)
 def _flat_plan(geometry: Geometry) -> _FlatPlan | None:
     passes = _passes(geometry)
@@ -400,11 +397,12 @@ def _flat_plan(geometry: Geometry) -> _FlatPlan | None:
     hi = [0] * len(axes)
     for p in passes:
         for read in p.reads:
-            for a, ((j0, _, s0, _), (_, _, length), ax) in enumerate(zip(read, p.lattice, axes)):
+            for a, ((j0, _, s0, _), (_, _, length), n_src) in enumerate(
+                    zip(read, p.lattice, geometry.input_spatial)):
                 delta = s0 - j0
                 lo[a] = max(lo[a], -delta)
-                hi[a] = max(hi[a], length - 1 + delta - (_source_length(geometry, ax) - 1))
-    frame = tuple(_source_length(geometry, ax) + l + h for ax, l, h in zip(axes, lo, hi))
+                hi[a] = max(hi[a], length - 1 + delta - (n_src - 1))
+    frame = tuple(n + l + h for n, l, h in zip(geometry.input_spatial, lo, hi))
     strides = [math.prod(frame[a + 1:]) for a in range(len(frame))]
     bases = tuple(tuple(sum((s0 - j0 + l) * st for (j0, _, s0, _), l, st in zip(read, lo, strides))
                         for read in p.reads) for p in passes)
@@ -421,11 +419,11 @@ def _flat_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
     plan = _flat_plan(g)
     dtype = np.result_type(src, kernel)
     batch = src.shape[0]
-    cs, cd = (g.out_channels, g.in_channels) if g.transposed else (g.in_channels, g.out_channels)
+    cs, cd = g.input_channels, g.output_channels
     frame_cells = math.prod(plan.frame)
     padded = np.zeros((batch * frame_cells + plan.tail, cs), dtype)
     inner = padded[:batch * frame_cells].reshape((batch,) + plan.frame + (cs,))
-    inner[(slice(None),) + tuple(slice(l, l + _source_length(g, a)) for (l, _), a in zip(plan.pad, g.axes))] = src
+    inner[(slice(None),) + tuple(slice(l, l + n) for (l, _), n in zip(plan.pad, g.input_spatial))] = src
     every = math.prod(g.kernel_shape)
     w = kernel.reshape(every, cd, cs).transpose(0, 2, 1) if g.transposed else kernel.reshape(every, cs, cd)
     plane = math.prod(plan.frame[1:])
@@ -444,15 +442,14 @@ def _flat_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
             acc += padded[f0 + base:f1 + base] @ w[tap]
         acc = acc.reshape((q1 - q0,) + plan.frame[1:] + (cd,))
         keep = tuple(slice(0, n) for _, _, n in p.lattice[1:])
-        (o0, s0, n0), rest = p.lattice[0], p.lattice[1:]
-        dst_rest = tuple(slice(o, o + s * (n - 1) + 1, s) for o, s, n in rest)
+        n0 = p.lattice[0][2]
         for item in range(q0 // plan.frame[0], (q1 - 1) // plan.frame[0] + 1):
             first = item * plan.frame[0]
             r0, r1 = max(q0, first) - first, min(q1, first + n0) - first  # lattice rows of this item here
             if r1 <= r0:
                 continue
             block = acc[(slice(first + r0 - q0, first + r1 - q0),) + keep]
-            view = out[(item, slice(o0 + s0 * r0, o0 + s0 * (r1 - 1) + 1, s0)) + dst_rest]
+            view = out[(item,) + _lattice_rows(p, r0, r1)]
             if bias is not None:
                 block = block + bias
             view[...] = block
