@@ -148,41 +148,65 @@ def test_import_loads_no_framework():
 
 
 @settings(max_examples=200, deadline=None)
-@given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([None, "concat", "per_tap", "flat"]),
+@given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([None, "concat", "per_tap", "flat", "col"]),
        st.sampled_from([1, 7, 1 << 18]), st.sampled_from(["channels_last", "channels_first"]))
 def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format):
-    """Every product shape (concat, per tap, flat), tiny tiles (one row of one item) and
-    writing channels-first in place change nothing."""
+    """Every product shape (concat, per tap, flat, compiled col), tiny tiles (one row of
+    one item; for col, one kernel row or a block of output rows) and writing
+    channels-first in place change nothing."""
     x, w, b = arrays_for(geometry, seed, batch=3)
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
-    old = gemm.MODE, gemm.TILE_ELEMENTS, gemm.MIN_TILE_CELLS, gemm.MAX_TILE_ELEMENTS
-    gemm.MODE, gemm.TILE_ELEMENTS, gemm.MIN_TILE_CELLS, gemm.MAX_TILE_ELEMENTS = mode, tile, 1, 0
+    settings_ = ("MODE", "TILE_ELEMENTS", "MIN_TILE_CELLS", "MAX_TILE_ELEMENTS", "COL_MIN_TILE", "COL_MAX_TILE")
+    old = [getattr(gemm, name) for name in settings_]
+    for name, value in zip(settings_, (mode, tile, 1, 0, 1, tile)):
+        setattr(gemm, name, value)
     try:
         fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
     finally:
-        gemm.MODE, gemm.TILE_ELEMENTS, gemm.MIN_TILE_CELLS, gemm.MAX_TILE_ELEMENTS = old
+        for name, value in zip(settings_, old):
+            setattr(gemm, name, value)
     want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
     np.testing.assert_allclose(fast, want, rtol=1e-11, atol=1e-11)
 
 
+def test_col_path_runs_where_numba_is_installed():
+    """CI installs the fast extra: the compiled path must be the one the benchmark layers
+    take there, and switching it off must fall back to the NumPy paths."""
+    from tconv.kernels import compiled
+
+    seed = ops.plan_conv_transpose((8, 8), (3, 3), 1024, 512, stride=2, crop="same")
+    assert compiled.available() and gemm._mode(seed) == "col"
+    compiled.ENABLED = False
+    try:
+        assert gemm._mode(seed) != "col"
+    finally:
+        compiled.ENABLED = True
+
 
 _TEMPORARY_CASES = {
-    # name: (plan, input shape); temporaries of about 1 MB and more, so that the tiles, not
-    # Python's own bookkeeping (free lists of tuples, ~100 kB), decide the peak
-    "conv 3x3 same (flat)": (lambda: ops.plan_conv((64, 64), (3, 3), 32, 32, padding="same"), (2, 64, 64, 32)),
+    # name: (plan, input shape, mode); temporaries of about 1 MB and more, so that the
+    # tiles, not Python's own bookkeeping (free lists of tuples, ~100 kB), decide the peak
+    "conv 3x3 same (flat)": (lambda: ops.plan_conv((64, 64), (3, 3), 32, 32, padding="same"), (2, 64, 64, 32),
+                             None),
     "conv stride 2 (per tap)": (lambda: ops.plan_conv((64, 64), (3, 3), 64, 128, stride=2, padding="same"),
-                                (2, 64, 64, 64)),
+                                (2, 64, 64, 64), None),
     "conv grouped (concat)": (lambda: ops.plan_conv((64, 64), (3, 3), 64, 64, padding="same", groups=4),
-                              (2, 64, 64, 64)),
+                              (2, 64, 64, 64), None),
+    "transposed k3 s2 (col)": (lambda: ops.plan_conv_transpose((48, 64), (3, 3), 64, 32, stride=2, crop="same"),
+                               (2, 48, 64, 64), "col"),
     "transposed k3 s2 (flat)": (lambda: ops.plan_conv_transpose((48, 64), (3, 3), 64, 32, stride=2, crop="same"),
-                                (2, 48, 64, 64)),
+                                (2, 48, 64, 64), "flat"),
+    "transposed wide (col)": (lambda: ops.plan_conv_transpose((6, 8), (3, 3), 512, 256, stride=2, crop="same"),
+                              (2, 6, 8, 512), "col"),
     "transposed wide (per tap)": (lambda: ops.plan_conv_transpose((6, 8), (3, 3), 512, 256, stride=2, crop="same"),
-                                  (2, 6, 8, 512)),
-    "transposed 1-D k4 s2": (lambda: ops.plan_conv_transpose((4096,), (4,), 64, 32, stride=2, crop=1),
-                             (2, 4096, 64)),
-    "transposed 3-D": (lambda: ops.plan_conv_transpose((16, 16, 16), (3, 3, 3), 32, 16, stride=2, crop="same"),
-                       (2, 16, 16, 16, 32)),
+                                  (2, 6, 8, 512), "per_tap"),
+    "transposed stride 1 (col, row blocks)": (lambda: ops.plan_conv_transpose((128, 128), (3, 3), 64, 32,
+                                                                              crop=1), (1, 128, 128, 64), "col"),
+    "transposed 1-D k4 s2 (per tap)": (lambda: ops.plan_conv_transpose((4096,), (4,), 64, 32, stride=2, crop=1),
+                                       (2, 4096, 64), None),
+    "transposed 3-D (col)": (lambda: ops.plan_conv_transpose((16, 16, 16), (3, 3, 3), 32, 16, stride=2,
+                                                             crop="same"), (2, 16, 16, 16, 32), "col"),
 }
 
 
@@ -190,21 +214,29 @@ _TEMPORARY_CASES = {
 def test_gemm_temporaries_stay_within_the_stated_bound(case):
     """The bound the memory budget checks (gemm.temporary_elements) holds: peak traced
     memory beyond the output on a second run (plans cached)."""
+    plan, shape, mode = _TEMPORARY_CASES[case]
+    geometry = plan()
+    old, gemm.MODE = gemm.MODE, mode
+    try:
+        _check_temporaries(geometry, shape)
+    finally:
+        gemm.MODE = old
+
+
+def _check_temporaries(geometry, shape):
     import tracemalloc
 
-    plan, shape = _TEMPORARY_CASES[case]
-    geometry = plan()
     rng = np.random.default_rng(0)
     x = rng.standard_normal(shape).astype(np.float32)
     w = rng.standard_normal(geometry.neutral_kernel_shape).astype(np.float32)
     b = rng.standard_normal(geometry.output_channels).astype(np.float32)
     compute = gemm.conv_transpose if geometry.transposed else gemm.conv
-    out = np.empty((2,) + geometry.output_spatial + (geometry.output_channels,), np.float32)
+    out = np.empty((shape[0],) + geometry.output_spatial + (geometry.output_channels,), np.float32)
     compute(x, w, geometry, b, out=out)
     tracemalloc.start()
     compute(x, w, geometry, b, out=out)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    bound = gemm.temporary_elements(geometry, 2) * x.itemsize
+    bound = gemm.temporary_elements(geometry, shape[0]) * x.itemsize
     assert peak <= bound + 131072, (peak, bound)  # + Python's own bookkeeping of the call
     assert peak >= bound // 4, (peak, bound)      # and the bound is not vacuous

@@ -264,6 +264,10 @@ def _machine_info() -> dict:
                         for p in threadpool_info()]
     except ImportError:
         info["blas"] = "threadpoolctl not installed (pip install tconv[bench])"
+    from tconv.kernels import compiled
+
+    info["compiled_col2im"] = (f"numba {compiled.version()}" if compiled.available() else
+                               "absent: the NumPy paths ran (pip install tconv[fast])")
     gemm = {}
     for n in (2048, 4096):
         a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)

@@ -254,7 +254,9 @@ def conv_transpose(X: Any, W: Any, B: Any = None, **attrs: Any) -> np.ndarray:
             crops.append(onnx_transpose_crops(n, k, s, d, auto_pad, p, op,
                                               None if output_shape is None else output_shape[i]))
         except TconvError as exc:  # onnxruntime's consistency check, axis i
-            raise refuse(REFUSALS, "transpose_shape", attrs.get(exc.argument), context,
+            value = attrs.get(exc.argument)  # as a list, however it was given (explain passes tuples)
+            value = list(value) if isinstance(value, (list, tuple, np.ndarray)) else value
+            raise refuse(REFUSALS, "transpose_shape", value, context,
                          name=exc.argument, why=f"(spatial axis {i}) {exc.rule}") from None
     axes = tuple(AxisGeometry.transposed(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
                  in zip(spatial, kernel, strides, dilations, crops))

@@ -52,6 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tconv.geometry import Geometry
+from tconv.kernels import compiled
 
 #: elements of one tile's gather plus product (float32: 1 MiB), sized to stay in cache
 TILE_ELEMENTS = 1 << 18
@@ -68,7 +69,15 @@ MIN_TILE_CELLS = 256
 FLAT_MAX_WASTE = 1.1
 FLAT_NARROW_CHANNELS = 64
 FLAT_NARROW_MAX_WASTE = 1.25
-#: force "concat", "per_tap" or "flat" (tests); None chooses per shape
+#: "col" tiles hold about as many elements of columns as the output, at least
+#: COL_MIN_TILE and at most COL_MAX_TILE (float32: 16 MiB): on the benchmark layers fewer,
+#: wider products beat cache-sized ones (1 << 18 to 1 << 22 measured)
+COL_MIN_TILE = 1 << 16
+COL_MAX_TILE = 1 << 22
+#: "col" needs the per-axis tables to stay small and one row of one tile to stay bounded
+COL_MAX_TABLE = 1 << 20
+COL_MAX_ROW = 1 << 22
+#: force "col", "concat", "per_tap" or "flat" (tests); None chooses per shape
 MODE: str | None = None
 
 
@@ -149,9 +158,13 @@ def _mode(geometry: Geometry) -> str:
     if MODE is not None:
         if g.groups > 1 or (MODE == "flat" and not _unit_strides(g)):
             return "concat"
+        if MODE == "col":
+            return "col" if _col_ready(g) else "per_tap"
         return "per_tap" if MODE == "flat" and _flat_plan(g) is None else MODE
     if g.groups > 1:
         return "concat"
+    if _col_ready(g):
+        return "col"
     plan = _flat_plan(g) if _unit_strides(g) else None
     if plan is None or g.rank == 1:
         return "per_tap"
@@ -203,6 +216,8 @@ def temporary_elements(geometry: Geometry, batch: int) -> int:
 def _temporary_elements(geometry: Geometry, batch: int, *settings) -> int:
     g = geometry
     mode = _mode(g)
+    if mode == "col":
+        return _col_temporary_elements(g, batch)
     if mode == "flat":
         plan = _flat_plan(g)
         per_cell = _per_cell(g, mode, 1)
@@ -259,9 +274,10 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> 
     if out is None:
         out = np.empty((src.shape[0],) + g.output_spatial + (g.output_channels,), dtype)
     bias = None if bias is None else bias.astype(dtype, copy=False)
-    if not _covers_everything(g):  # some output cells get no tap: zeros, or the bias
+    mode = _mode(g)
+    if mode != "col" and not _covers_everything(g):  # cells no tap reaches: zeros, or the bias
         out[...] = 0 if bias is None else bias
-    run = {"flat": _flat_run, "per_tap": _per_tap_run, "concat": _concat_run}[_mode(g)]
+    run = {"flat": _flat_run, "per_tap": _per_tap_run, "concat": _concat_run, "col": _col_run}[mode]
     return run(src, kernel, g, bias, out)
 
 
@@ -456,6 +472,132 @@ def _flat_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
 
     for task in tasks:
         work(task)
+    return out
+
+
+# ------------------------------------------------------------------- col (compiled)
+
+
+@functools.lru_cache(maxsize=256)
+def _col_tables(geometry: Geometry) -> tuple[np.ndarray, ...] | None:
+    """Per axis (three: unit axes appended) ``(count, tap, cell)``: output cell ``o`` is
+    reached through tap ``tap[o, m]`` from input cell ``cell[o, m]``, ``m < count[o]``
+    (from :meth:`~tconv.geometry.AxisGeometry.tap_span`); then the last two axes' kernel
+    lengths. None where the tables would be too large."""
+    g = geometry
+    if sum(a.kernel * n for a, n in zip(g.axes, g.output_spatial)) > COL_MAX_TABLE:
+        return None
+    tables = []
+    for a, n in zip(g.axes, g.output_spatial):
+        cell = np.full((a.kernel, n), -1, np.int64)  # cell[k, o]: the input cell, or -1
+        for k in range(a.kernel):
+            start, stop, first = a.tap_span(k)  # inputs start.. land on first, first + stride, ...
+            steps = np.arange(max(0, stop - start))
+            cell[k, first + steps * a.stride] = start + steps
+        reached = cell >= 0
+        order = np.argsort(~reached, axis=0, kind="stable")[:max(1, int(reached.sum(0).max(initial=0)))]
+        tables += [reached.sum(0), np.ascontiguousarray(order.T),
+                   np.ascontiguousarray(np.take_along_axis(cell, order, 0).T)]
+    for _ in range(3 - g.rank):
+        tables += [np.ones(1, np.int64), np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64)]
+    kernel = g.kernel_shape + (1,) * (3 - g.rank)
+    return tuple(tables) + kernel[1:]
+
+
+def _col_ready(geometry: Geometry) -> bool:
+    """Whether the compiled "col" path runs this layer: a transposed convolution without
+    groups on 2-D or 3-D data (on 1-D, per tap measured faster), Numba present, small
+    tables, and one kernel row of one input row bounded."""
+    g = geometry
+    if not g.transposed or g.groups > 1 or not compiled.available() or _col_tables(g) is None:
+        return False
+    if MODE is None and g.rank == 1:  # one row per item: per tap is faster (measured)
+        return False
+    return _col_row(g) <= COL_MAX_ROW
+
+
+def _col_row(geometry: Geometry) -> int:
+    """Column elements of one input row through one kernel row."""
+    g = geometry
+    return (math.prod(g.kernel_shape) // g.kernel_shape[0] * g.output_channels
+            * math.prod(g.input_spatial[1:]))
+
+
+def _col_budget(geometry: Geometry, batch: int) -> int:
+    """Elements of columns one tile holds: the output's, within [COL_MIN_TILE, COL_MAX_TILE]."""
+    out = batch * math.prod(geometry.output_spatial) * geometry.output_channels
+    return max(COL_MIN_TILE, min(out, COL_MAX_TILE))
+
+
+@functools.lru_cache(maxsize=256)
+def _col_tiles(geometry: Geometry, batch: int, budget: int) -> tuple:
+    """Tiles ``(n0, n1, r0, r1, k0, k1, j0, j1)``: batch items, output rows of the first
+    axis, kernel rows, and the input rows their taps reach there. Whole items with every
+    tap where that fits; else each item by groups of kernel rows where one kernel row over
+    the item fits (no input row multiplied twice); else by blocks of output rows, each
+    with the input rows its taps reach (neighbouring blocks share a few)."""
+    g = geometry
+    count, tap, cell = _col_tables(g)[:3]
+    k_rows, rows_out, rows_in = g.kernel_shape[0], g.output_spatial[0], g.input_spatial[0]
+    row = _col_row(g)
+    item = rows_in * row
+
+    def reach(r0: int, r1: int, k0: int, k1: int) -> tuple[int, int]:
+        pairs = np.arange(tap.shape[1]) < count[r0:r1, None]
+        cells = cell[r0:r1][pairs & (tap[r0:r1] >= k0) & (tap[r0:r1] < k1)]
+        return (int(cells.min()), int(cells.max()) + 1) if cells.size else (0, 0)
+
+    if item * k_rows <= budget:
+        step = budget // max(1, item * k_rows)
+        return tuple((n0, min(batch, n0 + step), 0, rows_out, 0, k_rows, 0, rows_in)
+                     for n0 in range(0, batch, step))
+    if item <= budget:
+        kr = budget // item
+        groups = [(k0, min(k_rows, k0 + kr)) for k0 in range(0, k_rows, kr)]
+        return tuple((n, n + 1, 0, rows_out, k0, k1) + reach(0, rows_out, k0, k1)
+                     for n in range(batch) for k0, k1 in groups)
+    rows = max(1, budget // (row * k_rows))
+    blocks, r0 = [], 0
+    while r0 < rows_out:  # grow each block while the input rows it reaches fit
+        r1 = r0 + 1
+        while r1 < rows_out and (lambda j0, j1: j1 - j0)(*reach(r0, r1 + 1, 0, k_rows)) <= rows:
+            r1 += 1
+        blocks.append((r0, r1))
+        r0 = r1
+    return tuple((n, n + 1, r0, r1, 0, k_rows) + reach(r0, r1, 0, k_rows)
+                 for n in range(batch) for r0, r1 in blocks)
+
+
+def _col_temporary_elements(geometry: Geometry, batch: int) -> int:
+    """The largest tile's columns and input block (copied where the input is not
+    contiguous, channels-first), the int64 tables (two float32 elements a cell), the bias."""
+    g = geometry
+    per_row = _col_row(g) // math.prod(g.input_spatial[1:])
+    tile = max((n1 - n0) * (j1 - j0) * ((k1 - k0) * per_row + g.input_channels)
+               for n0, n1, _, _, k0, k1, j0, j1 in _col_tiles(g, batch, _col_budget(g, batch)))
+    tables = sum(t.size for t in _col_tables(g)[:-2])
+    return tile * math.prod(g.input_spatial[1:]) + 2 * tables + g.output_channels
+
+
+def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
+    """Transposed convolution, per tile: one wide product of the input with every tap
+    at once, ``(cells, C_in) @ (C_in, taps * C_out)`` with the kernel as it lies, then
+    each output cell sums the columns of the taps that reach it (compiled col2im, bias
+    fused; written once, or added to by later kernel-row groups)."""
+    g = geometry
+    dtype = np.result_type(src, kernel)
+    tables = _col_tables(g)
+    taps_k_row = math.prod(g.kernel_shape) // g.kernel_shape[0]
+    cs, cd = g.input_channels, g.output_channels
+    w = kernel.reshape(-1, cs)  # rows (tap, C_out): a view
+    rest = g.input_spatial[1:] + (1,) * (3 - g.rank)
+    out3 = out.reshape(out.shape[:1 + g.rank] + (1,) * (3 - g.rank) + (cd,))
+    b = np.zeros(cd, dtype) if bias is None else bias
+    for n0, n1, r0, r1, k0, k1, j0, j1 in _col_tiles(g, src.shape[0], _col_budget(g, src.shape[0])):
+        col = src[n0:n1, j0:j1].reshape(-1, cs) @ w[k0 * taps_k_row * cd:k1 * taps_k_row * cd].T
+        col = col.reshape((n1 - n0, j1 - j0) + rest + ((k1 - k0) * taps_k_row, cd))
+        compiled.col2im(col, out3, *tables, n0, r0, r1, k0, j0, b, k0 == 0)
+        del col
     return out
 
 

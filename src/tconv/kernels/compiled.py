@@ -1,0 +1,88 @@
+"""The loop after the matrix product that NumPy cannot run fast, compiled with Numba.
+
+The "col" path of :mod:`tconv.kernels.gemm` runs a transposed convolution as one wide
+matrix product per tile, the input times every tap at once, and then col2im: each output
+cell sums the columns of the taps that reach it. In NumPy that sum is one small strided
+add per tap and block of cells, which costs more than the product on narrow layers;
+compiled, it runs near memory speed, output-stationary (each output cell written once).
+
+Numba is optional (the ``fast`` extra). :func:`available` says whether it imports; without
+it :mod:`~tconv.kernels.gemm` keeps to its NumPy paths, which compute the same values.
+The kernel knows no convolution arithmetic: it reads per-axis tables that
+:mod:`~tconv.kernels.gemm` builds from :meth:`tconv.geometry.AxisGeometry.tap_span`
+(per output cell, the pairs (tap, input cell) that reach it), on three spatial axes
+always (rank 1 and 2 arrive with unit axes appended).
+"""
+
+from __future__ import annotations
+
+import functools
+
+#: set False to run the NumPy paths even where Numba is installed (tests, comparisons)
+ENABLED = True
+
+
+@functools.lru_cache(maxsize=1)
+def _kernels():
+    try:
+        import numba
+    except ImportError:
+        return None
+
+    jit = numba.njit(cache=True, nogil=True)
+
+    @jit
+    def col2im(col, out, count0, tap0, cell0, count1, tap1, cell1, count2, tap2, cell2,
+               k1n, k2n, n0, r0, r1, k0_first, j_first, bias, first):
+        """Output-stationary: ``out[n0 + b, o0, o1, o2, :]`` (rows ``r0 <= o0 < r1``) gets
+        the sum of ``col[b, j0 - j_first, j1, j2, t, :]`` over its taps, the axis-``a``
+        pairs ``(tap_a[o, m], cell_a[o, m])`` for ``m < count_a[o]``; only kernel rows
+        ``k0_first <= k0 < k0_first + col_rows`` (the taps ``t`` this ``col`` holds, in C
+        order over three axes, ``k1n`` and ``k2n`` taps on the last two). Written from
+        ``bias`` when ``first``, else added to."""
+        n, _, _, _, taps, c_n = col.shape
+        k_rows = taps // (k1n * k2n)
+        o1n, o2n = out.shape[2], out.shape[3]
+        acc = bias.copy()
+        for b in range(n):
+            for o0 in range(r0, r1):
+                for o1 in range(o1n):
+                    for o2 in range(o2n):
+                        if first:
+                            for c in range(c_n):
+                                acc[c] = bias[c]
+                        else:
+                            for c in range(c_n):
+                                acc[c] = out[n0 + b, o0, o1, o2, c]
+                        for m0 in range(count0[o0]):
+                            k0 = tap0[o0, m0] - k0_first
+                            if k0 < 0 or k0 >= k_rows:
+                                continue
+                            j0 = cell0[o0, m0] - j_first
+                            for m1 in range(count1[o1]):
+                                j1 = cell1[o1, m1]
+                                t1 = (k0 * k1n + tap1[o1, m1]) * k2n
+                                for m2 in range(count2[o2]):
+                                    t = t1 + tap2[o2, m2]
+                                    j2 = cell2[o2, m2]
+                                    for c in range(c_n):
+                                        acc[c] += col[b, j0, j1, j2, t, c]
+                        for c in range(c_n):
+                            out[n0 + b, o0, o1, o2, c] = acc[c]
+
+    return col2im, numba.__version__
+
+
+def available() -> bool:
+    """Whether the compiled loop can run here (Numba imports and :data:`ENABLED`)."""
+    return ENABLED and _kernels() is not None
+
+
+def version() -> str | None:
+    """Numba's version, or None where it is not installed."""
+    kernels = _kernels()
+    return None if kernels is None else kernels[1]
+
+
+def col2im(*args) -> None:
+    _kernels()[0](*args)
