@@ -29,7 +29,11 @@ def _kernels():
     except ImportError:
         return None
 
-    jit = numba.njit(cache=True, nogil=True)
+    def jit(function):
+        try:  # compiled once per machine, cached beside this file or in the user's cache
+            return numba.njit(cache=True, nogil=True)(function)
+        except RuntimeError:  # no writable cache location: compile per process
+            return numba.njit(nogil=True)(function)
 
     @jit
     def col2im(col, out, count0, tap0, cell0, count1, tap1, cell1, count2, tap2, cell2,
