@@ -14,8 +14,16 @@ the taps; no zero is inserted and no product is formed that a crop throws away. 
 spans come from :meth:`~tconv.geometry.AxisGeometry.tap_span`, the same ones the forward
 kernel and the weight gradient use, so the three are one bilinear form read three ways.
 
-Each tile's matrix products take one of three shapes (:func:`_mode` picks, per shape):
+Each tile's matrix products take one of four shapes (:func:`_mode` picks, per shape):
 
+* **col** (transposed convolutions on 2-D and 3-D data, where Numba is installed): one
+  wide product of the input with every tap at once, ``(cells, C_in) @ (C_in, taps *
+  C_out)`` with the kernel as it lies, then col2im: each output cell sums the columns of
+  the taps that reach it, in a compiled loop (:mod:`tconv.kernels.compiled`), bias fused,
+  each cell written once. BLAS runs at its best on the wide product, and nothing is
+  multiplied by an inserted zero (the columns are exactly the multiply-adds needed).
+  Where a whole item's columns exceed the tile, it runs kernel row by kernel row (later
+  rows add into the output) or by blocks of output rows (recomputing a few input rows).
 * **flat**: where every tap reads without a stride (every transposed pass; forward
   convolutions of stride 1), the source is copied once into a zero-padded frame and
   flattened, so each tap's operand for a tile is one contiguous slice; one product per
@@ -27,20 +35,27 @@ Each tile's matrix products take one of three shapes (:func:`_mode` picks, per s
 * **concat** (grouped convolutions): the taps gathered side by side,
   ``(cells, taps * C) @ (taps * C, C')`` per group, one batched product.
 
-The phase decomposition was measured against "GEMM then col2im" (one product over all
-taps, then strided adds) on the benchmark layers: per tap or flat won on all of them.
+The phase decomposition (flat, per tap) was measured against "GEMM then col2im" on the
+benchmark layers: with col2im as NumPy strided adds, per tap or flat won on all of them
+(the adds cost more than the product on narrow layers); with the compiled col2im, col wins
+on every 2-D and 3-D transposed layer, by 10-35% (docs/benchmarks.md), and loses on 1-D,
+where per tap stays.
 
 Threads: the tiles run one after another on the calling thread; BLAS parallelises each
 product on its own threads. A pool running tiles side by side with BLAS held to one thread
 was measured against this on every benchmark workload (2 cores, with and without idle
 time between calls) and was slower on all but the largest, where it tied: its hand-offs
-cost more than OpenBLAS's spinning threads, so it was removed.
+cost more than OpenBLAS's spinning threads, so it was removed. col2im runs on the calling
+thread too: halves of it on two threads gained nothing (the other core is held by
+OpenBLAS's thread, spinning after the product), and Numba's parallel loop made every call
+several times slower, its threads and OpenBLAS's contending for the two cores.
 
-Memory: a tile's operands and product hold about :data:`TILE_ELEMENTS` elements, never
-less than one row of one batch item; besides the output, the only
-allocation that grows with the problem is the padded source copy of the flat path (about
-the input's size) or the weight matrix of concat (the kernel's):
-:func:`temporary_elements` states the bound the memory budget checks.
+Memory: a tile's operands and product hold about :data:`TILE_ELEMENTS` elements (col:
+its columns, at most :data:`COL_TILE_PER_OUTPUT` times the output), never less than one
+row of one batch item; besides the output, the only allocation that grows with the
+problem is the padded source copy of the flat path (about the input's size) or the
+weight matrix of concat (the kernel's): :func:`temporary_elements` states the bound the
+memory budget checks.
 """
 
 from __future__ import annotations
@@ -69,9 +84,12 @@ MIN_TILE_CELLS = 256
 FLAT_MAX_WASTE = 1.1
 FLAT_NARROW_CHANNELS = 64
 FLAT_NARROW_MAX_WASTE = 1.25
-#: "col" tiles hold about as many elements of columns as the output, at least
-#: COL_MIN_TILE and at most COL_MAX_TILE (float32: 16 MiB): on the benchmark layers fewer,
-#: wider products beat cache-sized ones (1 << 18 to 1 << 22 measured)
+#: "col" tiles hold up to COL_TILE_PER_OUTPUT times the output's elements of columns, at
+#: least COL_MIN_TILE and at most COL_MAX_TILE (float32: 16 MiB). On the benchmark layers
+#: fewer, wider products beat cache-sized ones (1 << 18 to 1 << 22 measured), and tiles of
+#: 3x the output would be another 10-20% faster on half of them, but 1.4x keeps the
+#: temporaries within 1.5x the output (issue 3's memory target)
+COL_TILE_PER_OUTPUT = 1.4
 COL_MIN_TILE = 1 << 16
 #: "col" tiles of at most this many cells compute ``(W @ X.T).T``: OpenBLAS runs that
 #: product 20-30% faster than ``X @ W.T`` at 48-64 cells, alike at 192, slower beyond
@@ -530,9 +548,10 @@ def _col_row(geometry: Geometry) -> int:
 
 
 def _col_budget(geometry: Geometry, batch: int) -> int:
-    """Elements of columns one tile holds: the output's, within [COL_MIN_TILE, COL_MAX_TILE]."""
+    """Elements of columns one tile holds: COL_TILE_PER_OUTPUT times the output's, within
+    [COL_MIN_TILE, COL_MAX_TILE]."""
     out = batch * math.prod(geometry.output_spatial) * geometry.output_channels
-    return max(COL_MIN_TILE, min(out, COL_MAX_TILE))
+    return max(COL_MIN_TILE, min(int(COL_TILE_PER_OUTPUT * out), COL_MAX_TILE))
 
 
 @functools.lru_cache(maxsize=256)
