@@ -34,3 +34,21 @@ def test_multiply_adds_follow_the_geometry():
     grad = bench.Workload("seed", "transpose-grad", 1, (8, 8), 1024, 512, 3, 2)
     assert bench.multiply_adds(grad) == 2 * bench.multiply_adds(w)
     assert math.isclose(bench.multiply_adds(bench.Workload("c", "conv", 2, (4, 4), 3, 5, 3, 1)), 2 * 16 * 9 * 15)
+
+
+def test_a_turn_times_one_call_after_its_warm_calls():
+    calls = []
+
+    def fn():
+        calls.append(len(calls))
+
+    assert bench._timed(fn, 2) >= 0 and len(calls) == 3
+    assert bench._timed(fn, 0) >= 0 and len(calls) == 4
+
+
+def test_the_table_states_the_protocol():
+    report = {"frameworks": {"tconv": "ok"}, "info": {}, "repeats": 7, "settle_seconds": 0.15,
+              "warm_calls_per_turn": 1, "rows": [], "summary": {}}
+    assert "1 untimed call, then the timed call (warm)" in bench.format_table(report)
+    report["warm_calls_per_turn"] = 0
+    assert "then the timed call (cold)" in bench.format_table(report)

@@ -308,6 +308,15 @@ def _peak_memory(fn) -> float:
     return (peak - result.nbytes) / result.nbytes
 
 
+def _timed(fn, warm: int) -> float:
+    """Seconds of one call of ``fn`` after ``warm`` untimed ones."""
+    for _ in range(warm):
+        fn()
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
 def worker_main(name: str) -> None:
     """The worker loop: JSON requests on stdin, JSON replies on stdout."""
     threads = int(os.environ.get("TCONV_BENCH_THREADS", os.cpu_count() or 1))
@@ -330,9 +339,7 @@ def worker_main(name: str) -> None:
                 fn = worker.fns[request["index"]]
                 if fn is None:
                     raise NotImplementedError("not measured for this framework")
-                start = time.perf_counter()
-                fn()
-                reply = {"ok": True, "seconds": time.perf_counter() - start}
+                reply = {"ok": True, "seconds": _timed(fn, request.get("warm", 0))}
             elif request["op"] == "memory":
                 reply = {"ok": True, "ratios": [_peak_memory(fn) if fn else None for fn in worker.fns]}
             else:
@@ -367,14 +374,23 @@ class _Client:
         self.proc.wait(timeout=30)
 
 
-#: seconds of quiet before each timed call: BLAS and OpenMP pools spin for a while after
+#: seconds of quiet before each turn: BLAS and OpenMP pools spin for a while after
 #: their last task, and on a small machine one worker's spinning threads would slow the next
 SETTLE_SECONDS = 0.15
+#: untimed calls at the start of each turn, after the quiet. With none (``--cold``) every
+#: timed call follows 0.15 s of idling: on the shared 2-core VM that makes every framework
+#: 2-3x slower on the small layers (about 1.5 ms more per call, even on one thread) and
+#: its medians carry stalls of milliseconds; one call first times the layer warm, as it
+#: runs inside a network, its framework's thread pool awake.
+WARM_CALLS = 1
 
 
 def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats: int = 7,
-        progress=None, settle: float = SETTLE_SECONDS) -> dict:
-    """Run the benchmark; returns a JSON-able report (see :func:`format_table`)."""
+        progress=None, settle: float = SETTLE_SECONDS, warm: int = WARM_CALLS) -> dict:
+    """Run the benchmark; returns a JSON-able report (see :func:`format_table`).
+
+    Each repeat, each workload, the workers take turns: quiet for ``settle`` seconds,
+    ``warm`` untimed calls, one timed call."""
     workloads = workloads or default_workloads()
     say = progress or (lambda text: None)
     clients, status, info = {}, {}, {}
@@ -403,7 +419,7 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
                 if errors[name][i] is not None and not times[name][i]:
                     continue  # refused on the first repeat: do not ask again
                 time.sleep(settle)
-                reply = client.ask(op="time", index=i)
+                reply = client.ask(op="time", index=i, warm=warm)
                 if reply.get("ok"):
                     times[name][i].append(reply["seconds"])
                 else:
@@ -432,7 +448,8 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
         if memory is not None:
             row["tconv_temp_memory_x_output"] = memory[i]
         rows.append(row)
-    return {"frameworks": status, "info": info, "repeats": repeats, "settle_seconds": settle, "rows": rows,
+    return {"frameworks": status, "info": info, "repeats": repeats, "settle_seconds": settle,
+            "warm_calls_per_turn": warm, "rows": rows,
             "summary": _summary(rows, [n for n in clients if n != "tconv"])}
 
 
@@ -471,6 +488,10 @@ def format_table(report: dict) -> str:
                      f"Python {machine.get('python')}, NumPy {machine.get('numpy')}")
         lines.append(f"BLAS: {machine.get('blas')}")
         lines.append("float32 GEMM: " + ", ".join(f"{n}^3 {v:.0f} GFLOP/s" for n, v in machine["gemm_gflops"].items()))
+    warm = report.get("warm_calls_per_turn", 0)
+    lines.append(f"Protocol: {report.get('repeats')} repeats; each turn {report.get('settle_seconds')} s quiet, "
+                 + (f"{warm} untimed call{'s' if warm > 1 else ''}, then the timed call (warm)" if warm
+                    else "then the timed call (cold)"))
     for name, s in report["frameworks"].items():
         extra = {k: v for k, v in report["info"].get(name, {}).items() if k not in ("blas", "gemm_gflops")}
         lines.append(f"- {name}: {'ok ' + json.dumps(extra) if s == 'ok' else 'ABSENT (' + str(s) + ')'}")

@@ -10,6 +10,7 @@ EPILOG = """examples:
   tconv bench                       the full workload list, 7 repeats
   tconv bench --repeats 11 --json bench.json
   tconv bench --only seed --frameworks tconv torch
+  tconv bench --cold                each timed call right after 0.15 s of quiet
 """
 
 
@@ -20,6 +21,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
     parser.add_argument("--only", default=None, help="run the workloads whose name contains this text")
     parser.add_argument("--kind", choices=("transpose", "conv"), default=None)
+    parser.add_argument("--cold", action="store_true",
+                        help="time each call right after the quiet, without the untimed warm call")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON")
     parser.add_argument("--markdown", metavar="FILE", default=None, help="also write the table as Markdown")
 
@@ -36,7 +39,7 @@ def run(args) -> int:
         raise TconvError("--only", args.only, "matches no workload")
     if "tconv" not in args.frameworks:
         args.frameworks.insert(0, "tconv")
-    report = bench.run(workloads, args.frameworks, args.repeats,
+    report = bench.run(workloads, args.frameworks, args.repeats, warm=0 if args.cold else bench.WARM_CALLS,
                        progress=lambda text: print(text, file=sys.stderr))
     table = bench.format_table(report)
     print(table)
