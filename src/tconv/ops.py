@@ -147,7 +147,8 @@ def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtyp
     The GEMM kernels hold one tile at a time and, by path, a padded copy of the input or a
     weight matrix (:func:`tconv.kernels.gemm.temporary_elements` states the bound); they
     write the output in place, whatever the data format. Operands of another dtype are
-    cast (copied) first."""
+    cast (copied) first, and a kernel that is not C-contiguous (a dialect's moved axes) is
+    copied by the kernels' reshape."""
     from tconv import budget
 
     input_shape = x.shape
@@ -155,6 +156,8 @@ def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtyp
     nbytes = math.prod(out_shape) * dtype.itemsize
     temporaries = gemm.temporary_elements(g, input_shape[0]) * dtype.itemsize
     temporaries += sum(a.size * dtype.itemsize for a in (x, kernel) if a.dtype != dtype)
+    if kernel.dtype == dtype and not kernel.flags.c_contiguous:  # the kernels' reshape copies it
+        temporaries += kernel.size * dtype.itemsize
     if nbytes + temporaries <= budget.get_memory_budget():
         return  # the common case, without building the message
     strides = tuple(a.stride for a in g.axes)
