@@ -52,3 +52,12 @@ def test_the_table_states_the_protocol():
     assert "1 untimed call, then the timed call (warm)" in bench.format_table(report)
     report["warm_calls_per_turn"] = 0
     assert "then the timed call (cold)" in bench.format_table(report)
+
+
+def test_the_protocol_reaches_the_worker():
+    """One repeat of one tiny workload through a real tconv worker process, warm and cold."""
+    tiny = [bench.Workload("tiny", "transpose", 1, (4, 4), 8, 4, 3, 2)]
+    for warm in (0, 1):
+        report = bench.run(tiny, frameworks=("tconv",), repeats=1, settle=0, warm=warm)
+        assert report["frameworks"] == {"tconv": "ok"} and report["warm_calls_per_turn"] == warm
+        assert report["rows"][0]["frameworks"]["tconv"]["median_ms"] > 0
