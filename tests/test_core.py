@@ -207,6 +207,11 @@ _TEMPORARY_CASES = {
                                        (2, 4096, 64), None),
     "transposed 3-D (col)": (lambda: ops.plan_conv_transpose((16, 16, 16), (3, 3, 3), 32, 16, stride=2,
                                                              crop="same"), (2, 16, 16, 16, 32), "col"),
+    "transposed grouped (col)": (lambda: ops.plan_conv_transpose((24, 32), (3, 3), 128, 64, stride=2,
+                                                                 crop="same", groups=4), (2, 24, 32, 128), "col"),
+    "transposed grouped (concat)": (lambda: ops.plan_conv_transpose((24, 32), (3, 3), 128, 64, stride=2,
+                                                                    crop="same", groups=4), (2, 24, 32, 128),
+                                    "concat"),
 }
 
 

@@ -16,9 +16,10 @@ kernel and the weight gradient use, so the three are one bilinear form read thre
 
 Each tile's matrix products take one of four shapes (:func:`_mode` picks, per shape):
 
-* **col** (transposed convolutions on 2-D and 3-D data, where Numba is installed): one
-  wide product of the input with every tap at once, ``(cells, C_in) @ (C_in, taps *
-  C_out)`` with the kernel as it lies, then col2im: each output cell sums the columns of
+* **col** (transposed convolutions on 2-D and 3-D data, where Numba is installed; grouped
+  ones with at least 8 input channels per group, a product per group): one wide product
+  of the input with every tap at once, ``(cells, C_in) @ (C_in, taps * C_out)`` with the
+  kernel as it lies, then col2im: each output cell sums the columns of
   the taps that reach it, in a compiled loop (:mod:`tconv.kernels.compiled`), bias fused,
   each cell written once. BLAS runs at its best on the wide product, and nothing is
   multiplied by an inserted zero (the columns are exactly the multiply-adds needed).
@@ -32,7 +33,7 @@ Each tile's matrix products take one of four shapes (:func:`_mode` picks, per sh
 * **per tap**: one product per tap on its (clipped) source block, added into the tile,
   with the kernel tap as it lies in memory (BLAS reads it transposed): no gather of the
   taps side by side and no weight copy, which matters for wide layers with large kernels.
-* **concat** (grouped convolutions): the taps gathered side by side,
+* **concat** (grouped convolutions, but for col's): the taps gathered side by side,
   ``(cells, taps * C) @ (taps * C, C')`` per group, one batched product.
 
 The phase decomposition (flat, per tap) was measured against "GEMM then col2im" on the
@@ -91,6 +92,9 @@ FLAT_NARROW_MAX_WASTE = 1.25
 #: temporaries within 1.5x the output (issue 3's memory target)
 COL_TILE_PER_OUTPUT = 1.4
 COL_MIN_TILE = 1 << 16
+#: grouped layers take col where each group has at least this many input channels: from
+#: 8 up col was 1.2-2x faster than concat, at 4 alike, at 1 (depthwise) 4x slower
+COL_MIN_GROUP_CHANNELS = 8
 #: "col" tiles of at most this many cells compute ``(W @ X.T).T``: OpenBLAS runs that
 #: product 20-30% faster than ``X @ W.T`` at 48-64 cells, alike at 192, slower beyond
 COL_FEW_CELLS = 128
@@ -176,18 +180,21 @@ def _mode(geometry: Geometry) -> str:
     """How the tiles multiply (measured on the benchmark layers, one thread): "flat" on 2-D
     and 3-D data where the taps read without a stride and the padded frame adds few extra
     cells (large or narrow layers, 5-25% faster); else "per_tap" (no gather of the taps
-    side by side, no weight copy); "concat" for grouped convolutions."""
+    side by side, no weight copy); "concat" for grouped convolutions. Before those, "col"
+    for the transposed layers :func:`_col_ready` accepts (measured on two threads)."""
     g = geometry
     if MODE is not None:
+        if MODE == "col" and _col_ready(g):
+            return "col"
         if g.groups > 1 or (MODE == "flat" and not _unit_strides(g)):
             return "concat"
         if MODE == "col":
-            return "col" if _col_ready(g) else "per_tap"
+            return "per_tap"
         return "per_tap" if MODE == "flat" and _flat_plan(g) is None else MODE
-    if g.groups > 1:
-        return "concat"
     if _col_ready(g):
         return "col"
+    if g.groups > 1:
+        return "concat"
     plan = _flat_plan(g) if _unit_strides(g) else None
     if plan is None or g.rank == 1:
         return "per_tap"
@@ -529,21 +536,24 @@ def _col_tables(geometry: Geometry) -> tuple[np.ndarray, ...] | None:
 
 
 def _col_ready(geometry: Geometry) -> bool:
-    """Whether the compiled "col" path runs this layer: a transposed convolution without
-    groups on 2-D or 3-D data (on 1-D, per tap measured faster), Numba present, small
-    tables, and one kernel row of one input row bounded."""
+    """Whether the compiled "col" path runs this layer: a transposed convolution on 2-D or
+    3-D data (on 1-D, per tap measured faster), with at least COL_MIN_GROUP_CHANNELS input
+    channels per group, Numba present, small tables, and one kernel row of one input row
+    bounded."""
     g = geometry
-    if not g.transposed or g.groups > 1 or not compiled.available() or _col_tables(g) is None:
+    if not g.transposed or not compiled.available() or _col_tables(g) is None:
         return False
     if MODE is None and g.rank == 1:  # one row per item: per tap is faster (measured)
         return False
+    if MODE is None and g.input_channels // g.groups < COL_MIN_GROUP_CHANNELS:
+        return False  # a product per group of a few channels: concat is faster (measured)
     return _col_row(g) <= COL_MAX_ROW
 
 
 def _col_row(geometry: Geometry) -> int:
-    """Column elements of one input row through one kernel row."""
+    """Column elements of one input row through one kernel row (of one group)."""
     g = geometry
-    return (math.prod(g.kernel_shape) // g.kernel_shape[0] * g.output_channels
+    return (math.prod(g.kernel_shape) // g.kernel_shape[0] * (g.output_channels // g.groups)
             * math.prod(g.input_spatial[1:]))
 
 
@@ -608,28 +618,34 @@ def _col_temporary_elements(geometry: Geometry, batch: int) -> int:
 
 
 def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
-    """Transposed convolution, per tile: one wide product of the input with every tap
-    at once, ``(cells, C_in) @ (C_in, taps * C_out)`` with the kernel as it lies, then
-    each output cell sums the columns of the taps that reach it (compiled col2im, bias
-    fused; written once, or added to by later kernel-row groups)."""
+    """Transposed convolution, per tile and group: one wide product of the input with
+    every tap at once, ``(cells, C_in) @ (C_in, taps * C_out)`` with the kernel as it lies
+    (views), then each output cell sums the columns of the taps that reach it (compiled
+    col2im, bias fused; written once, or added to by later kernel-row groups)."""
     g = geometry
     dtype = np.result_type(src, kernel)
     tables = _col_tables(g)
     taps_k_row = math.prod(g.kernel_shape) // g.kernel_shape[0]
-    cs, cd = g.input_channels, g.output_channels
-    w = kernel.reshape(-1, cs)  # rows (tap, C_out): a view
+    groups, cs, cd = g.groups, g.input_channels, g.output_channels
+    cs_g, cd_g = cs // groups, cd // groups
+    # per group, rows (tap, C_out/groups) by C_in/groups: views of (taps, C_out/g, groups, C_in/g)
+    weights = kernel.reshape(-1, cd_g, groups, cs_g)
     rest = g.input_spatial[1:] + (1,) * (3 - g.rank)
     out3 = out.reshape(out.shape[:1 + g.rank] + (1,) * (3 - g.rank) + (cd,))
     b = np.zeros(cd, dtype) if bias is None else bias
     for n0, n1, r0, r1, k0, k1, j0, j1 in _col_tiles(g, src.shape[0], _col_budget(g, src.shape[0])):
-        block, rows = src[n0:n1, j0:j1].reshape(-1, cs), w[k0 * taps_k_row * cd:k1 * taps_k_row * cd]
-        if block.shape[0] <= COL_FEW_CELLS:  # few cells: BLAS is faster on the transposed product
-            col = (rows @ block.T).T
-        else:
-            col = block @ rows.T
-        col = col.reshape((n1 - n0, j1 - j0) + rest + ((k1 - k0) * taps_k_row, cd))
-        compiled.col2im(col, out3, *tables, n0, r0, r1, k0, j0, b, k0 == 0)
-        del col
+        block = src[n0:n1, j0:j1].reshape(-1, cs)
+        for group in range(groups):
+            x_g = block[:, group * cs_g:(group + 1) * cs_g]
+            w_g = weights[k0 * taps_k_row:k1 * taps_k_row, :, group].reshape(-1, cs_g)
+            if x_g.shape[0] <= COL_FEW_CELLS:  # few cells: BLAS is faster on the transposed product
+                col = (w_g @ x_g.T).T
+            else:
+                col = x_g @ w_g.T
+            col = col.reshape((n1 - n0, j1 - j0) + rest + ((k1 - k0) * taps_k_row, cd_g))
+            channels = slice(group * cd_g, (group + 1) * cd_g)
+            compiled.col2im(col, out3[..., channels], *tables, n0, r0, r1, k0, j0, b[channels], k0 == 0)
+            del col
     return out
 
 
