@@ -148,10 +148,10 @@ def test_import_loads_no_framework():
 
 
 @settings(max_examples=200, deadline=None)
-@given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([None, "concat", "per_tap", "flat", "col"]),
+@given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([None, "concat", "per_tap", "flat", "col", "grouped"]),
        st.sampled_from([1, 7, 1 << 18]), st.sampled_from(["channels_last", "channels_first"]))
 def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format):
-    """Every product shape (concat, per tap, flat, compiled col), tiny tiles (one row of
+    """Every product shape (concat, per tap, flat, compiled col and grouped), tiny tiles (one row of
     one item; for col, one kernel row or a block of output rows) and writing
     channels-first in place change nothing."""
     x, w, b = arrays_for(geometry, seed, batch=3)
@@ -245,3 +245,27 @@ def _check_temporaries(geometry, shape):
     bound = gemm.temporary_elements(geometry, shape[0]) * x.itemsize
     assert peak <= bound + 131072, (peak, bound)  # + Python's own bookkeeping of the call
     assert peak >= bound // 4, (peak, bound)      # and the bound is not vacuous
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_the_compiled_grouped_path_allocates_nothing_that_grows_with_the_layer(transposed):
+    """Depthwise layers run the compiled direct loop: beyond the output, only the cached
+    tables (and Python's bookkeeping) - against the 12 MB of input and output here."""
+    import tracemalloc
+
+    plan = (ops.plan_conv_transpose((48, 64), (3, 3), 64, 64, stride=2, crop="same", groups=64) if transposed
+            else ops.plan_conv((96, 128), (3, 3), 64, 64, padding="same", groups=64))
+    assert gemm._mode(plan) == "grouped"
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2,) + plan.input_spatial + (64,)).astype(np.float32)
+    w = rng.standard_normal(plan.neutral_kernel_shape).astype(np.float32)
+    out = np.empty((2,) + plan.output_spatial + (64,), np.float32)
+    compute = gemm.conv_transpose if transposed else gemm.conv
+    compute(x, w, plan, None, out=out)
+    tracemalloc.start()
+    compute(x, w, plan, None, out=out)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak <= 65536, peak
+    assert peak <= gemm.temporary_elements(plan, 2) * 4 + 65536
+

@@ -1,10 +1,12 @@
-"""The loop after the matrix product that NumPy cannot run fast, compiled with Numba.
+"""The loops NumPy cannot run fast, compiled with Numba.
 
 The "col" path of :mod:`tconv.kernels.gemm` runs a transposed convolution as one wide
 matrix product per tile, the input times every tap at once, and then col2im: each output
 cell sums the columns of the taps that reach it. In NumPy that sum is one small strided
 add per tap and block of cells, which costs more than the product on narrow layers;
 compiled, it runs near memory speed, output-stationary (each output cell written once).
+The "grouped" path runs grouped layers of a few channels per group (depthwise) as one
+direct loop, where NumPy would make a tiny product per group and tap.
 
 Numba is optional (the ``fast`` extra). :func:`available` says whether it imports; without
 it :mod:`~tconv.kernels.gemm` keeps to its NumPy paths, which compute the same values.
@@ -74,11 +76,47 @@ def _kernels():
                         for c in range(c_n):
                             out[n0 + b, o0, o1, o2, c] = acc[c]
 
-    return col2im, numba.__version__
+    @jit
+    def grouped(x, out, count0, tap0, cell0, count1, tap1, cell1, count2, tap2, cell2,
+                k1n, k2n, w, bias):
+        """Direct, for groups of few channels: ``out[b, o, g*d + i]`` = bias + the sum over
+        the taps reaching ``o`` from ``x[b, j]`` of ``x[b, j, g*s + c] * w[t, i, g, c]``
+        (``s``, ``d``: channels per group in ``x`` and ``out``). The loop over groups is
+        innermost, so a depthwise layer runs one vector loop over its channels."""
+        n, o0n, o1n, o2n, _ = out.shape
+        _, d_n, g_n, s_n = w.shape
+        acc = bias.copy()
+        for b in range(n):
+            for o0 in range(o0n):
+                for o1 in range(o1n):
+                    for o2 in range(o2n):
+                        for c in range(acc.shape[0]):
+                            acc[c] = bias[c]
+                        for m0 in range(count0[o0]):
+                            j0 = cell0[o0, m0]
+                            t0 = tap0[o0, m0] * k1n
+                            for m1 in range(count1[o1]):
+                                j1 = cell1[o1, m1]
+                                t1 = (t0 + tap1[o1, m1]) * k2n
+                                for m2 in range(count2[o2]):
+                                    j2 = cell2[o2, m2]
+                                    t = t1 + tap2[o2, m2]
+                                    if d_n == 1 and s_n == 1:  # depthwise: one contiguous loop
+                                        for g in range(g_n):
+                                            acc[g] += x[b, j0, j1, j2, g] * w[t, 0, g, 0]
+                                        continue
+                                    for i in range(d_n):
+                                        for c in range(s_n):
+                                            for g in range(g_n):
+                                                acc[g * d_n + i] += x[b, j0, j1, j2, g * s_n + c] * w[t, i, g, c]
+                        for c in range(acc.shape[0]):
+                            out[b, o0, o1, o2, c] = acc[c]
+
+    return col2im, numba.__version__, grouped
 
 
 def available() -> bool:
-    """Whether the compiled loop can run here (Numba imports and :data:`ENABLED`)."""
+    """Whether the compiled loops can run here (Numba imports and :data:`ENABLED`)."""
     return ENABLED and _kernels() is not None
 
 
@@ -90,3 +128,7 @@ def version() -> str | None:
 
 def col2im(*args) -> None:
     _kernels()[0](*args)
+
+
+def grouped(*args) -> None:
+    _kernels()[2](*args)

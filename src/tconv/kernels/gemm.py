@@ -14,7 +14,7 @@ the taps; no zero is inserted and no product is formed that a crop throws away. 
 spans come from :meth:`~tconv.geometry.AxisGeometry.tap_span`, the same ones the forward
 kernel and the weight gradient use, so the three are one bilinear form read three ways.
 
-Each tile's matrix products take one of four shapes (:func:`_mode` picks, per shape):
+Each tile's matrix products take one of five shapes (:func:`_mode` picks, per shape):
 
 * **col** (transposed convolutions on 2-D and 3-D data, where Numba is installed; grouped
   ones with at least 8 input channels per group, a product per group): one wide product
@@ -33,7 +33,10 @@ Each tile's matrix products take one of four shapes (:func:`_mode` picks, per sh
 * **per tap**: one product per tap on its (clipped) source block, added into the tile,
   with the kernel tap as it lies in memory (BLAS reads it transposed): no gather of the
   taps side by side and no weight copy, which matters for wide layers with large kernels.
-* **concat** (grouped convolutions, but for col's): the taps gathered side by side,
+* **grouped** (grouped convolutions of fewer than 8 input channels per group, depthwise
+  among them, both directions, where Numba is installed): no product at all, a compiled
+  direct loop over the output cells and the taps reaching them.
+* **concat** (the other grouped convolutions): the taps gathered side by side,
   ``(cells, taps * C) @ (taps * C, C')`` per group, one batched product.
 
 The phase decomposition (flat, per tap) was measured against "GEMM then col2im" on the
@@ -104,7 +107,8 @@ COL_MAX_TILE = 1 << 22
 COL_MAX_KERNEL = 1024
 COL_MAX_TABLE = 1 << 20
 COL_MAX_ROW = 1 << 22
-#: force "col", "concat", "per_tap" or "flat" (tests); None chooses per shape
+#: force "col", "grouped", "concat", "per_tap" or "flat" (tests; where the layer cannot
+#: take the one forced, the nearest NumPy path); None chooses per shape
 MODE: str | None = None
 
 
@@ -186,13 +190,17 @@ def _mode(geometry: Geometry) -> str:
     if MODE is not None:
         if MODE == "col" and _col_ready(g):
             return "col"
+        if MODE == "grouped" and _grouped_ready(g):
+            return "grouped"
         if g.groups > 1 or (MODE == "flat" and not _unit_strides(g)):
             return "concat"
-        if MODE == "col":
+        if MODE in ("col", "grouped"):
             return "per_tap"
         return "per_tap" if MODE == "flat" and _flat_plan(g) is None else MODE
     if _col_ready(g):
         return "col"
+    if _grouped_ready(g):
+        return "grouped"
     if g.groups > 1:
         return "concat"
     plan = _flat_plan(g) if _unit_strides(g) else None
@@ -248,6 +256,8 @@ def _temporary_elements(geometry: Geometry, batch: int, *settings) -> int:
     mode = _mode(g)
     if mode == "col":
         return _col_temporary_elements(g, batch)
+    if mode == "grouped":  # the int64 tables (two float32 elements a cell) and the bias
+        return 2 * sum(t.size for t in _col_tables(g)[:-2]) + g.output_channels
     if mode == "flat":
         plan = _flat_plan(g)
         per_cell = _per_cell(g, mode, 1)
@@ -305,9 +315,10 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> 
         out = np.empty((src.shape[0],) + g.output_spatial + (g.output_channels,), dtype)
     bias = None if bias is None else bias.astype(dtype, copy=False)
     mode = _mode(g)
-    if mode != "col" and not _covers_everything(g):  # cells no tap reaches: zeros, or the bias
+    if mode not in ("col", "grouped") and not _covers_everything(g):  # cells no tap reaches: zeros, or the bias
         out[...] = 0 if bias is None else bias
-    run = {"flat": _flat_run, "per_tap": _per_tap_run, "concat": _concat_run, "col": _col_run}[mode]
+    run = {"flat": _flat_run, "per_tap": _per_tap_run, "concat": _concat_run, "col": _col_run,
+           "grouped": _grouped_run}[mode]
     return run(src, kernel, g, bias, out)
 
 
@@ -522,9 +533,12 @@ def _col_tables(geometry: Geometry) -> tuple[np.ndarray, ...] | None:
     for a, n in zip(g.axes, g.output_spatial):
         cell = np.full((a.kernel, n), -1, np.int64)  # cell[k, o]: the input cell, or -1
         for k in range(a.kernel):
-            start, stop, first = a.tap_span(k)  # inputs start.. land on first, first + stride, ...
+            start, stop, first = a.tap_span(k)
             steps = np.arange(max(0, stop - start))
-            cell[k, first + steps * a.stride] = start + steps
+            if g.transposed:  # inputs start.. land on outputs first, first + stride, ...
+                cell[k, first + steps * a.stride] = start + steps
+            else:             # outputs start.. read inputs first, first + stride, ...
+                cell[k, start + steps] = first + steps * a.stride
         reached = cell >= 0
         order = np.argsort(~reached, axis=0, kind="stable")[:max(1, int(reached.sum(0).max(initial=0)))]
         tables += [reached.sum(0), np.ascontiguousarray(order.T),
@@ -646,6 +660,31 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out)
             channels = slice(group * cd_g, (group + 1) * cd_g)
             compiled.col2im(col, out3[..., channels], *tables, n0, r0, r1, k0, j0, b[channels], k0 == 0)
             del col
+    return out
+
+
+def _grouped_ready(geometry: Geometry) -> bool:
+    """Whether the compiled direct loop runs this layer: grouped (either direction) with
+    fewer than COL_MIN_GROUP_CHANNELS input channels per group (depthwise among them),
+    Numba present, small tables."""
+    g = geometry
+    return (g.groups > 1 and g.input_channels // g.groups < COL_MIN_GROUP_CHANNELS
+            and compiled.available() and _col_tables(g) is not None)
+
+
+def _grouped_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
+    """Grouped layers of few channels per group, both directions: a compiled direct loop
+    over the output cells and the taps reaching them, no product, no temporaries."""
+    g = geometry
+    groups = g.groups
+    cs, cd = g.input_channels, g.output_channels
+    w = kernel.reshape((-1, cd // groups, groups, cs // groups) if g.transposed  # (tap, dst, group, src)
+                       else (-1, cs // groups, groups, cd // groups)).astype(out.dtype, copy=False)
+    if not g.transposed:
+        w = w.transpose(0, 3, 2, 1)
+    b = np.zeros(cd, out.dtype) if bias is None else bias
+    as3d = lambda a: a.reshape(a.shape[:1 + g.rank] + (1,) * (3 - g.rank) + a.shape[-1:])
+    compiled.grouped(as3d(src), as3d(out), *_col_tables(g), w, b)
     return out
 
 
