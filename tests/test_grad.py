@@ -77,6 +77,37 @@ def test_vjp_is_the_bilinear_form(geometry, mode, seed):
 
 
 @FAST
+@given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([1 << 24, 4]),
+       st.sampled_from(["channels_last", "channels_first"]))
+def test_transposed_vjp_one_gather_matches_the_numpy_paths(geometry, seed, chunk, data_format):
+    """The compiled path of a transposed convolution's backward (one gather of dy for
+    dx and dw; tiles down to one row of one item) against the NumPy paths and the
+    reference kernels."""
+    from tconv.kernels import compiled
+
+    geometry = geometry if geometry.transposed else geometry.flip()
+    x, w, _, dy = _operands(geometry, seed)
+    if data_format == "channels_first":
+        x, dy = np.moveaxis(x, -1, 1), np.moveaxis(dy, -1, 1)
+    assert grad_kernels.transposed_vjp_ready(geometry) == (geometry.groups == 1)
+    old = grad_kernels.CHUNK_ELEMENTS
+    grad_kernels.CHUNK_ELEMENTS = chunk
+    try:
+        fast = grad.vjp(geometry, x, w, dy, data_format=data_format)
+    finally:
+        grad_kernels.CHUNK_ELEMENTS = old
+    compiled.ENABLED = False
+    try:
+        numpy_paths = grad.vjp(geometry, x, w, dy, data_format=data_format)
+    finally:
+        compiled.ENABLED = True
+    reference_ = grad.vjp(geometry, x, w, dy, data_format=data_format, impl="reference")
+    for got, a, b, what in zip(fast, numpy_paths, reference_, ("dx", "dw", "db")):
+        _close(got, a, f"{what} vs NumPy paths, {_repro(geometry, seed=seed)}", rtol=1e-11)
+        _close(got, b, f"{what} vs reference, {_repro(geometry, seed=seed)}", rtol=1e-11)
+
+
+@FAST
 @given(geometries(), st.sampled_from(MODES), st.integers(0, 2**32 - 1))
 def test_padding_mode_adjoint_identity(geometry, mode, seed):
     """<conv_mode(x), y> == <x, conv_transpose_mode(y)> for every geometry and mode."""

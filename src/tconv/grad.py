@@ -65,6 +65,15 @@ def vjp(geometry: Geometry, x: Any, kernel: Any, dy: Any, *, padding_mode: str =
     layout (``dbias``: ``(output_channels,)``), in the floating dtype of the operands.
     """
     x, kernel, dy = _arrays(geometry, x, kernel, dy, padding_mode, data_format, impl)
+    if (impl == "gemm" and padding_mode == "zeros" and dy.shape[0] > 0
+            and grad_kernels.transposed_vjp_ready(geometry)):
+        # one gather of dy serves both gradients (tconv.kernels.grad.transposed_vjp)
+        expected = dy.shape[:1] + geometry.input_spatial + (geometry.input_channels,)
+        if x.shape != expected:
+            raise TconvError("input", x, f"must have shape {_shape(expected, data_format)}")
+        _check_transposed_vjp_budget(geometry, x)
+        dx, dkernel = grad_kernels.transposed_vjp(x, kernel, dy, geometry)
+        return _layout(dx, data_format), dkernel, grad_kernels.bias_grad(dy)
     dx = _input_grad(geometry, x, kernel, dy, padding_mode, impl)
     if x.shape != dx.shape:
         raise TconvError("input", x, f"must have shape {_shape(dx.shape, data_format)}")
@@ -136,6 +145,15 @@ def _weight_grad(g, x, dy, padding_mode, impl):
         fwd_in = padding_modes.pad(fwd_in, forward, padding_mode)
         forward = padding_modes.valid_geometry(forward)
     return _WEIGHT_GRAD[impl](fwd_in, fwd_out, forward)
+
+
+def _check_transposed_vjp_budget(g: Geometry, x: np.ndarray) -> None:
+    """dx (x's size) and the gathered columns, the tables and the weight gradient."""
+    from tconv import budget
+
+    temporaries = grad_kernels.transposed_vjp_temporary_elements(g, x.shape[0]) * x.dtype.itemsize
+    budget.check(x.nbytes, "input", x, "(input gradient of a transposed convolution, with its gathered "
+                 "output gradient)", temporaries=temporaries)
 
 
 def _check_weight_grad_budget(forward: Geometry, fwd_in: np.ndarray, fwd_out: np.ndarray,

@@ -6,7 +6,9 @@ cell sums the columns of the taps that reach it. In NumPy that sum is one small 
 add per tap and block of cells, which costs more than the product on narrow layers;
 compiled, it runs near memory speed, output-stationary (each output cell written once).
 The "grouped" path runs grouped layers of a few channels per group (depthwise) as one
-direct loop, where NumPy would make a tiny product per group and tap.
+direct loop, where NumPy would make a tiny product per group and tap. The backward pass
+of a transposed convolution gathers the output gradient once (im2col) for two products,
+the input and the weight gradients (:func:`tconv.kernels.grad.transposed_vjp`).
 
 Numba is optional (the ``fast`` extra). :func:`available` says whether it imports; without
 it :mod:`~tconv.kernels.gemm` keeps to its NumPy paths, which compute the same values.
@@ -112,7 +114,34 @@ def _kernels():
                         for c in range(acc.shape[0]):
                             out[b, o0, o1, o2, c] = acc[c]
 
-    return col2im, numba.__version__, grouped
+    @jit
+    def im2col(src, cols, count0, tap0, cell0, count1, tap1, cell1, count2, tap2, cell2,
+               k1n, k2n, n0, r0):
+        """``cols[b, r, o1, o2, t, :]`` = ``src[n0 + b, j0, j1, j2, :]`` for each pair
+        (tap ``t``, cell ``j``) of cell ``(r0 + r, o1, o2)`` in the tables, zeros for the
+        taps without one (taps in C order over three axes, ``k1n``, ``k2n`` on the last two)."""
+        n, rows, o1n, o2n, taps, c_n = cols.shape
+        for b in range(n):
+            for r in range(rows):
+                o0 = r0 + r
+                for o1 in range(o1n):
+                    for o2 in range(o2n):
+                        for t in range(taps):
+                            for c in range(c_n):
+                                cols[b, r, o1, o2, t, c] = 0
+                        for m0 in range(count0[o0]):
+                            j0 = cell0[o0, m0]
+                            t0 = tap0[o0, m0] * k1n
+                            for m1 in range(count1[o1]):
+                                j1 = cell1[o1, m1]
+                                t1 = (t0 + tap1[o1, m1]) * k2n
+                                for m2 in range(count2[o2]):
+                                    j2 = cell2[o2, m2]
+                                    t = t1 + tap2[o2, m2]
+                                    for c in range(c_n):
+                                        cols[b, r, o1, o2, t, c] = src[n0 + b, j0, j1, j2, c]
+
+    return col2im, numba.__version__, grouped, im2col
 
 
 def available() -> bool:
@@ -132,3 +161,7 @@ def col2im(*args) -> None:
 
 def grouped(*args) -> None:
     _kernels()[2](*args)
+
+
+def im2col(*args) -> None:
+    _kernels()[3](*args)

