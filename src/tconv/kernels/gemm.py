@@ -247,17 +247,21 @@ def temporary_elements(geometry: Geometry, batch: int) -> int:
     """Elements of temporaries a call holds at most: one tile (its budget, or one row of
     one batch item where a row is larger), the weight matrix concat builds, the padded
     source copy of flat."""
-    return _temporary_elements(geometry, batch, MODE, TILE_ELEMENTS, MIN_TILE_CELLS, MAX_TILE_ELEMENTS)
+    return _temporary_elements(geometry, batch, MODE, compiled.available(), TILE_ELEMENTS, MIN_TILE_CELLS,
+                               MAX_TILE_ELEMENTS, COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE,
+                               COL_MIN_GROUP_CHANNELS)
 
 
 @functools.lru_cache(maxsize=256)
 def _temporary_elements(geometry: Geometry, batch: int, *settings) -> int:
+    # ``settings``: every module setting the path and its tiles depend on, so that a
+    # change of any (tests, compiled.ENABLED) is a new cache entry, not a stale bound
     g = geometry
     mode = _mode(g)
     if mode == "col":
         return _col_temporary_elements(g, batch)
-    if mode == "grouped":  # the int64 tables (two float32 elements a cell) and the bias
-        return 2 * sum(t.size for t in _col_tables(g)[:-2]) + g.output_channels
+    if mode == "grouped":  # the tables and the bias
+        return _table_elements(g) + g.output_channels
     if mode == "flat":
         plan = _flat_plan(g)
         per_cell = _per_cell(g, mode, 1)
@@ -549,6 +553,17 @@ def _col_tables(geometry: Geometry) -> tuple[np.ndarray, ...] | None:
     return tuple(tables) + kernel[1:]
 
 
+def _table_elements(geometry: Geometry) -> int:
+    """The tables of :func:`_col_tables` counted in float32 elements (int64: two each)."""
+    return 2 * sum(t.size for t in _col_tables(geometry)[:-2])
+
+
+def _as3d(array: np.ndarray, rank: int) -> np.ndarray:
+    """``(N, *spatial, C)`` with unit axes appended to three spatial axes, as the compiled
+    loops take it (a view, whatever the strides)."""
+    return array.reshape(array.shape[:1 + rank] + (1,) * (3 - rank) + array.shape[-1:])
+
+
 def _col_ready(geometry: Geometry) -> bool:
     """Whether the compiled "col" path runs this layer: a transposed convolution on 2-D or
     3-D data (on 1-D, per tap measured faster), with at least COL_MIN_GROUP_CHANNELS input
@@ -627,8 +642,7 @@ def _col_temporary_elements(geometry: Geometry, batch: int) -> int:
     per_row = _col_row(g) // math.prod(g.input_spatial[1:])
     tile = max((n1 - n0) * (j1 - j0) * ((k1 - k0) * per_row + g.input_channels)
                for n0, n1, _, _, k0, k1, j0, j1 in _col_tiles(g, batch, _col_budget(g, batch)))
-    tables = sum(t.size for t in _col_tables(g)[:-2])
-    return tile * math.prod(g.input_spatial[1:]) + 2 * tables + g.output_channels
+    return tile * math.prod(g.input_spatial[1:]) + _table_elements(g) + g.output_channels
 
 
 def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
@@ -645,7 +659,7 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out)
     # per group, rows (tap, C_out/groups) by C_in/groups: views of (taps, C_out/g, groups, C_in/g)
     weights = kernel.reshape(-1, cd_g, groups, cs_g)
     rest = g.input_spatial[1:] + (1,) * (3 - g.rank)
-    out3 = out.reshape(out.shape[:1 + g.rank] + (1,) * (3 - g.rank) + (cd,))
+    out3 = _as3d(out, g.rank)
     b = np.zeros(cd, dtype) if bias is None else bias
     for n0, n1, r0, r1, k0, k1, j0, j1 in _col_tiles(g, src.shape[0], _col_budget(g, src.shape[0])):
         block = src[n0:n1, j0:j1].reshape(-1, cs)
@@ -683,8 +697,7 @@ def _grouped_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, 
     if not g.transposed:
         w = w.transpose(0, 3, 2, 1)
     b = np.zeros(cd, out.dtype) if bias is None else bias
-    as3d = lambda a: a.reshape(a.shape[:1 + g.rank] + (1,) * (3 - g.rank) + a.shape[-1:])
-    compiled.grouped(as3d(src), as3d(out), *_col_tables(g), w, b)
+    compiled.grouped(_as3d(src, g.rank), _as3d(out, g.rank), *_col_tables(g), w, b)
     return out
 
 

@@ -109,8 +109,7 @@ def transposed_vjp_temporary_elements(geometry: Geometry, batch: int) -> int:
     tiles = _vjp_tiles(g, batch)
     rest = math.prod(g.input_spatial[1:])
     tile = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in tiles) * rest * (per_cell + 2 * g.input_channels)
-    tables = sum(t.size for t in gemm._col_tables(g.flip())[:-2])
-    return tile + 2 * tables + per_cell * g.input_channels
+    return tile + gemm._table_elements(g.flip()) + per_cell * g.input_channels
 
 
 def _vjp_tiles(g: Geometry, batch: int) -> list:
@@ -138,7 +137,7 @@ def transposed_vjp(x: np.ndarray, kernel: np.ndarray, dy: np.ndarray, geometry: 
     w = kernel.reshape(taps * cd, cs)
     dx = np.empty(x.shape, x.dtype)
     dw = np.zeros((taps * cd, cs), x.dtype)
-    dy3 = dy.reshape(dy.shape[:1 + g.rank] + (1,) * (3 - g.rank) + (cd,))
+    dy3 = gemm._as3d(dy, g.rank)
     rest = g.input_spatial[1:] + (1,) * (3 - g.rank)
     for n0, n1, r0, r1 in _vjp_tiles(g, x.shape[0]):
         cols = np.empty((n1 - n0, r1 - r0) + rest + (taps, cd), x.dtype)
