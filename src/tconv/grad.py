@@ -65,18 +65,14 @@ def vjp(geometry: Geometry, x: Any, kernel: Any, dy: Any, *, padding_mode: str =
     layout (``dbias``: ``(output_channels,)``), in the floating dtype of the operands.
     """
     x, kernel, dy = _arrays(geometry, x, kernel, dy, padding_mode, data_format, impl)
+    _check_input_shape(geometry, x, dy, data_format)
     if (impl == "gemm" and padding_mode == "zeros" and dy.shape[0] > 0
             and grad_kernels.transposed_vjp_ready(geometry)):
         # one gather of dy serves both gradients (tconv.kernels.grad.transposed_vjp)
-        expected = dy.shape[:1] + geometry.input_spatial + (geometry.input_channels,)
-        if x.shape != expected:
-            raise TconvError("input", x, f"must have shape {_shape(expected, data_format)}")
         _check_transposed_vjp_budget(geometry, x)
         dx, dkernel = grad_kernels.transposed_vjp(x, kernel, dy, geometry)
         return _layout(dx, data_format), dkernel, grad_kernels.bias_grad(dy)
     dx = _input_grad(geometry, x, kernel, dy, padding_mode, impl)
-    if x.shape != dx.shape:
-        raise TconvError("input", x, f"must have shape {_shape(dx.shape, data_format)}")
     dkernel = _weight_grad(geometry, x, dy, padding_mode, impl)
     dbias = grad_kernels.bias_grad(dy)
     return _layout(dx, data_format), dkernel, dbias
@@ -93,16 +89,21 @@ def weight_vjp(geometry: Geometry, x: Any, dy: Any, *, padding_mode: str = "zero
                data_format: str = "channels_last", impl: str = "gemm") -> np.ndarray:
     """The kernel gradient alone, neutral layout ``(*kernel, in/groups, out)`` (see :func:`vjp`)."""
     x, _, dy = _arrays(geometry, x, None, dy, padding_mode, data_format, impl)
-    expected = (dy.shape[0],) + geometry.input_spatial + (geometry.input_channels,)
+    _check_input_shape(geometry, x, dy, data_format)
+    return _weight_grad(geometry, x, dy, padding_mode, impl)
+
+
+def _check_input_shape(g: Geometry, x: np.ndarray, dy: np.ndarray, data_format: str) -> None:
+    """``x`` (channels last here) must be the input of the operation ``dy`` is the output of."""
+    expected = (dy.shape[0],) + g.input_spatial + (g.input_channels,)
     if x.shape != expected:
         raise TconvError("input", x, f"must have shape {_shape(expected, data_format)}")
-    return _weight_grad(geometry, x, dy, padding_mode, impl)
 
 
 def _arrays(g, x, kernel, dy, padding_mode, data_format, impl):
     """Checked arrays, channels last, in the floating dtype of the operands (None stays None)."""
     padding_modes.check_mode(padding_mode)
-    _args.choice(data_format, "data_format", ("channels_last", "channels_first"))
+    _args.choice(data_format, "data_format", ops.DATA_FORMATS)
     if not isinstance(impl, str) or impl not in _WEIGHT_GRAD:
         raise TconvError("impl", impl, f"must be one of {sorted(_WEIGHT_GRAD)}")
     x = None if x is None else _args.as_array(x, "input")
@@ -272,7 +273,7 @@ def _plan(planner, x, kernel, reads: str, data_format, groups, **kwargs) -> Geom
     rank = kernel.ndim - 2
     if rank not in (1, 2, 3):
         raise TconvError("kernel", kernel, "must have 3 to 5 axes: (*kernel, in/groups, out)")
-    _args.choice(data_format, "data_format", ("channels_last", "channels_first"))
+    _args.choice(data_format, "data_format", ops.DATA_FORMATS)
     spatial, channels = ops._spatial_and_channels(x, rank, data_format)
     if not _args.is_int(groups) or groups < 1:
         raise TconvError("groups", groups, "must be a positive integer")

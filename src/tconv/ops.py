@@ -88,7 +88,7 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
     x = _args.as_array(x, "input")
     kernel = _args.as_array(kernel, "kernel")
     bias = None if bias is None else _args.as_array(bias, "bias")
-    _args.choice(data_format, "data_format", _FORMATS)
+    _args.choice(data_format, "data_format", DATA_FORMATS)
     if not isinstance(impl, str) or impl not in _KERNELS:
         raise TconvError("impl", impl, f"must be one of {sorted(_KERNELS)}")
     g = geometry
@@ -166,12 +166,14 @@ def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtyp
                  f"with kernel {g.kernel_shape}, stride {strides}) as {dtype}", temporaries=temporaries)
 
 
-_FORMATS = ("channels_last", "channels_first")
-_MODES = ("zeros", "reflect", "replicate", "circular")  # tconv.padding_modes.MODES
+#: the data formats every entry point takes
+DATA_FORMATS = ("channels_last", "channels_first")
+#: every padding mode tconv knows ('zeros' is the plain geometry; tconv.padding_modes runs the rest)
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def _spatial_and_channels(x: np.ndarray, rank: int, data_format: str) -> tuple[tuple[int, ...], int]:
-    _args.choice(data_format, "data_format", _FORMATS)
+    _args.choice(data_format, "data_format", DATA_FORMATS)
     if x.ndim != rank + 2:
         raise TconvError("input", x, f"must have {rank + 2} axes (batch, spatial x{rank}, channels) "
                          f"to match a kernel with {rank} spatial axes")
@@ -257,7 +259,7 @@ def conv(x: Any, kernel: Any, bias: Any = None, *, stride=1, padding="valid", di
                          f"{kernel.shape[-2]} x groups={groups}")
     geometry = plan_conv(spatial, kernel.shape[:-2], channels, kernel.shape[-1], stride=stride,
                          padding=padding, dilation=dilation, groups=groups)
-    if _args.choice(padding_mode, "padding_mode", _MODES) != "zeros":
+    if _args.choice(padding_mode, "padding_mode", PADDING_MODES) != "zeros":
         from tconv import padding_modes
         return padding_modes.run(geometry, x, kernel, bias, padding_mode=padding_mode,
                                  data_format=data_format)
@@ -307,7 +309,7 @@ def conv_transpose(x: Any, kernel: Any, bias: Any = None, *, stride=1, crop="val
         raise TconvError("groups", groups, "must be a positive integer")
     geometry = plan_conv_transpose(spatial, kernel.shape[:-2], channels, kernel.shape[-2] * groups,
                                    stride=stride, crop=crop, dilation=dilation, groups=groups)
-    if _args.choice(padding_mode, "padding_mode", _MODES) != "zeros":
+    if _args.choice(padding_mode, "padding_mode", PADDING_MODES) != "zeros":
         from tconv import padding_modes
         return padding_modes.run(geometry, x, kernel, bias, padding_mode=padding_mode,
                                  data_format=data_format)

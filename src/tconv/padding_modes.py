@@ -44,23 +44,21 @@ from typing import Any
 
 import numpy as np
 
-from tconv import ops
+from tconv import _args, ops
 from tconv.errors import TconvError
 from tconv.geometry import AxisGeometry, Geometry
 
 __all__ = ["MODES", "source_index", "pad", "fold", "valid_geometry", "run"]
 
 #: every padding mode tconv knows; 'zeros' is the plain geometry
-MODES = ("zeros", "reflect", "replicate", "circular")
+MODES = ops.PADDING_MODES
 
 #: elements of border cells :func:`fold` copies at a time (at least one cell)
 _FOLD_CHUNK = 1 << 20
 
 
 def check_mode(padding_mode: Any) -> str:
-    if not isinstance(padding_mode, str) or padding_mode not in MODES:
-        raise TconvError("padding_mode", padding_mode, f"must be one of {', '.join(map(repr, MODES))}")
-    return padding_mode
+    return _args.choice(padding_mode, "padding_mode", MODES)
 
 
 def source_index(size: int, pad_lo: int, pad_hi: int, mode: str) -> np.ndarray:
@@ -178,8 +176,7 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *, padding_mo
         data_format: str = "channels_last", impl: str = "gemm") -> np.ndarray:
     """:func:`tconv.ops.run` with a padding mode (forward: pad then convolve; transposed: its adjoint)."""
     check_mode(padding_mode)
-    if padding_mode == "zeros" or not isinstance(data_format, str) \
-            or data_format not in ("channels_last", "channels_first"):
+    if padding_mode == "zeros" or not isinstance(data_format, str) or data_format not in ops.DATA_FORMATS:
         return ops.run(geometry, x, kernel, bias, data_format=data_format, impl=impl)
     x = np.asarray(x)
     if x.ndim != geometry.rank + 2:  # let run() name the argument and the shape it needs
