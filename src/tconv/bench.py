@@ -440,11 +440,9 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
         if "median_ms" in ours:
             row["tconv_gflops"] = flops / (ours["median_ms"] / 1e3) / 1e9
             row["tconv_gemm_share"] = row["tconv_gflops"] / gemm
-            row["ratios"] = {name: r["median_ms"] / ours["median_ms"]
-                             for name, r in row["frameworks"].items() if name != "tconv" and "median_ms" in r}
-            row["ratios_of_minimums"] = {name: r["min_ms"] / ours["min_ms"]
-                                         for name, r in row["frameworks"].items()
-                                         if name != "tconv" and "min_ms" in r}
+            for key, stat in (("ratios", "median_ms"), ("ratios_of_minimums", "min_ms")):
+                row[key] = {name: r[stat] / ours[stat]
+                            for name, r in row["frameworks"].items() if name != "tconv" and stat in r}
         if memory is not None:
             row["tconv_temp_memory_x_output"] = memory[i]
         rows.append(row)
@@ -459,6 +457,9 @@ def _summary(rows: list[dict], others: list[str]) -> dict:
     def geomean(values):
         return math.exp(sum(map(math.log, values)) / len(values))
 
+    def stats(ratios, of_minimums):
+        return {"geomean": geomean(ratios), "min": min(ratios), "geomean_of_minimums": geomean(of_minimums)}
+
     out = {}
     for kind in ("transpose", "conv", "transpose-grad", "unet"):
         picked = [r for r in rows if r["spec"]["kind"] == kind and "ratios" in r]
@@ -467,12 +468,11 @@ def _summary(rows: list[dict], others: list[str]) -> dict:
             ratios = [r["ratios"][name] for r in picked if name in r["ratios"]]
             of_min = [r["ratios_of_minimums"][name] for r in picked if name in r["ratios_of_minimums"]]
             if ratios:
-                entry[name] = {"geomean": geomean(ratios), "min": min(ratios), "geomean_of_minimums": geomean(of_min)}
+                entry[name] = stats(ratios, of_min)
         best = [min(r["ratios"].values()) for r in picked if r["ratios"]]
-        best_of_min = [min(r["ratios_of_minimums"].values()) for r in picked if r["ratios_of_minimums"]]
         if best:
-            entry["fastest_of_others"] = {"geomean": geomean(best), "min": min(best),
-                                          "geomean_of_minimums": geomean(best_of_min)}
+            entry["fastest_of_others"] = stats(best, [min(r["ratios_of_minimums"].values())
+                                                      for r in picked if r["ratios_of_minimums"]])
         out[kind] = entry
     return out
 
