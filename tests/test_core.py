@@ -184,6 +184,41 @@ def test_col_path_runs_where_numba_is_installed():
         compiled.ENABLED = True
 
 
+@pytest.mark.parametrize("stride, dilation, crop", [
+    (2, 1, "same"),         # kernel rows 0 and 2 reach the odd rows, row 1 the even ones
+    (3, 1, ((-2, -1), (0, 0))),  # stride beyond the kernel plus extended edges: rows no tap reaches
+    (2, 2, ((1, 1), (2, -1))),   # dilated: every kernel row reaches the same phase
+])
+def test_col_kernel_row_tiles_write_each_row_once_then_add(stride, dilation, crop):
+    """col's kernel-row tiles: a row is written (from the bias) by the first tile reaching
+    it, added to by later ones, skipped by the rest, and rows no tap reaches still get the
+    bias; the same values as one tile and as the reference loops."""
+    from tconv.kernels import compiled
+
+    if not compiled.available():
+        pytest.skip("Numba is not installed (the fast extra): no col path to test")
+    rng = np.random.default_rng(7)
+    geometry = ops.plan_conv_transpose((5, 4), (3, 2), 16, 6, stride=stride, dilation=dilation, crop=crop)
+    x = rng.standard_normal((2, 5, 4, 16))
+    w = rng.standard_normal(geometry.neutral_kernel_shape)
+    b = rng.standard_normal(6)
+    settings_ = ("MODE", "COL_MIN_TILE", "COL_MAX_TILE")
+    old = [getattr(gemm, name) for name in settings_]
+    # a budget of one kernel row over one item: each item runs as three tiles of one kernel row
+    row = gemm._col_row(geometry) * geometry.input_spatial[0]
+    for name, value in zip(settings_, ("col", row, row)):
+        setattr(gemm, name, value)
+    try:
+        tiles = gemm._col_tiles(geometry, 2, gemm._col_budget(geometry, 2))
+        assert [t[4:6] for t in tiles] == [(0, 1), (1, 2), (2, 3)] * 2
+        fast = ops.run(geometry, x, w, b, impl="gemm")
+    finally:
+        for name, value in zip(settings_, old):
+            setattr(gemm, name, value)
+    want = ops.run(geometry, x, w, b, impl="reference")
+    np.testing.assert_allclose(fast, want, rtol=1e-12, atol=1e-12)
+
+
 _TEMPORARY_CASES = {
     # name: (plan, input shape, mode); temporaries of about 1 MB and more, so that the
     # tiles, not Python's own bookkeeping (free lists of tuples, ~100 kB), decide the peak

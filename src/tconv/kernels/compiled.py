@@ -32,6 +32,7 @@ def _kernels():
         import numba
     except ImportError:
         return None
+    import numpy as np
 
     def jit(function):
         try:  # compiled once per machine, cached beside this file or in the user's cache
@@ -41,27 +42,47 @@ def _kernels():
 
     @jit
     def col2im(col, out, count0, tap0, cell0, count1, tap1, cell1, count2, tap2, cell2,
-               k1n, k2n, n0, r0, r1, k0_first, j_first, bias, first):
+               k1n, k2n, n0, r0, r1, k0_first, j_first, bias):
         """Output-stationary: ``out[n0 + b, o0, o1, o2, :]`` (rows ``r0 <= o0 < r1``) gets
         the sum of ``col[b, j0 - j_first, j1, j2, t, :]`` over its taps, the axis-``a``
         pairs ``(tap_a[o, m], cell_a[o, m])`` for ``m < count_a[o]``; only kernel rows
         ``k0_first <= k0 < k0_first + col_rows`` (the taps ``t`` this ``col`` holds, in C
-        order over three axes, ``k1n`` and ``k2n`` taps on the last two). Written from
-        ``bias`` when ``first``, else added to."""
+        order over three axes, ``k1n`` and ``k2n`` taps on the last two).
+
+        Tiles of kernel rows arrive in ascending order, so a row is written (from ``bias``)
+        by the first tile whose kernel rows reach it, added to by later ones, and skipped by
+        the rest: a strided layer's kernel rows each reach one phase of the output rows, so
+        each tile touches only its phase. Rows no tap reaches get the bias in the tile of
+        kernel row 0."""
         n, _, _, _, taps, c_n = col.shape
         k_rows = taps // (k1n * k2n)
         o1n, o2n = out.shape[2], out.shape[3]
         acc = bias.copy()
+        action = np.zeros(r1 - r0, np.int8)  # per row: 0 skip, 1 write from the bias, 2 add
+        for o0 in range(r0, r1):
+            reached, earlier = False, False  # by this tile's kernel rows, by an earlier tile's
+            for m0 in range(count0[o0]):
+                k0 = tap0[o0, m0] - k0_first
+                if k0 < 0:
+                    earlier = True
+                elif k0 < k_rows:
+                    reached = True
+            if reached:
+                action[o0 - r0] = 2 if earlier else 1
+            elif k0_first == 0 and count0[o0] == 0:
+                action[o0 - r0] = 1
         for b in range(n):
             for o0 in range(r0, r1):
+                if action[o0 - r0] == 0:
+                    continue
                 for o1 in range(o1n):
                     for o2 in range(o2n):
-                        if first:
-                            for c in range(c_n):
-                                acc[c] = bias[c]
-                        else:
+                        if action[o0 - r0] == 2:
                             for c in range(c_n):
                                 acc[c] = out[n0 + b, o0, o1, o2, c]
+                        else:
+                            for c in range(c_n):
+                                acc[c] = bias[c]
                         for m0 in range(count0[o0]):
                             k0 = tap0[o0, m0] - k0_first
                             if k0 < 0 or k0 >= k_rows:

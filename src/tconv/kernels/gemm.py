@@ -672,7 +672,7 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out)
                 col = x_g @ w_g.T
             col = col.reshape((n1 - n0, j1 - j0) + rest + ((k1 - k0) * taps_k_row, cd_g))
             channels = slice(group * cd_g, (group + 1) * cd_g)
-            compiled.col2im(col, out3[..., channels], *tables, n0, r0, r1, k0, j0, b[channels], k0 == 0)
+            compiled.col2im(col, out3[..., channels], *tables, n0, r0, r1, k0, j0, b[channels])
             del col
     return out
 
