@@ -304,3 +304,20 @@ def test_the_compiled_grouped_path_allocates_nothing_that_grows_with_the_layer(t
     assert peak <= 65536, peak
     assert peak <= gemm.temporary_elements(plan, 2) * 4 + 65536
 
+
+
+def test_plans_are_cached_only_for_plain_arguments():
+    """A plan is made once per plain shape and arguments; an argument that merely compares
+    equal to a cached one (2.0, True, a list) is read afresh, so refusals still refuse."""
+    plan = ops.plan_conv_transpose
+    first = plan((8, 8), (3, 3), 1024, 512, stride=2, crop="same")
+    assert plan((8, 8), (3, 3), 1024, 512, stride=2, crop="same") is first
+    assert plan([8, 8], (3, 3), 1024, 512, stride=[2, 2], crop="same") == first
+    for stride in (2.0, (2, 2.0), True):
+        with pytest.raises(TconvError) as info:
+            plan((8, 8), (3, 3), 1024, 512, stride=stride, crop="same")
+        assert info.value.argument == "stride"
+    with pytest.raises(TconvError):  # a refusal is not cached as a result either
+        ops.plan_conv((2, 2), (3, 3), 1, 1)
+    with pytest.raises(TconvError):
+        ops.plan_conv((2, 2), (3, 3), 1, 1)

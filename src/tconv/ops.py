@@ -182,6 +182,7 @@ def _spatial_and_channels(x: np.ndarray, rank: int, data_format: str) -> tuple[t
     return tuple(x.shape[1:-1]), x.shape[-1]
 
 
+@_args.memo_plain  # planned once per shape and arguments: a layer called again only checks its arrays
 def plan_conv(input_spatial, kernel_shape, in_channels: int, out_channels: int, *,
               stride=1, padding="valid", dilation=1, groups: int = 1) -> Geometry:
     """The Geometry of a forward convolution.
@@ -202,6 +203,7 @@ def plan_conv(input_spatial, kernel_shape, in_channels: int, out_channels: int, 
     return Geometry(axes, in_channels, out_channels, groups, transposed=False)
 
 
+@_args.memo_plain
 def plan_conv_transpose(input_spatial, kernel_shape, in_channels: int, out_channels: int, *,
                         stride=1, crop="valid", dilation=1, groups: int = 1) -> Geometry:
     """The Geometry of a transposed convolution from ``in_channels`` to ``out_channels``.
