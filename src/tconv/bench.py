@@ -166,14 +166,15 @@ class _Worker:
         f = torch.nn.functional
         tx = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, -1, 1)))
         if w.kind == "transpose-grad":
-            # autograd's own backward kernel for ConvTranspose: input and weight gradients
+            # autograd's own backward kernel for ConvTranspose: the input, weight and bias
+            # gradients, the three that tconv's vjp returns
             tk = torch.from_numpy(np.ascontiguousarray(np.moveaxis(k, (-1, -2), (0, 1))))
             tdy = torch.from_numpy(np.ascontiguousarray(np.moveaxis(dy, -1, 1)))
             pad, out_pad = _torch_pads(w)
             r = w.rank
             return _no_grad(torch, lambda: torch.ops.aten.convolution_backward(
                 tdy, tx, tk, [w.cout], [w.stride] * r, [pad] * r, [1] * r, True, [out_pad] * r, 1,
-                (True, True, False))[0])
+                (True, True, True))[0])
         if w.kind == "transpose":
             tk = torch.from_numpy(np.ascontiguousarray(np.moveaxis(k, (-1, -2), (0, 1))))  # (in, out, k..)
             op = [None, f.conv_transpose1d, f.conv_transpose2d, f.conv_transpose3d][w.rank]
