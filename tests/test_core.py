@@ -13,7 +13,7 @@ import tconv
 from tconv import ops
 from tconv.errors import TconvError
 from tconv.geometry import AxisGeometry, Geometry, same_pads, tf_transpose_crops
-from tconv.kernels import gemm
+from tconv.kernels import compiled, gemm, workspace
 
 from strategies import arrays_for, geometries
 
@@ -173,8 +173,6 @@ def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format):
 def test_col_path_runs_where_numba_is_installed():
     """CI installs the fast extra: the compiled path must be the one the benchmark layers
     take there, and switching it off must fall back to the NumPy paths."""
-    from tconv.kernels import compiled
-
     seed = ops.plan_conv_transpose((8, 8), (3, 3), 1024, 512, stride=2, crop="same")
     assert compiled.available() and gemm._mode(seed) == "col"
     compiled.ENABLED = False
@@ -196,8 +194,6 @@ def test_im2col_path_matches_reference(plan, data_format, tile):
     """Forward im2col: the taps' cells gathered side by side and one product, whole items
     or one output row at a time, straight into a C-contiguous output or stored into a
     channels-first one, bias added; the same values as the reference loops."""
-    from tconv.kernels import compiled
-
     if not compiled.available():
         pytest.skip("Numba is not installed (the fast extra): no im2col path to test")
     geometry = plan()
@@ -232,8 +228,6 @@ def test_col_kernel_row_tiles_write_each_row_once_then_add(stride, dilation, cro
     """col's kernel-row tiles: a row is written (from the bias) by the first tile reaching
     it, added to by later ones, skipped by the rest, and rows no tap reaches still get the
     bias; the same values as one tile and as the reference loops."""
-    from tconv.kernels import compiled
-
     if not compiled.available():
         pytest.skip("Numba is not installed (the fast extra): no col path to test")
     rng = np.random.default_rng(7)
@@ -316,6 +310,7 @@ def _check_temporaries(geometry, shape):
     compute = gemm.conv_transpose if geometry.transposed else gemm.conv
     out = np.empty((shape[0],) + geometry.output_spatial + (geometry.output_channels,), np.float32)
     compute(x, w, geometry, b, out=out)
+    workspace.release()  # the scratch buffer kept between calls is allocated again, and counted
     tracemalloc.start()
     compute(x, w, geometry, b, out=out)
     peak = tracemalloc.get_traced_memory()[1]
@@ -323,6 +318,47 @@ def _check_temporaries(geometry, shape):
     bound = gemm.temporary_elements(geometry, shape[0]) * x.itemsize
     assert peak <= bound + 131072, (peak, bound)  # + Python's own bookkeeping of the call
     assert peak >= bound // 4, (peak, bound)      # and the bound is not vacuous
+
+
+def test_the_scratch_buffer_is_kept_between_calls_and_per_thread():
+    """col's column tiles come from a buffer kept between calls (freeing and mapping
+    them again each call costs a TLB shootdown across BLAS's threads): a second call
+    allocates no tile, another thread gets a buffer of its own, and release() drops it."""
+    import threading
+    import tracemalloc
+
+    if not compiled.available():
+        pytest.skip("Numba is not installed (the fast extra): no col path to test")
+    plan = ops.plan_conv_transpose((24, 32), (3, 3), 128, 64, stride=2, crop="same")
+    assert gemm._mode(plan) == "col"
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 24, 32, 128)).astype(np.float32)
+    w = rng.standard_normal(plan.neutral_kernel_shape).astype(np.float32)
+    out = np.empty((2, 48, 64, 64), np.float32)
+    workspace.release()
+    gemm.conv_transpose(x, w, plan, None, out=out)
+    held = workspace.held()
+    assert held >= 24 * 32 * 3 * 64 * 4  # at least one kernel row's columns of one item
+    tracemalloc.start()
+    gemm.conv_transpose(x, w, plan, None, out=out)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < held // 8, (peak, held)
+    want = out.copy()
+    other = {}
+
+    def run():  # another thread: its own buffer, the same values
+        y = np.empty_like(out)
+        gemm.conv_transpose(x, w, plan, None, out=y)
+        other["held"], other["y"] = workspace.held(), y
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    assert other["held"] == held and workspace.held() == held
+    np.testing.assert_array_equal(other["y"], want)
+    workspace.release()
+    assert workspace.held() == 0
 
 
 @pytest.mark.parametrize("transposed", [False, True])

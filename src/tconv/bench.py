@@ -295,9 +295,14 @@ def _cpu_name() -> str:
 
 
 def _peak_memory(fn) -> float:
-    """Peak bytes allocated during ``fn()`` beyond its result, as a multiple of the result."""
+    """Peak bytes allocated during ``fn()`` beyond its result, as a multiple of the result.
+    tconv's kernels keep a scratch buffer between calls (:mod:`tconv.kernels.workspace`):
+    it is dropped first, so the call allocates it again and it is counted."""
     import tracemalloc
 
+    from tconv.kernels import workspace
+
+    workspace.release()
     tracemalloc.start()
     tracemalloc.reset_peak()
     base = tracemalloc.get_traced_memory()[0]

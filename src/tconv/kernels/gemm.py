@@ -78,7 +78,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tconv.geometry import Geometry
-from tconv.kernels import compiled
+from tconv.kernels import compiled, workspace
 
 #: elements of one tile's gather plus product (float32: 1 MiB), sized to stay in cache
 TILE_ELEMENTS = 1 << 18
@@ -684,10 +684,14 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out)
         for group in range(groups):
             x_g = block[:, group * cs_g:(group + 1) * cs_g]
             w_g = weights[k0 * taps_k_row:k1 * taps_k_row, :, group].reshape(-1, cs_g)
-            if x_g.shape[0] <= COL_FEW_CELLS:  # few cells: BLAS is faster on the transposed product
-                col = (w_g @ x_g.T).T
+            cells = x_g.shape[0]
+            if cells <= COL_FEW_CELLS:  # few cells: BLAS is faster on the transposed product
+                product = workspace.scratch((w_g.shape[0], cells), dtype)
+                np.matmul(w_g, x_g.T, out=product)
+                col = product.T  # col2im reads it strided (the reshape below stays a view)
             else:
-                col = x_g @ w_g.T
+                col = workspace.scratch((cells, w_g.shape[0]), dtype)
+                np.matmul(x_g, w_g.T, out=col)
             col = col.reshape((n1 - n0, j1 - j0) + rest + ((k1 - k0) * taps_k_row, cd_g))
             channels = slice(group * cd_g, (group + 1) * cd_g)
             compiled.col2im(col, out3[..., channels], *tables, n0, r0, r1, k0, j0, b[channels])
@@ -740,7 +744,7 @@ def _im2col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, o
     rows, row_cells = g.output_spatial[0], math.prod(g.output_spatial[1:])
     out_cells = out.reshape(-1, cd) if out.flags.c_contiguous else None
     for n0, n1, r0, r1 in _im2col_tiles(g, src.shape[0]):
-        cols = np.empty((n1 - n0, r1 - r0) + rest + (taps, cs), dtype)
+        cols = workspace.scratch((n1 - n0, r1 - r0) + rest + (taps, cs), dtype)
         compiled.im2col(src3, cols, *tables, n0, r0)
         cols = cols.reshape(-1, taps * cs)
         if out_cells is not None:  # a tile is whole items or rows of one item: one run of cells

@@ -128,7 +128,7 @@ def transposed_vjp(x: np.ndarray, kernel: np.ndarray, dy: np.ndarray, geometry: 
 
     ``x``: ``(N, *in, C_in)``; ``kernel``: neutral ``(*k, C_out, C_in)``; ``dy``:
     ``(N, *out, C_out)``, all channels last, one dtype."""
-    from tconv.kernels import compiled, gemm
+    from tconv.kernels import compiled, gemm, workspace
 
     g = geometry
     forward = g.flip()  # its outputs are x's cells, its inputs dy's
@@ -142,7 +142,7 @@ def transposed_vjp(x: np.ndarray, kernel: np.ndarray, dy: np.ndarray, geometry: 
     dy3 = gemm._as3d(dy, g.rank)
     rest = g.input_spatial[1:] + (1,) * (3 - g.rank)
     for n0, n1, r0, r1 in _vjp_tiles(g, x.shape[0]):
-        cols = np.empty((n1 - n0, r1 - r0) + rest + (taps, cd), x.dtype)
+        cols = workspace.scratch((n1 - n0, r1 - r0) + rest + (taps, cd), x.dtype)
         compiled.im2col(dy3, cols, *tables, n0, r0)
         cols = cols.reshape(-1, taps * cd)
         xs = x[n0:n1, r0:r1].reshape(-1, cs)
