@@ -148,18 +148,19 @@ def test_import_loads_no_framework():
 
 
 @settings(max_examples=200, deadline=None)
-@given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([None, "concat", "per_tap", "flat", "col", "im2col", "grouped"]),
+@given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([None, "concat", "per_tap", "flat", "col", "im2col", "rows", "grouped"]),
        st.sampled_from([1, 7, 1 << 18]), st.sampled_from(["channels_last", "channels_first"]))
 def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format):
-    """Every product shape (concat, per tap, flat, compiled col, im2col and grouped), tiny tiles (one
-    row of one item; for col, one kernel row or a block of output rows) and writing
+    """Every product shape (concat, per tap, flat, rows, compiled col, im2col and grouped), tiny tiles
+    (one row of one item; for col, one kernel row or a block of output rows) and writing
     channels-first in place change nothing."""
     x, w, b = arrays_for(geometry, seed, batch=3)
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
-    settings_ = ("MODE", "TILE_ELEMENTS", "MIN_TILE_CELLS", "MAX_TILE_ELEMENTS", "COL_MIN_TILE", "COL_MAX_TILE")
+    settings_ = ("MODE", "TILE_ELEMENTS", "MIN_TILE_CELLS", "MAX_TILE_ELEMENTS", "COL_MIN_TILE", "COL_MAX_TILE",
+                 "ROWS_TILE_ELEMENTS")
     old = [getattr(gemm, name) for name in settings_]
-    for name, value in zip(settings_, (mode, tile, 1, 0, 1, tile)):
+    for name, value in zip(settings_, (mode, tile, 1, 0, 1, tile, tile)):
         setattr(gemm, name, value)
     try:
         fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
@@ -219,6 +220,42 @@ def test_im2col_path_matches_reference(plan, data_format, tile):
     np.testing.assert_allclose(fast, want, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("plan", [
+    lambda: ops.plan_conv((19, 23), (3, 3), 8, 8, padding="same"),              # picked unforced
+    lambda: ops.plan_conv((19, 23), (5, 3), 3, 4, stride=(1, 3), dilation=(2, 2), padding=((3, -1), (4, 0))),
+    lambda: ops.plan_conv((6, 9), (3, 2), 2, 5, padding=((-2, 5), (1, 1))),      # kernel rows reaching no row
+    lambda: ops.plan_conv((4, 9), (3, 2), 2, 5, dilation=(3, 1), padding=((4, 4), (0, 0))),  # none reaching some rows
+])
+@pytest.mark.parametrize("tile", [None, 1])
+def test_rows_path_matches_reference(plan, data_format, tile):
+    """Forward "rows": the input rows a tile reads gathered once with each row's taps side
+    by side, one product per kernel row over a run of them, added into the output (or a
+    channels-first one's accumulator), one output row a tile or many; zeros where taps read
+    padding, kernel rows that reach nothing skipped; the same values as the reference loops."""
+    geometry = plan()
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3,) + geometry.input_spatial + (geometry.input_channels,))
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    w = rng.standard_normal(geometry.neutral_kernel_shape)
+    b = rng.standard_normal(geometry.output_channels)
+    if geometry.input_channels == 8:
+        assert gemm._mode(geometry) == "rows"
+    settings_ = ("MODE", "ROWS_TILE_ELEMENTS")
+    old = [getattr(gemm, name) for name in settings_]
+    for name, value in zip(settings_, ("rows", tile or old[1])):
+        setattr(gemm, name, value)
+    try:
+        assert gemm._mode(geometry) == "rows"
+        fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
+    finally:
+        for name, value in zip(settings_, old):
+            setattr(gemm, name, value)
+    want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
+    np.testing.assert_allclose(fast, want, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("stride, dilation, crop", [
     (2, 1, "same"),         # kernel rows 0 and 2 reach the odd rows, row 1 the even ones
     (3, 1, ((-2, -1), (0, 0))),  # stride beyond the kernel plus extended edges: rows no tap reaches
@@ -256,13 +293,15 @@ _TEMPORARY_CASES = {
     # name: (plan, input shape, mode); temporaries of about 1 MB and more, so that the
     # tiles, not Python's own bookkeeping (free lists of tuples, ~100 kB), decide the peak
     "conv 3x3 same (flat)": (lambda: ops.plan_conv((64, 64), (3, 3), 32, 32, padding="same"), (2, 64, 64, 32),
-                             None),
+                             "flat"),
     "conv stride 2 (per tap)": (lambda: ops.plan_conv((64, 64), (3, 3), 64, 128, stride=2, padding="same"),
                                 (2, 64, 64, 64), None),
     "conv RGB 3x3 (im2col)": (lambda: ops.plan_conv((128, 128), (3, 3), 3, 32, padding="same"), (2, 128, 128, 3),
                               None),
     "conv 3x3 16 -> 16 (im2col, row tiles)": (lambda: ops.plan_conv((128, 128), (3, 3), 16, 16, padding="same"),
                                               (1, 128, 128, 16), "im2col"),
+    "conv 3x3 32 -> 32 (rows)": (lambda: ops.plan_conv((96, 128), (3, 3), 32, 32, padding="same"),
+                                 (1, 96, 128, 32), None),
     "conv grouped (concat)": (lambda: ops.plan_conv((64, 64), (3, 3), 64, 64, padding="same", groups=4),
                               (2, 64, 64, 64), None),
     "transposed k3 s2 (col)": (lambda: ops.plan_conv_transpose((48, 64), (3, 3), 64, 32, stride=2, crop="same"),

@@ -14,7 +14,7 @@ the taps; no zero is inserted and no product is formed that a crop throws away. 
 spans come from :meth:`~tconv.geometry.AxisGeometry.tap_span`, the same ones the forward
 kernel and the weight gradient use, so the three are one bilinear form read three ways.
 
-Each tile's matrix products take one of six shapes (:func:`_mode` picks, per shape):
+Each tile's matrix products take one of seven shapes (:func:`_mode` picks, per shape):
 
 * **col** (transposed convolutions on 2-D and 3-D data, where Numba is installed; grouped
   ones with at least 8 input channels per group, a product per group): one wide product
@@ -32,6 +32,12 @@ Each tile's matrix products take one of six shapes (:func:`_mode` picks, per sha
   straight into the output. With few input channels the other paths make nine products
   of a tiny inner dimension; here BLAS sums over every tap at once. Where C_in is as large
   as C_out, the columns are nine times the output and the gather costs what it saves.
+* **rows** (forward convolutions on 2-D data, unit stride down the rows, C_in <= C_out):
+  the input rows a tile of output rows reads are gathered once, each row's kernel-width
+  taps side by side (``(rows, width, kw * C_in)``); kernel row ``k`` reads a run of those
+  rows as one matrix, and its product ``(cells, kw * C_in) @ (kw * C_in, C_out)`` adds into
+  the tile. Three products with a three-times-wider inner dimension and two adds, instead
+  of nine products and eight adds (3x3); NumPy only.
 * **flat**: where every tap reads without a stride (every transposed pass; forward
   convolutions of stride 1), the source is copied once into a zero-padded frame and
   flattened, so each tap's operand for a tile is one contiguous slice; one product per
@@ -118,8 +124,15 @@ COL_MAX_ROW = 1 << 22
 #: many times its output channels: first layers (RGB in, 3x3 to 7x7) ran 1.8-2.6x faster than
 #: flat or per tap, 3x3 16 -> 64 1.9x, 16 -> 32 10-15%; at 9 (C_in = C_out) alike or slower
 IM2COL_MAX_COLUMNS = 5
-#: force "col", "im2col", "grouped", "concat", "per_tap" or "flat" (tests; where the layer
-#: cannot take the one forced, the nearest NumPy path); None chooses per shape
+#: "rows" (forward, 2-D, unit stride down the rows): the row gather of a tile holds at most
+#: this many elements (float32: 1 MiB, in L2 while its kernel rows' products read it)
+ROWS_TILE_ELEMENTS = 1 << 18
+#: ... and runs where C_in <= C_out and an item has at least this many output cells: on the
+#: U-Net's 3x3 layers it was 10-40% faster there, 5x5 1.7x; slower where C_in = 2 C_out
+#: (7-15%) and on 6x8 items at batch 8 (per tap's tiles span the batch, 1.5x)
+ROWS_MIN_CELLS = 128
+#: force "col", "im2col", "rows", "grouped", "concat", "per_tap" or "flat" (tests; where the
+#: layer cannot take the one forced, the nearest NumPy path); None chooses per shape
 MODE: str | None = None
 
 
@@ -196,25 +209,30 @@ def _mode(geometry: Geometry) -> str:
     and 3-D data where the taps read without a stride and the padded frame adds few extra
     cells (large or narrow layers, 5-25% faster); else "per_tap" (no gather of the taps
     side by side, no weight copy); "concat" for grouped convolutions. Before those, "col"
-    for the transposed layers :func:`_col_ready` accepts and "im2col" for the forward ones
-    :func:`_im2col_ready` accepts (measured on two threads)."""
+    for the transposed layers :func:`_col_ready` accepts, and "im2col" and "rows" for the
+    forward ones :func:`_im2col_ready` and :func:`_rows_ready` accept (measured on two
+    threads)."""
     g = geometry
     if MODE is not None:
         if MODE == "col" and _col_ready(g):
             return "col"
         if MODE == "im2col" and _im2col_ready(g):
             return "im2col"
+        if MODE == "rows" and _rows_ready(g):
+            return "rows"
         if MODE == "grouped" and _grouped_ready(g):
             return "grouped"
         if g.groups > 1 or (MODE == "flat" and not _unit_strides(g)):
             return "concat"
-        if MODE in ("col", "im2col", "grouped"):
+        if MODE in ("col", "im2col", "rows", "grouped"):
             return "per_tap"
         return "per_tap" if MODE == "flat" and _flat_plan(g) is None else MODE
     if _col_ready(g):
         return "col"
     if _im2col_ready(g):
         return "im2col"
+    if _rows_ready(g):
+        return "rows"
     if _grouped_ready(g):
         return "grouped"
     if g.groups > 1:
@@ -265,7 +283,7 @@ def temporary_elements(geometry: Geometry, batch: int) -> int:
     source copy of flat."""
     return _temporary_elements(geometry, batch, MODE, compiled.available(), TILE_ELEMENTS, MIN_TILE_CELLS,
                                MAX_TILE_ELEMENTS, COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE,
-                               COL_MIN_GROUP_CHANNELS, IM2COL_MAX_COLUMNS)
+                               COL_MIN_GROUP_CHANNELS, IM2COL_MAX_COLUMNS, ROWS_TILE_ELEMENTS, ROWS_MIN_CELLS)
 
 
 @functools.lru_cache(maxsize=256)
@@ -278,6 +296,8 @@ def _temporary_elements(geometry: Geometry, batch: int, *settings) -> int:
         return _col_temporary_elements(g, batch)
     if mode == "im2col":
         return _im2col_temporary_elements(g, batch)
+    if mode == "rows":
+        return _rows_temporary_elements(g)
     if mode == "grouped":  # the tables and the bias
         return _table_elements(g) + g.output_channels
     if mode == "flat":
@@ -337,10 +357,10 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> 
         out = np.empty((src.shape[0],) + g.output_spatial + (g.output_channels,), dtype)
     bias = None if bias is None else bias.astype(dtype, copy=False)
     mode = _mode(g)
-    if mode not in ("col", "im2col", "grouped") and not _covers_everything(g):  # cells no tap reaches: zeros, or the bias
+    if mode not in ("col", "im2col", "rows", "grouped") and not _covers_everything(g):  # cells no tap reaches: zeros, or the bias
         out[...] = 0 if bias is None else bias
     run = {"flat": _flat_run, "per_tap": _per_tap_run, "concat": _concat_run, "col": _col_run,
-           "im2col": _im2col_run, "grouped": _grouped_run}[mode]
+           "im2col": _im2col_run, "rows": _rows_run, "grouped": _grouped_run}[mode]
     return run(src, kernel, g, bias, out)
 
 
@@ -756,6 +776,111 @@ def _im2col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, o
         if bias is not None:
             dst += bias
         del cols
+    return out
+
+
+# ------------------------------------------------------------------ rows (NumPy)
+
+
+def _rows_ready(geometry: Geometry) -> bool:
+    """Whether "rows" runs this layer: a forward convolution without groups on 2-D data,
+    unit stride down the rows (each kernel row then reads a run of the gathered rows), with
+    no more input than output channels and at least ROWS_MIN_CELLS output cells an item."""
+    g = geometry
+    if g.transposed or g.groups > 1 or g.rank != 2 or g.axes[0].stride != 1:
+        return False
+    return MODE is not None or (g.input_channels <= g.output_channels
+                                and math.prod(g.output_spatial) >= ROWS_MIN_CELLS)
+
+
+def _rows_spans(geometry: Geometry) -> tuple[list[tuple[int, int]], int, int]:
+    """Per kernel row that reaches any output row, ``(k, offset)``: output row ``o`` reads
+    input row ``o + offset`` (unit stride, from :meth:`AxisGeometry.tap_span`); the least
+    and the greatest offset."""
+    a = geometry.axes[0]
+    spans = []
+    for k in range(a.kernel):
+        start, stop, first = a.tap_span(k)
+        if stop > start:
+            spans.append((k, first - start))
+    offsets = [off for _, off in spans] or [0]
+    return spans, min(offsets), max(offsets)
+
+
+def _rows_tile_rows(geometry: Geometry) -> int:
+    """Output rows per tile: the gather (those rows plus the kernel's reach) within
+    ROWS_TILE_ELEMENTS, at least one."""
+    g = geometry
+    _, lo, hi = _rows_spans(g)
+    per_row = g.output_spatial[1] * g.kernel_shape[1] * g.input_channels
+    return max(1, min(g.output_spatial[0], ROWS_TILE_ELEMENTS // per_row - (hi - lo)))
+
+
+def _rows_temporary_elements(geometry: Geometry) -> int:
+    """The gather of one tile, a product and an accumulator of the tile (the accumulator
+    only where ``out`` is not C-contiguous; counted always), the bias."""
+    g = geometry
+    _, lo, hi = _rows_spans(g)
+    rows = _rows_tile_rows(g)
+    width = g.output_spatial[1]
+    return ((rows + hi - lo) * width * g.kernel_shape[1] * g.input_channels
+            + 2 * rows * width * g.output_channels + g.output_channels)
+
+
+def _rows_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
+    """Forward 2-D convolution, unit stride down the rows: per tile of output rows, the
+    input rows it reads are gathered once with each row's kernel-width taps side by side,
+    ``(rows, width, kw * C_in)`` (zeros where a tap reads padding); kernel row ``k`` then
+    reads a run of those rows as one matrix, and its product ``(cells, kw * C_in) @
+    (kw * C_in, C_out)`` (the kernel row as it lies) adds into the tile: kernel-height
+    products over kw-times-wider inner dimensions instead of one product per tap, and
+    kernel-height - 1 adds instead of taps - 1."""
+    g = geometry
+    dtype = np.result_type(src, kernel)
+    a0, a1 = g.axes
+    cs, cd = g.input_channels, g.output_channels
+    kw = g.kernel_shape[1]
+    rows_out, width = g.output_spatial
+    spans, lo, hi = _rows_spans(g)
+    step = _rows_tile_rows(g)
+    w = kernel.reshape(g.kernel_shape[0], kw * cs, cd)
+    columns = [a1.tap_span(t) for t in range(kw)]  # per tap: output columns, first input column
+    contiguous = out.flags.c_contiguous
+    for n in range(src.shape[0]):
+        for r0 in range(0, rows_out, step):
+            r1 = min(rows_out, r0 + step)
+            cells = (r1 - r0) * width
+            # gathered row v holds input row r0 + lo + v (zeros outside the input)
+            gather = workspace.scratch((r1 - r0 + hi - lo, width, kw, cs), dtype, slot=0)
+            i0, i1 = max(0, r0 + lo), min(a0.size, r1 + hi)
+            gather[:max(0, i0 - r0 - lo)] = 0
+            gather[max(0, i1 - r0 - lo):] = 0
+            if i1 > i0:
+                rows = slice(i0 - r0 - lo, i1 - r0 - lo)
+                for t, (start, stop, first) in enumerate(columns):
+                    gather[rows, :start, t] = 0
+                    gather[rows, stop:, t] = 0
+                    if stop > start:
+                        gather[rows, start:stop, t] = src[n, i0:i1, first:first + (stop - start - 1) * a1.stride + 1:a1.stride]
+            flat = gather.reshape(-1, kw * cs)
+            if contiguous:
+                dst = out[n, r0:r1].reshape(cells, cd)
+            else:
+                dst = workspace.scratch((cells, cd), dtype, slot=2)
+            if not spans:
+                dst[...] = 0
+            for i, (k, offset) in enumerate(spans):
+                operand = flat[(offset - lo) * width:(offset - lo) * width + cells]
+                if i == 0:
+                    np.matmul(operand, w[k], out=dst)
+                else:
+                    product = workspace.scratch((cells, cd), dtype, slot=1)
+                    np.matmul(operand, w[k], out=product)
+                    dst += product
+            if bias is not None:
+                dst += bias
+            if not contiguous:
+                out[n, r0:r1] = dst.reshape(r1 - r0, width, cd)
     return out
 
 

@@ -11,8 +11,8 @@ gain, which a library must not set for its users). The frameworks keep such buff
 
 The rules that keep it safe:
 
-* one :func:`scratch` array in use at a time per thread, only in leaf kernels (a product,
-  a compiled loop) that call nothing else that takes one;
+* one :func:`scratch` array in use at a time per thread and slot, only in leaf kernels (a
+  product, a compiled loop) that call nothing else that takes one;
 * each thread has its own buffer (:class:`threading.local`), so tiles or calls on other
   threads never share it;
 * it grows to the largest temporary asked for and stays; :func:`release` drops it (the
@@ -29,24 +29,33 @@ import numpy as np
 _LOCAL = threading.local()
 
 
-def scratch(shape: tuple[int, ...], dtype) -> np.ndarray:
+def scratch(shape: tuple[int, ...], dtype, slot: int = 0) -> np.ndarray:
     """An uninitialised C-contiguous array of ``shape`` and ``dtype``, a view of this
-    thread's buffer (grown where it is too small). Valid until the next call on this thread."""
+    thread's buffer number ``slot`` (grown where it is too small). Valid until the next
+    call with the same slot on this thread: a kernel that holds two at once (an operand and
+    a product) takes two slots."""
     dtype = np.dtype(dtype)
     nbytes = math.prod(shape) * dtype.itemsize
-    buffer = getattr(_LOCAL, "buffer", None)
+    buffers = _buffers()
+    buffer = buffers.get(slot)
     if buffer is None or buffer.nbytes < nbytes:
-        _LOCAL.buffer = None  # the old buffer is freed before the larger one is made
-        buffer = _LOCAL.buffer = np.empty(max(1, -(-nbytes // 64)), dtype=np.dtype((np.void, 64)))
+        buffers.pop(slot, None)  # the old buffer is freed before the larger one is made
+        buffer = buffers[slot] = np.empty(max(1, -(-nbytes // 64)), dtype=np.dtype((np.void, 64)))
     return buffer.view(np.uint8)[:nbytes].view(dtype).reshape(shape)
 
 
+def _buffers() -> dict:
+    buffers = getattr(_LOCAL, "buffers", None)
+    if buffers is None:
+        buffers = _LOCAL.buffers = {}
+    return buffers
+
+
 def held() -> int:
-    """Bytes this thread's buffer holds."""
-    buffer = getattr(_LOCAL, "buffer", None)
-    return 0 if buffer is None else buffer.nbytes
+    """Bytes this thread's buffers hold."""
+    return sum(b.nbytes for b in _buffers().values())
 
 
 def release() -> None:
-    """Drop this thread's buffer (the next :func:`scratch` allocates afresh)."""
-    _LOCAL.buffer = None
+    """Drop this thread's buffers (the next :func:`scratch` allocates afresh)."""
+    _buffers().clear()
