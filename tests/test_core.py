@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 
@@ -147,6 +148,36 @@ def test_import_loads_no_framework():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@contextlib.contextmanager
+def _gemm_settings(**values):
+    """gemm's module settings (MODE, tile sizes) set for the block, restored after it."""
+    old = {name: getattr(gemm, name) for name in values}
+    for name, value in values.items():
+        setattr(gemm, name, value)
+    try:
+        yield
+    finally:
+        for name, value in old.items():
+            setattr(gemm, name, value)
+
+
+def _check_forced_path(geometry, mode, data_format="channels_last", seed=0, x=None, **settings):
+    """``geometry`` run on ``mode`` (asserted taken) with gemm ``settings``, against the
+    reference loops, with a bias, in ``data_format``."""
+    rng = np.random.default_rng(seed)
+    if x is None:
+        x = rng.standard_normal((3,) + geometry.input_spatial + (geometry.input_channels,))
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    w = rng.standard_normal(geometry.neutral_kernel_shape)
+    b = rng.standard_normal(geometry.output_channels)
+    with _gemm_settings(MODE=mode, **settings):
+        assert gemm._mode(geometry) == mode
+        fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
+    want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
+    np.testing.assert_allclose(fast, want, rtol=1e-12, atol=1e-12)
+
+
 @settings(max_examples=200, deadline=None)
 @given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([None, "concat", "per_tap", "flat", "col", "im2col", "rows", "grouped"]),
        st.sampled_from([1, 7, 1 << 18]), st.sampled_from(["channels_last", "channels_first"]))
@@ -157,16 +188,9 @@ def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format):
     x, w, b = arrays_for(geometry, seed, batch=3)
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
-    settings_ = ("MODE", "TILE_ELEMENTS", "MIN_TILE_CELLS", "MAX_TILE_ELEMENTS", "COL_MIN_TILE", "COL_MAX_TILE",
-                 "ROWS_TILE_ELEMENTS")
-    old = [getattr(gemm, name) for name in settings_]
-    for name, value in zip(settings_, (mode, tile, 1, 0, 1, tile, tile)):
-        setattr(gemm, name, value)
-    try:
+    with _gemm_settings(MODE=mode, TILE_ELEMENTS=tile, MIN_TILE_CELLS=1, MAX_TILE_ELEMENTS=0, COL_MIN_TILE=1,
+                        COL_MAX_TILE=tile, ROWS_TILE_ELEMENTS=tile):
         fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
-    finally:
-        for name, value in zip(settings_, old):
-            setattr(gemm, name, value)
     want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
     np.testing.assert_allclose(fast, want, rtol=1e-11, atol=1e-11)
 
@@ -198,26 +222,10 @@ def test_im2col_path_matches_reference(plan, data_format, tile):
     if not compiled.available():
         pytest.skip("Numba is not installed (the fast extra): no im2col path to test")
     geometry = plan()
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((3,) + geometry.input_spatial + (geometry.input_channels,))
-    if data_format == "channels_first":
-        x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
-    w = rng.standard_normal(geometry.neutral_kernel_shape)
-    b = rng.standard_normal(geometry.output_channels)
     if geometry.input_channels == 3 and geometry.rank == 2:  # few channels in: picked unforced
         assert gemm._mode(geometry) == "im2col"
-    settings_ = ("MODE", "COL_MIN_TILE", "COL_MAX_TILE")
-    old = [getattr(gemm, name) for name in settings_]
-    for name, value in zip(settings_, ("im2col",) + ((tile, tile) if tile else tuple(old[1:]))):
-        setattr(gemm, name, value)
-    try:
-        assert gemm._mode(geometry) == "im2col"
-        fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
-    finally:
-        for name, value in zip(settings_, old):
-            setattr(gemm, name, value)
-    want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
-    np.testing.assert_allclose(fast, want, rtol=1e-12, atol=1e-12)
+    tiles = {} if tile is None else {"COL_MIN_TILE": tile, "COL_MAX_TILE": tile}
+    _check_forced_path(geometry, "im2col", data_format, seed=3, **tiles)
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
@@ -234,26 +242,10 @@ def test_rows_path_matches_reference(plan, data_format, tile):
     channels-first one's accumulator), one output row a tile or many; zeros where taps read
     padding, kernel rows that reach nothing skipped; the same values as the reference loops."""
     geometry = plan()
-    rng = np.random.default_rng(5)
-    x = rng.standard_normal((3,) + geometry.input_spatial + (geometry.input_channels,))
-    if data_format == "channels_first":
-        x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
-    w = rng.standard_normal(geometry.neutral_kernel_shape)
-    b = rng.standard_normal(geometry.output_channels)
-    if geometry.input_channels == 8:
+    if geometry.input_channels == 8:  # C_in <= C_out, 19 x 23 cells: picked unforced
         assert gemm._mode(geometry) == "rows"
-    settings_ = ("MODE", "ROWS_TILE_ELEMENTS")
-    old = [getattr(gemm, name) for name in settings_]
-    for name, value in zip(settings_, ("rows", tile or old[1])):
-        setattr(gemm, name, value)
-    try:
-        assert gemm._mode(geometry) == "rows"
-        fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
-    finally:
-        for name, value in zip(settings_, old):
-            setattr(gemm, name, value)
-    want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
-    np.testing.assert_allclose(fast, want, rtol=1e-12, atol=1e-12)
+    tiles = {} if tile is None else {"ROWS_TILE_ELEMENTS": tile}
+    _check_forced_path(geometry, "rows", data_format, seed=5, **tiles)
 
 
 @pytest.mark.parametrize("stride, dilation, crop", [
@@ -267,26 +259,14 @@ def test_col_kernel_row_tiles_write_each_row_once_then_add(stride, dilation, cro
     bias; the same values as one tile and as the reference loops."""
     if not compiled.available():
         pytest.skip("Numba is not installed (the fast extra): no col path to test")
-    rng = np.random.default_rng(7)
     geometry = ops.plan_conv_transpose((5, 4), (3, 2), 16, 6, stride=stride, dilation=dilation, crop=crop)
-    x = rng.standard_normal((2, 5, 4, 16))
-    w = rng.standard_normal(geometry.neutral_kernel_shape)
-    b = rng.standard_normal(6)
-    settings_ = ("MODE", "COL_MIN_TILE", "COL_MAX_TILE")
-    old = [getattr(gemm, name) for name in settings_]
+    x = np.random.default_rng(7).standard_normal((2, 5, 4, 16))
     # a budget of one kernel row over one item: each item runs as three tiles of one kernel row
     row = gemm._col_row(geometry) * geometry.input_spatial[0]
-    for name, value in zip(settings_, ("col", row, row)):
-        setattr(gemm, name, value)
-    try:
+    with _gemm_settings(MODE="col", COL_MIN_TILE=row, COL_MAX_TILE=row):
         tiles = gemm._col_tiles(geometry, 2, gemm._col_budget(geometry, 2))
-        assert [t[4:6] for t in tiles] == [(0, 1), (1, 2), (2, 3)] * 2
-        fast = ops.run(geometry, x, w, b, impl="gemm")
-    finally:
-        for name, value in zip(settings_, old):
-            setattr(gemm, name, value)
-    want = ops.run(geometry, x, w, b, impl="reference")
-    np.testing.assert_allclose(fast, want, rtol=1e-12, atol=1e-12)
+    assert [t[4:6] for t in tiles] == [(0, 1), (1, 2), (2, 3)] * 2
+    _check_forced_path(geometry, "col", seed=7, x=x, COL_MIN_TILE=row, COL_MAX_TILE=row)
 
 
 _TEMPORARY_CASES = {
