@@ -419,3 +419,18 @@ def test_plans_are_cached_only_for_plain_arguments():
         ops.plan_conv((2, 2), (3, 3), 1, 1)
     with pytest.raises(TconvError):
         ops.plan_conv((2, 2), (3, 3), 1, 1)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_tap_tables_take_strides_past_int64(transposed):
+    """A stride past int64 reaches at most one cell per tap: the compiled paths' tables
+    (built for im2col, col, grouped) hold it without NumPy's OverflowError (found by the long
+    fuzz profile: a forward 1x1 layer of stride 2**63)."""
+    x = np.array([[[0.125]]], np.float32)
+    w = np.array([[[0.5]]], np.float32)
+    geometry = (ops.plan_conv_transpose((1,), (1,), 1, 1, stride=2**63) if transposed
+                else ops.plan_conv((1,), (1,), 1, 1, stride=2**63))
+    assert gemm._col_tables(geometry) is not None
+    for mode in ("col", "im2col", None):
+        with _gemm_settings(MODE=mode):
+            np.testing.assert_array_equal(ops.run(geometry, x, w), [[[0.0625]]])

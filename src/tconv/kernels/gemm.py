@@ -576,11 +576,14 @@ def _col_tables(geometry: Geometry) -> tuple[np.ndarray, ...] | None:
         cell = np.full((a.kernel, n), -1, np.int64)  # cell[k, o]: the input cell, or -1
         for k in range(a.kernel):
             start, stop, first = a.tap_span(k)
-            steps = np.arange(max(0, stop - start))
+            if stop <= start:  # the tap reaches nothing (its offsets may not even fit int64)
+                continue
+            # a span of two cells or more lies within both lengths, so its stride fits int64
+            steps = np.arange(stop - start) * (a.stride if stop - start > 1 else 0)
             if g.transposed:  # inputs start.. land on outputs first, first + stride, ...
-                cell[k, first + steps * a.stride] = start + steps
+                cell[k, first + steps] = np.arange(start, stop)
             else:             # outputs start.. read inputs first, first + stride, ...
-                cell[k, start + steps] = first + steps * a.stride
+                cell[k, start:stop] = first + steps
         reached = cell >= 0
         order = np.argsort(~reached, axis=0, kind="stable")[:max(1, int(reached.sum(0).max(initial=0)))]
         tables += [reached.sum(0), np.ascontiguousarray(order.T),
