@@ -147,9 +147,10 @@ def _kernels():
                 o0 = r0 + r
                 for o1 in range(o1n):
                     for o2 in range(o2n):
-                        for t in range(taps):
-                            for c in range(c_n):
-                                cols[b, r, o1, o2, t, c] = 0
+                        if count0[o0] * count1[o1] * count2[o2] < taps:  # some tap reads padding
+                            for t in range(taps):
+                                for c in range(c_n):
+                                    cols[b, r, o1, o2, t, c] = 0
                         for m0 in range(count0[o0]):
                             j0 = cell0[o0, m0]
                             t0 = tap0[o0, m0] * k1n
