@@ -209,7 +209,7 @@ def test_col_path_runs_where_numba_is_installed():
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 @pytest.mark.parametrize("plan", [
-    lambda: ops.plan_conv((19, 23), (3, 3), 3, 8, padding="same"),                # RGB in, the default pick
+    lambda: ops.plan_conv((19, 23), (3, 3), 3, 64, padding="same"),               # RGB in, the default pick
     lambda: ops.plan_conv((19, 23), (5, 3), 2, 4, stride=(2, 3), dilation=(1, 2), padding=((2, -1), (3, 0))),
     lambda: ops.plan_conv((40,), (4,), 3, 5, stride=2, padding="same"),
     lambda: ops.plan_conv((7, 6, 5), (3, 2, 3), 2, 6, padding=1),
@@ -276,8 +276,10 @@ _TEMPORARY_CASES = {
                              "flat"),
     "conv stride 2 (per tap)": (lambda: ops.plan_conv((64, 64), (3, 3), 64, 128, stride=2, padding="same"),
                                 (2, 64, 64, 64), None),
-    "conv RGB 3x3 (im2col)": (lambda: ops.plan_conv((128, 128), (3, 3), 3, 32, padding="same"), (2, 128, 128, 3),
+    "conv RGB 3x3 (im2col)": (lambda: ops.plan_conv((128, 128), (3, 3), 3, 64, padding="same"), (2, 128, 128, 3),
                               None),
+    "conv RGB 3x3 -> 32 (rows)": (lambda: ops.plan_conv((128, 128), (3, 3), 3, 32, padding="same"),
+                                  (2, 128, 128, 3), None),
     "conv 3x3 16 -> 16 (im2col, row tiles)": (lambda: ops.plan_conv((128, 128), (3, 3), 16, 16, padding="same"),
                                               (1, 128, 128, 16), "im2col"),
     "conv 3x3 32 -> 32 (rows)": (lambda: ops.plan_conv((96, 128), (3, 3), 32, 32, padding="same"),

@@ -131,6 +131,10 @@ ROWS_TILE_ELEMENTS = 1 << 18
 #: U-Net's 3x3 layers it was 10-40% faster there, 5x5 1.7x; slower where C_in = 2 C_out
 #: (7-15%) and on 6x8 items at batch 8 (per tap's tiles span the batch, 1.5x)
 ROWS_MIN_CELLS = 128
+#: where both "im2col" and "rows" apply, "im2col" runs from this many output channels up:
+#: rows was faster at 16-32 (96x128x3->32 0.66 against 0.72 ms, 96x128x16->32 1.24 against
+#: 1.53), im2col at 64 (96x128x3->64 0.86 against 1.07, 224x224x3->64 3.2 against 4.5)
+IM2COL_OVER_ROWS_CHANNELS = 64
 #: force "col", "im2col", "rows", "grouped", "concat", "per_tap" or "flat" (tests; where the
 #: layer cannot take the one forced, the nearest NumPy path); None chooses per shape
 MODE: str | None = None
@@ -229,7 +233,7 @@ def _mode(geometry: Geometry) -> str:
         return "per_tap" if MODE == "flat" and _flat_plan(g) is None else MODE
     if _col_ready(g):
         return "col"
-    if _im2col_ready(g):
+    if _im2col_ready(g) and (g.output_channels >= IM2COL_OVER_ROWS_CHANNELS or not _rows_ready(g)):
         return "im2col"
     if _rows_ready(g):
         return "rows"
@@ -283,7 +287,8 @@ def temporary_elements(geometry: Geometry, batch: int) -> int:
     source copy of flat."""
     return _temporary_elements(geometry, batch, MODE, compiled.available(), TILE_ELEMENTS, MIN_TILE_CELLS,
                                MAX_TILE_ELEMENTS, COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE,
-                               COL_MIN_GROUP_CHANNELS, IM2COL_MAX_COLUMNS, ROWS_TILE_ELEMENTS, ROWS_MIN_CELLS)
+                               COL_MIN_GROUP_CHANNELS, IM2COL_MAX_COLUMNS, ROWS_TILE_ELEMENTS, ROWS_MIN_CELLS,
+                               IM2COL_OVER_ROWS_CHANNELS)
 
 
 @functools.lru_cache(maxsize=256)
