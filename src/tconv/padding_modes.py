@@ -145,7 +145,7 @@ def _check_budget(geometry: Geometry, valid: Geometry, x: np.ndarray, kernel: An
     chunk of border cells, and a channels-first copy of the output.
     :func:`tconv.ops.run` then checks its own output and buffers.
     """
-    from tconv import _args, budget
+    from tconv import budget
 
     channels = valid.output_channels if valid.transposed else valid.input_channels
     padded = [a.size for a in valid.axes]

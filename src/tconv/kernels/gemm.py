@@ -727,6 +727,14 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out)
     return out
 
 
+def _cell_run(n0: int, n1: int, r0: int, r1: int, spatial: tuple[int, ...]) -> slice:
+    """The cells of tile ``(n0, n1, r0, r1)`` (whole items, or rows ``r0:r1`` of one item,
+    of arrays ``(N, *spatial, C)``) as one run of the ``(cells, C)`` view: a tile of
+    :func:`_tiles` is contiguous there."""
+    rows, row_cells = spatial[0], math.prod(spatial[1:])
+    return slice((n0 * rows + r0) * row_cells, ((n1 - 1) * rows + r1) * row_cells)
+
+
 def _im2col_ready(geometry: Geometry) -> bool:
     """Whether the compiled "im2col" path runs this layer: a forward convolution without
     groups whose columns per output cell (taps x C_in) are at most IM2COL_MAX_COLUMNS times
@@ -769,14 +777,13 @@ def _im2col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, o
     src3 = _as3d(src, g.rank)
     tables = _col_tables(g)
     rest = g.output_spatial[1:] + (1,) * (3 - g.rank)
-    rows, row_cells = g.output_spatial[0], math.prod(g.output_spatial[1:])
     out_cells = out.reshape(-1, cd) if out.flags.c_contiguous else None
     for n0, n1, r0, r1 in _im2col_tiles(g, src.shape[0]):
         cols = workspace.scratch((n1 - n0, r1 - r0) + rest + (taps, cs), dtype)
         compiled.im2col(src3, cols, *tables, n0, r0)
         cols = cols.reshape(-1, taps * cs)
-        if out_cells is not None:  # a tile is whole items or rows of one item: one run of cells
-            dst = out_cells[(n0 * rows + r0) * row_cells:((n1 - 1) * rows + r1) * row_cells]
+        if out_cells is not None:
+            dst = out_cells[_cell_run(n0, n1, r0, r1, g.output_spatial)]
             np.matmul(cols, w, out=dst)
         else:
             dst = out[n0:n1, r0:r1]
@@ -853,7 +860,7 @@ def _rows_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
     step = _rows_tile_rows(g)
     w = kernel.reshape(g.kernel_shape[0], kw * cs, cd)
     columns = [a1.tap_span(t) for t in range(kw)]  # per tap: output columns, first input column
-    contiguous = out.flags.c_contiguous
+    out_cells = out.reshape(-1, cd) if out.flags.c_contiguous else None
     for n in range(src.shape[0]):
         for r0 in range(0, rows_out, step):
             r1 = min(rows_out, r0 + step)
@@ -871,8 +878,8 @@ def _rows_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
                     if stop > start:
                         gather[rows, start:stop, t] = src[n, i0:i1, first:first + (stop - start - 1) * a1.stride + 1:a1.stride]
             flat = gather.reshape(-1, kw * cs)
-            if contiguous:
-                dst = out[n, r0:r1].reshape(cells, cd)
+            if out_cells is not None:
+                dst = out_cells[_cell_run(n, n + 1, r0, r1, g.output_spatial)]
             else:
                 dst = workspace.scratch((cells, cd), dtype, slot=2)
             if not spans:
@@ -887,7 +894,7 @@ def _rows_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
                     dst += product
             if bias is not None:
                 dst += bias
-            if not contiguous:
+            if out_cells is None:
                 out[n, r0:r1] = dst.reshape(r1 - r0, width, cd)
     return out
 

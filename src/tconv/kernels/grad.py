@@ -137,7 +137,6 @@ def transposed_vjp(x: np.ndarray, kernel: np.ndarray, dy: np.ndarray, geometry: 
     w = kernel.reshape(taps * cd, cs)
     dx = np.empty(x.shape, x.dtype)
     dx_cells = dx.reshape(-1, cs)  # a view: dx is new and C-contiguous
-    rows, row_cells = g.input_spatial[0], math.prod(g.input_spatial[1:])
     dw = None
     dy3 = gemm._as3d(dy, g.rank)
     rest = g.input_spatial[1:] + (1,) * (3 - g.rank)
@@ -146,10 +145,10 @@ def transposed_vjp(x: np.ndarray, kernel: np.ndarray, dy: np.ndarray, geometry: 
         compiled.im2col(dy3, cols, *tables, n0, r0)
         cols = cols.reshape(-1, taps * cd)
         xs = x[n0:n1, r0:r1].reshape(-1, cs)
-        # the product lands in dx itself (a tile is whole items, or rows of one item: one
-        # run of cells), and the first tile's weight product is dw: no zeroed
-        # (taps * C_out, C_in) matrix to add into, which on wide layers cost a third of the call
-        np.matmul(cols, w, out=dx_cells[(n0 * rows + r0) * row_cells:((n1 - 1) * rows + r1) * row_cells])
+        # the product lands in dx itself (a tile is one run of cells), and the first tile's
+        # weight product is dw: no zeroed (taps * C_out, C_in) matrix to add into, which on
+        # wide layers cost a third of the call
+        np.matmul(cols, w, out=dx_cells[gemm._cell_run(n0, n1, r0, r1, g.input_spatial)])
         if dw is None:
             dw = cols.T @ xs
         else:
