@@ -14,7 +14,7 @@ import tconv
 from tconv import ops
 from tconv.errors import TconvError
 from tconv.geometry import AxisGeometry, Geometry, same_pads, tf_transpose_crops
-from tconv.kernels import compiled, gemm, workspace
+from tconv.kernels import compiled, gemm, threads, workspace
 
 from strategies import arrays_for, geometries
 
@@ -180,16 +180,18 @@ def _check_forced_path(geometry, mode, data_format="channels_last", seed=0, x=No
 
 @settings(max_examples=200, deadline=None)
 @given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([None, "concat", "per_tap", "flat", "col", "im2col", "rows", "grouped"]),
-       st.sampled_from([1, 7, 1 << 18]), st.sampled_from(["channels_last", "channels_first"]))
-def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format):
+       st.sampled_from([1, 7, 1 << 18]), st.sampled_from(["channels_last", "channels_first"]), st.booleans())
+def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, side_by_side):
     """Every product shape (concat, per tap, flat, rows, compiled col, im2col and grouped), tiny tiles
-    (one row of one item; for col, one kernel row or a block of output rows) and writing
-    channels-first in place change nothing."""
+    (one row of one item; for col, one kernel row or a block of output rows), col's tiles side by
+    side on every core and writing channels-first in place change nothing."""
     x, w, b = arrays_for(geometry, seed, batch=3)
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    threaded = dict(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_MAX_KERNEL=1 << 62, COL_THREADS_TILE=tile) if side_by_side \
+        else dict(COL_THREADS_MIN_COLUMNS=1 << 62)
     with _gemm_settings(MODE=mode, TILE_ELEMENTS=tile, MIN_TILE_CELLS=1, MAX_TILE_ELEMENTS=0, COL_MIN_TILE=1,
-                        COL_MAX_TILE=tile, ROWS_TILE_ELEMENTS=tile):
+                        COL_MAX_TILE=tile, ROWS_TILE_ELEMENTS=tile, **threaded):
         fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
     want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
     np.testing.assert_allclose(fast, want, rtol=1e-11, atol=1e-11)
@@ -298,6 +300,8 @@ _TEMPORARY_CASES = {
                                                                               crop=1), (1, 128, 128, 64), "col"),
     "transposed 1-D k4 s2 (per tap)": (lambda: ops.plan_conv_transpose((4096,), (4,), 64, 32, stride=2, crop=1),
                                        (2, 4096, 64), None),
+    "transposed side by side (col)": (lambda: ops.plan_conv_transpose((48, 64), (3, 3), 64, 32, stride=2,
+                                                                      crop="same"), (2, 48, 64, 64), "col"),
     "transposed 3-D (col)": (lambda: ops.plan_conv_transpose((16, 16, 16), (3, 3, 3), 32, 16, stride=2,
                                                              crop="same"), (2, 16, 16, 16, 32), "col"),
     "transposed grouped (col)": (lambda: ops.plan_conv_transpose((24, 32), (3, 3), 128, 64, stride=2,
@@ -380,6 +384,112 @@ def test_the_scratch_buffer_is_kept_between_calls_and_per_thread():
     np.testing.assert_array_equal(other["y"], want)
     workspace.release()
     assert workspace.held() == 0
+
+
+def test_a_growing_scratch_buffer_frees_the_old_one_first():
+    """A thread's buffer that must grow is freed before the larger one is allocated: the
+    two never coexist (the memory bound counts one tile per thread)."""
+    import tracemalloc
+
+    workspace.release()
+    tracemalloc.start()
+    try:
+        workspace.scratch((1 << 18,), np.float32)
+        workspace.scratch((1 << 19,), np.float32)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        workspace.release()
+    assert (1 << 21) <= peak < (1 << 21) + (1 << 20) - 4096, peak
+
+
+def _blas_threads() -> list[int]:
+    return [get() for get, _ in threads._openblas()]
+
+
+@contextlib.contextmanager
+def _col2im_threads(fail_on_call=None, meet=0):
+    """Record the thread of every col2im call (and raise on call number ``fail_on_call``).
+    With ``meet``, the first call on each thread waits (10 s at most) until ``meet``
+    threads have made one: a tile left to one thread fails the test instead of passing
+    by chance."""
+    import threading
+
+    seen, real = [], compiled.col2im
+    barrier = threading.Barrier(meet, timeout=10) if meet else None
+
+    def col2im(*args):
+        first = threading.get_ident() not in seen
+        seen.append(threading.get_ident())
+        if barrier is not None and first:
+            barrier.wait()
+        if fail_on_call is not None and len(seen) == fail_on_call:
+            raise RuntimeError("a tile failed")
+        real(*args)
+
+    compiled.col2im = col2im
+    try:
+        yield seen
+    finally:
+        compiled.col2im = real
+
+
+def _side_by_side_layer():
+    if not (compiled.available() and threads.available()):
+        pytest.skip("one core, or no Numba/threadpoolctl/OpenBLAS: col's tiles cannot run side by side")
+    geometry = ops.plan_conv_transpose((12, 16), (3, 3), 16, 8, stride=2, crop="same")
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 12, 16, 16)).astype(np.float32)
+    w = rng.standard_normal(geometry.neutral_kernel_shape).astype(np.float32)
+    return geometry, x, w
+
+
+def test_col_tiles_run_side_by_side_and_blas_gets_its_threads_back():
+    """Where a layer's kernel is small and its columns many, col's tiles run on every core
+    (BLAS on one thread each) with the values of one core, and BLAS's thread count is put
+    back after the call, also when a tile raises."""
+    geometry, x, w = _side_by_side_layer()
+    before = _blas_threads()
+    with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_MIN_TILE=1):
+        assert gemm._mode(geometry) == "col" and gemm._col_threaded(geometry, 4)
+        with _col2im_threads(meet=2) as seen:  # tiles on two threads at once
+            fast = gemm.conv_transpose(x, w, geometry)
+        assert len(set(seen)) == 2 and len(seen) > 4, seen
+        assert _blas_threads() == before
+        with _col2im_threads(fail_on_call=3), pytest.raises(RuntimeError, match="a tile failed"):
+            gemm.conv_transpose(x, w, geometry)
+        assert _blas_threads() == before and not threads._ACTIVE
+    want = ops.run(geometry, x.astype(np.float64), w.astype(np.float64), impl="reference")
+    np.testing.assert_allclose(fast, want, rtol=1e-4, atol=1e-4)
+
+
+def test_col_tiles_keep_to_one_core_where_blas_was_limited_to_one_thread():
+    """A user who limited BLAS to one thread (threadpoolctl, OPENBLAS_NUM_THREADS) gets one
+    core: the tiles run one after another on the calling thread."""
+    from threadpoolctl import threadpool_limits
+
+    geometry, x, w = _side_by_side_layer()
+    with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_MIN_TILE=1), threadpool_limits(1, "blas"):
+        assert not threads.available()
+        with _col2im_threads() as seen:
+            gemm.conv_transpose(x, w, geometry)
+        assert set(seen) == {__import__("threading").get_ident()}
+
+
+def test_col_tiles_side_by_side_from_several_threads_at_once():
+    """Calls on several threads at once: each gets the values of one call alone, and BLAS's
+    thread count is the one found before the first."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    geometry, x, w = _side_by_side_layer()
+    before = _blas_threads()
+    with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_MIN_TILE=1):
+        want = gemm.conv_transpose(x, w, geometry)
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda _: gemm.conv_transpose(x, w, geometry), range(16)))
+    for got in results:
+        np.testing.assert_array_equal(got, want)
+    assert _blas_threads() == before and not threads._ACTIVE
 
 
 @pytest.mark.parametrize("transposed", [False, True])

@@ -58,14 +58,20 @@ benchmark layers: with col2im as NumPy strided adds, per tap or flat won on all 
 on every 2-D and 3-D transposed layer, by 10-35% (docs/benchmarks.md), and loses on 1-D,
 where per tap stays.
 
-Threads: the tiles run one after another on the calling thread; BLAS parallelises each
-product on its own threads. A pool running tiles side by side with BLAS held to one thread
-was measured against this on every benchmark workload (2 cores, with and without idle
-time between calls) and was slower on all but the largest, where it tied: its hand-offs
-cost more than OpenBLAS's spinning threads, so it was removed. col2im runs on the calling
-thread too: halves of it on two threads gained nothing (the other core is held by
-OpenBLAS's thread, spinning after the product), and Numba's parallel loop made every call
-several times slower, its threads and OpenBLAS's contending for the two cores.
+Threads: the tiles run one after another on the calling thread, BLAS parallelising each
+product on its own threads, except "col" on layers of small kernels and many columns
+(:func:`_col_threaded`): there the tiles (whole items, or blocks of output rows, so that
+they write disjoint rows) run side by side, one per core, each product on one BLAS thread
+followed at once by its col2im (:mod:`tconv.kernels.threads`): one core's col2im overlaps
+the other's product, and the columns are read back while cached. Measured in process, 2
+cores: 48x64x64->96x128x32 at batch 8 6.7 -> 5.3 ms, 24x32x128->48x64x64 at batch 8 4.0 ->
+3.5, 256x256x64->512x512x32 (k4) 35 -> 31; slower at batch 1 (0.89 -> 1.34 on the 48x64
+layer: the finer tiles recompute boundary rows, and two narrow products at once are no
+faster than one on two threads) and with large kernels (each tile's product packs the
+kernel again on one thread: 6x8x512->12x16x256 at batch 8 3.7 -> 5.5). Elsewhere a pool
+of tiles was measured slower on every benchmark workload, and so were col2im's halves on
+two threads (the other core is held by OpenBLAS's thread, spinning after the product) and
+Numba's parallel loop (its threads and OpenBLAS's contending for the two cores).
 
 Memory: a tile's operands and product hold about :data:`TILE_ELEMENTS` elements (col and
 im2col: its columns, at most :data:`COL_TILE_PER_OUTPUT` times the output), never less than one
@@ -84,7 +90,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tconv.geometry import Geometry
-from tconv.kernels import compiled, workspace
+from tconv.kernels import compiled, threads, workspace
 
 #: elements of one tile's gather plus product (float32: 1 MiB), sized to stay in cache
 TILE_ELEMENTS = 1 << 18
@@ -115,6 +121,15 @@ COL_MIN_GROUP_CHANNELS = 8
 #: product 20-30% faster than ``X @ W.T`` at 48-64 cells, alike at 192, slower beyond
 COL_FEW_CELLS = 128
 COL_MAX_TILE = 1 << 22
+#: "col" runs its tiles side by side, one per core with BLAS on one thread
+#: (:mod:`tconv.kernels.threads`), where a group's kernel has at most COL_THREADS_MAX_KERNEL
+#: elements (each tile's product packs it again) and the layer at least
+#: COL_THREADS_MIN_COLUMNS elements of columns; each core's tile then holds at most
+#: COL_THREADS_TILE elements (float32: 2 MiB), within COL_TILE_PER_OUTPUT times the output
+#: over all cores
+COL_THREADS_MAX_KERNEL = 1 << 17
+COL_THREADS_MIN_COLUMNS = 1 << 20
+COL_THREADS_TILE = 1 << 19
 #: "col" needs the per-axis tables (kernel length x output length) to stay small and one
 #: row of one tile to stay bounded
 COL_MAX_KERNEL = 1024
@@ -288,7 +303,8 @@ def temporary_elements(geometry: Geometry, batch: int) -> int:
     return _temporary_elements(geometry, batch, MODE, compiled.available(), TILE_ELEMENTS, MIN_TILE_CELLS,
                                MAX_TILE_ELEMENTS, COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE,
                                COL_MIN_GROUP_CHANNELS, IM2COL_MAX_COLUMNS, ROWS_TILE_ELEMENTS, ROWS_MIN_CELLS,
-                               IM2COL_OVER_ROWS_CHANNELS)
+                               IM2COL_OVER_ROWS_CHANNELS, threads.available(), COL_THREADS_MAX_KERNEL,
+                               COL_THREADS_MIN_COLUMNS, COL_THREADS_TILE)
 
 
 @functools.lru_cache(maxsize=256)
@@ -632,20 +648,34 @@ def _col_row(geometry: Geometry) -> int:
             * math.prod(g.input_spatial[1:]))
 
 
+def _col_threaded(geometry: Geometry, batch: int) -> bool:
+    """Whether "col" runs its tiles side by side on every core: the product of a tile packs
+    the kernel again on one thread, so only small kernels, and enough columns to share."""
+    g = geometry
+    kernel = math.prod(g.kernel_shape) * (g.input_channels // g.groups) * (g.output_channels // g.groups)
+    columns = batch * math.prod(g.input_spatial) * math.prod(g.kernel_shape) * g.output_channels
+    return threads.available() and kernel <= COL_THREADS_MAX_KERNEL and columns >= COL_THREADS_MIN_COLUMNS
+
+
 def _col_budget(geometry: Geometry, batch: int) -> int:
     """Elements of columns one tile holds: COL_TILE_PER_OUTPUT times the output's, within
-    [COL_MIN_TILE, COL_MAX_TILE]."""
+    [COL_MIN_TILE, COL_MAX_TILE]; side by side, that shared among the cores, at most
+    COL_THREADS_TILE each."""
     out = batch * math.prod(geometry.output_spatial) * geometry.output_channels
+    if _col_threaded(geometry, batch):
+        share = int(COL_TILE_PER_OUTPUT * out) // threads.cores()
+        return max(COL_MIN_TILE, min(share, COL_THREADS_TILE))
     return max(COL_MIN_TILE, min(int(COL_TILE_PER_OUTPUT * out), COL_MAX_TILE))
 
 
 @functools.lru_cache(maxsize=256)
-def _col_tiles(geometry: Geometry, batch: int, budget: int) -> tuple:
+def _col_tiles(geometry: Geometry, batch: int, budget: int, disjoint: bool = False) -> tuple:
     """Tiles ``(n0, n1, r0, r1, k0, k1, j0, j1)``: batch items, output rows of the first
     axis, kernel rows, and the input rows their taps reach there. Whole items with every
     tap where that fits; else each item by groups of kernel rows where one kernel row over
-    the item fits (no input row multiplied twice); else by blocks of output rows, each
-    with the input rows its taps reach (neighbouring blocks share a few)."""
+    the item fits (no input row multiplied twice), unless the tiles must write ``disjoint``
+    outputs (side by side); else by blocks of output rows, each with the input rows its
+    taps reach (neighbouring blocks share a few)."""
     g = geometry
     count, tap, cell = _col_tables(g)[:3]
     k_rows, rows_out, rows_in = g.kernel_shape[0], g.output_spatial[0], g.input_spatial[0]
@@ -661,7 +691,7 @@ def _col_tiles(geometry: Geometry, batch: int, budget: int) -> tuple:
         step = budget // max(1, item * k_rows)
         return tuple((n0, min(batch, n0 + step), 0, rows_out, 0, k_rows, 0, rows_in)
                      for n0 in range(0, batch, step))
-    if item <= budget:
+    if item <= budget and not disjoint:
         kr = budget // item
         groups = [(k0, min(k_rows, k0 + kr)) for k0 in range(0, k_rows, kr)]
         return tuple((n, n + 1, 0, rows_out, k0, k1) + reach(0, rows_out, k0, k1)
@@ -686,9 +716,11 @@ def _col_temporary_elements(geometry: Geometry, batch: int) -> int:
     contiguous, channels-first), the int64 tables (two float32 elements a cell), the bias."""
     g = geometry
     per_row = _col_row(g) // math.prod(g.input_spatial[1:])
+    side_by_side = _col_threaded(g, batch)
     tile = max((n1 - n0) * (j1 - j0) * ((k1 - k0) * per_row + g.input_channels)
-               for n0, n1, _, _, k0, k1, j0, j1 in _col_tiles(g, batch, _col_budget(g, batch)))
-    return tile * math.prod(g.input_spatial[1:]) + _table_elements(g) + g.output_channels
+               for n0, n1, _, _, k0, k1, j0, j1 in _col_tiles(g, batch, _col_budget(g, batch), side_by_side))
+    tiles = threads.cores() if side_by_side else 1  # one tile in flight per core
+    return tiles * tile * math.prod(g.input_spatial[1:]) + _table_elements(g) + g.output_channels
 
 
 def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
@@ -707,7 +739,9 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out)
     rest = g.input_spatial[1:] + (1,) * (3 - g.rank)
     out3 = _as3d(out, g.rank)
     b = np.zeros(cd, dtype) if bias is None else bias
-    for n0, n1, r0, r1, k0, k1, j0, j1 in _col_tiles(g, src.shape[0], _col_budget(g, src.shape[0])):
+
+    def tile(bounds: tuple) -> None:
+        n0, n1, r0, r1, k0, k1, j0, j1 = bounds
         block = src[n0:n1, j0:j1].reshape(-1, cs)
         for group in range(groups):
             x_g = block[:, group * cs_g:(group + 1) * cs_g]
@@ -724,6 +758,15 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out)
             channels = slice(group * cd_g, (group + 1) * cd_g)
             compiled.col2im(col, out3[..., channels], *tables, n0, r0, r1, k0, j0, b[channels])
             del col
+
+    batch = src.shape[0]
+    side_by_side = _col_threaded(g, batch)
+    tiles = _col_tiles(g, batch, _col_budget(g, batch), side_by_side)
+    if side_by_side:  # disjoint output rows per tile
+        threads.run(tiles, tile)
+    else:
+        for bounds in tiles:
+            tile(bounds)
     return out
 
 

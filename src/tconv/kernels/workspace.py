@@ -15,18 +15,28 @@ The rules that keep it safe:
   product, a compiled loop) that call nothing else that takes one;
 * each thread has its own buffer (:class:`threading.local`), so tiles or calls on other
   threads never share it;
-* it grows to the largest temporary asked for and stays; :func:`release` drops it (the
-  benchmark does before measuring a call's peak memory, so the buffer is counted).
+* it grows to the largest temporary asked for and stays; :func:`release` drops every
+  thread's (the benchmark does before measuring a call's peak memory, so the buffers are
+  counted, the tile threads' of :mod:`tconv.kernels.threads` among them).
 """
 
 from __future__ import annotations
 
 import math
 import threading
+import weakref
 
 import numpy as np
 
 _LOCAL = threading.local()
+_EVERY = weakref.WeakSet()  # every thread's buffers, for release()
+
+
+class _Buffers(dict):
+    """One thread's buffers by slot (a dict that a weak set can hold)."""
+
+    __slots__ = ("__weakref__",)
+    __hash__ = object.__hash__  # by identity, for the weak set
 
 
 def scratch(shape: tuple[int, ...], dtype, slot: int = 0) -> np.ndarray:
@@ -39,7 +49,8 @@ def scratch(shape: tuple[int, ...], dtype, slot: int = 0) -> np.ndarray:
     buffers = _buffers()
     buffer = buffers.get(slot)
     if buffer is None or buffer.nbytes < nbytes:
-        buffers.pop(slot, None)  # the old buffer is freed before the larger one is made
+        buffer = buffers.pop(slot, None)  # the old buffer is freed before the larger one is made
+        del buffer                        # (no name may still hold it)
         buffer = buffers[slot] = np.empty(max(1, -(-nbytes // 64)), dtype=np.dtype((np.void, 64)))
     return buffer.view(np.uint8)[:nbytes].view(dtype).reshape(shape)
 
@@ -47,7 +58,8 @@ def scratch(shape: tuple[int, ...], dtype, slot: int = 0) -> np.ndarray:
 def _buffers() -> dict:
     buffers = getattr(_LOCAL, "buffers", None)
     if buffers is None:
-        buffers = _LOCAL.buffers = {}
+        buffers = _LOCAL.buffers = _Buffers()
+        _EVERY.add(buffers)
     return buffers
 
 
@@ -57,5 +69,7 @@ def held() -> int:
 
 
 def release() -> None:
-    """Drop this thread's buffers (the next :func:`scratch` allocates afresh)."""
-    _buffers().clear()
+    """Drop every thread's buffers (the next :func:`scratch` allocates afresh). Call it
+    while no kernel runs: a buffer in use stays alive, but is no longer counted."""
+    for buffers in list(_EVERY):
+        buffers.clear()

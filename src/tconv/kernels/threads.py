@@ -1,0 +1,140 @@
+"""Tiles side by side on every core, BLAS held to one thread for the call.
+
+Why: on a layer of few channels a transposed convolution is memory-bound on both of its
+halves, the product writing its columns and col2im reading them back. Run one tile after
+another, the product takes both cores (OpenBLAS's threads) and col2im only one, the other
+spinning, and a tile's columns leave the cache before col2im reads them. Run as one tile
+per core, each a product on one BLAS thread followed at once by its col2im, one core's
+col2im overlaps the other's product and the columns are read back while still cached.
+Measured on 2 cores (in process, medians): 48x64x64->96x128x32 at batch 8 7.1 -> 5.3 ms,
+256x256x64->512x512x32 (k3) 23 -> 18 ms; but 6x8x512->12x16x256 at batch 8 3.7 -> 5.5 ms:
+where the kernel is large, each tile's product packs it again on one thread. So
+:mod:`tconv.kernels.gemm` takes this path only for layers of small kernels (measured there).
+
+BLAS on one thread: two products on two threads, each with OpenBLAS's threads on, take
+turns (its server runs one at a time) and oversubscribe the cores: slower than one after
+another (measured: 8.2 against 7.1 ms). OpenBLAS has no per-thread setting (its
+``openblas_set_num_threads_local`` sets the process's count too), so the count is set to one
+for the duration of the call and put back after, under a lock: a call that finds another
+running side by side runs its tiles one after another. While a call runs, another thread's
+NumPy products run on one BLAS thread too: slower, never wrong. threadpoolctl finds the
+OpenBLAS libraries loaded; the count is read and set through their own functions (ctypes):
+threadpoolctl's setter ignores every thread but the first that used it, and its getter
+looks the symbol up on each call (0.15 ms).
+
+Tiles run side by side only where OpenBLAS (pthreads) is NumPy's BLAS and runs on more
+than one thread (a user who limited it to one, ``OPENBLAS_NUM_THREADS=1`` or
+threadpoolctl, gets one core), on more than one core, with threadpoolctl installed and
+:data:`ENABLED`; otherwise :func:`run` runs them one after another.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import itertools
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence
+
+#: set False to run every tile on the calling thread (tests, comparisons)
+ENABLED = True
+
+_LOCK = threading.Lock()
+_ACTIVE = False  # a call runs its tiles side by side (BLAS held to one thread)
+
+
+def cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@functools.lru_cache(maxsize=1)
+def _openblas() -> tuple:
+    """``(get, set)`` thread-count functions of each OpenBLAS library loaded, or () where
+    threadpoolctl is missing or a BLAS loaded is another, or OpenBLAS on OpenMP."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return ()
+    import numpy  # noqa: F401  (its BLAS is loaded before the controller looks)
+
+    found = []
+    for controller in ThreadpoolController().lib_controllers:
+        if controller.user_api != "blas":
+            continue
+        if controller.internal_api != "openblas" or getattr(controller, "threading_layer", None) != "pthreads":
+            return ()
+        library = ctypes.CDLL(controller.filepath)
+        for prefix, suffix in itertools.product(("", "scipy_"), ("", "64_", "_64")):
+            get = getattr(library, f"{prefix}openblas_get_num_threads{suffix}", None)
+            set_ = getattr(library, f"{prefix}openblas_set_num_threads{suffix}", None)
+            if get is not None and set_ is not None:
+                found.append((get, set_))
+                break
+        else:
+            return ()
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=max(1, cores() - 1), thread_name_prefix="tconv-tiles")
+
+
+def _workers() -> int:
+    """How many tiles may run side by side now: the cores, at most as many as OpenBLAS's
+    threads (1 where :func:`available` is False)."""
+    libraries = _openblas() if ENABLED else ()
+    if not libraries or _ACTIVE:
+        return 1
+    return max(1, min([cores()] + [get() for get, _ in libraries]))
+
+
+def available() -> bool:
+    """Whether :func:`run` would run tiles side by side now."""
+    return _workers() > 1
+
+
+def run(tasks: Sequence, work: Callable[[object], None]) -> None:
+    """``work(task)`` for every task, the tasks shared out among the cores as each
+    finishes its last (the calling thread takes its share), with BLAS on one thread.
+    The tasks must write disjoint outputs. Where :func:`available` is False, or for a
+    single task, one after another on the calling thread."""
+    global _ACTIVE
+    libraries = _openblas()
+    with _LOCK:
+        workers = min(_workers(), len(tasks))
+        if workers > 1:
+            saved = [get() for get, _ in libraries]
+            for _, set_ in libraries:
+                set_(1)
+            _ACTIVE = True
+    if workers <= 1:
+        for task in tasks:
+            work(task)
+        return
+    following = itertools.count()  # next() on it is atomic under the GIL
+
+    def share() -> None:
+        while (i := next(following)) < len(tasks):
+            work(tasks[i])
+
+    try:
+        futures = [_pool().submit(share) for _ in range(workers - 1)]
+        try:
+            share()
+        finally:
+            for future in futures:  # every helper is done before BLAS gets its threads back
+                future.exception()
+        for future in futures:
+            future.result()
+    finally:
+        with _LOCK:
+            for (_, set_), count in zip(libraries, saved):
+                set_(count)
+            _ACTIVE = False
