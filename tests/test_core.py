@@ -415,12 +415,16 @@ def _col2im_threads(fail_on_call=None, meet=0):
     by chance."""
     import threading
 
-    seen, real = [], compiled.col2im
+    import os
+
+    seen, real, cpus = [], compiled.col2im, {}
     barrier = threading.Barrier(meet, timeout=10) if meet else None
 
     def col2im(*args):
         first = threading.get_ident() not in seen
         seen.append(threading.get_ident())
+        if hasattr(os, "sched_getaffinity"):
+            cpus[threading.get_ident()] = os.sched_getaffinity(0)
         if barrier is not None and first:
             barrier.wait()
         if fail_on_call is not None and len(seen) == fail_on_call:
@@ -429,7 +433,7 @@ def _col2im_threads(fail_on_call=None, meet=0):
 
     compiled.col2im = col2im
     try:
-        yield seen
+        yield seen, cpus
     finally:
         compiled.col2im = real
 
@@ -446,19 +450,26 @@ def _side_by_side_layer():
 
 def test_col_tiles_run_side_by_side_and_blas_gets_its_threads_back():
     """Where a layer's kernel is small and its columns many, col's tiles run on every core
-    (BLAS on one thread each) with the values of one core, and BLAS's thread count is put
-    back after the call, also when a tile raises."""
+    (BLAS on one thread each, each thread pinned to a CPU of its own) with the values of one
+    core, and BLAS's thread count and the caller's CPUs are put back after the call, also
+    when a tile raises."""
+    import os
+
     geometry, x, w = _side_by_side_layer()
     before = _blas_threads()
     with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_MIN_TILE=1):
         assert gemm._mode(geometry) == "col" and gemm._col_threaded(geometry, 4)
-        with _col2im_threads(meet=2) as seen:  # tiles on two threads at once
+        mine = os.sched_getaffinity(0)
+        with _col2im_threads(meet=2) as (seen, cpus):  # tiles on two threads at once
             fast = gemm.conv_transpose(x, w, geometry)
         assert len(set(seen)) == 2 and len(seen) > 4, seen
+        # each thread on a CPU of its own during the call, the caller's own set put back after
+        assert all(len(c) == 1 for c in cpus.values()) and len(set.union(*cpus.values())) == 2, cpus
+        assert os.sched_getaffinity(0) == mine
         assert _blas_threads() == before
         with _col2im_threads(fail_on_call=3), pytest.raises(RuntimeError, match="a tile failed"):
             gemm.conv_transpose(x, w, geometry)
-        assert _blas_threads() == before and not threads._ACTIVE
+        assert _blas_threads() == before and not threads._ACTIVE and os.sched_getaffinity(0) == mine
     want = ops.run(geometry, x.astype(np.float64), w.astype(np.float64), impl="reference")
     np.testing.assert_allclose(fast, want, rtol=1e-4, atol=1e-4)
 
@@ -471,7 +482,7 @@ def test_col_tiles_keep_to_one_core_where_blas_was_limited_to_one_thread():
     geometry, x, w = _side_by_side_layer()
     with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_MIN_TILE=1), threadpool_limits(1, "blas"):
         assert not threads.available()
-        with _col2im_threads() as seen:
+        with _col2im_threads() as (seen, _):
             gemm.conv_transpose(x, w, geometry)
         assert set(seen) == {__import__("threading").get_ident()}
 
