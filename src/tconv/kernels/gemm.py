@@ -126,10 +126,18 @@ COL_MAX_TILE = 1 << 22
 #: elements (each tile's product packs it again) and the layer at least
 #: COL_THREADS_MIN_COLUMNS elements of columns; each core's tile then holds at most
 #: COL_THREADS_TILE elements (float32: 2 MiB), within COL_TILE_PER_OUTPUT times the output
-#: over all cores
-COL_THREADS_MAX_KERNEL = 1 << 17
+#: over all cores. Measured in the benchmark's protocol (a call after a pause, 2 cores):
+#: faster on the U-Net's layers at batch 8 up to 256 -> 128 channels (12x16x256 3.8 against
+#: 4.0-4.3 ms, kernel 295k elements), slower from 512 -> 256 (6x8x512 4.0-4.3 against 3.6-3.9,
+#: 1.2M) and on every layer at batch 1 (0.7-1.0 ms: 1.2-1.7x, the finer tiles recompute
+#: boundary rows and two narrow products at once gain little over one on two threads)
+COL_THREADS_MAX_KERNEL = 1 << 19
 COL_THREADS_MIN_COLUMNS = 1 << 20
 COL_THREADS_TILE = 1 << 19
+#: ... or COL_THREADS_MIN_ROWS input rows where those hold more: a block of output rows
+#: recomputes the input row it shares with the next, so wide rows need taller tiles
+#: (256x256x64->512x512x32 k4, 131k column elements a row: 2M tiles 28-29 ms, 512k 32)
+COL_THREADS_MIN_ROWS = 16
 #: "col" needs the per-axis tables (kernel length x output length) to stay small and one
 #: row of one tile to stay bounded
 COL_MAX_KERNEL = 1024
@@ -304,7 +312,7 @@ def temporary_elements(geometry: Geometry, batch: int) -> int:
                                MAX_TILE_ELEMENTS, COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE,
                                COL_MIN_GROUP_CHANNELS, IM2COL_MAX_COLUMNS, ROWS_TILE_ELEMENTS, ROWS_MIN_CELLS,
                                IM2COL_OVER_ROWS_CHANNELS, threads.available(), COL_THREADS_MAX_KERNEL,
-                               COL_THREADS_MIN_COLUMNS, COL_THREADS_TILE)
+                               COL_THREADS_MIN_COLUMNS, COL_THREADS_TILE, COL_THREADS_MIN_ROWS)
 
 
 @functools.lru_cache(maxsize=256)
@@ -660,11 +668,12 @@ def _col_threaded(geometry: Geometry, batch: int) -> bool:
 def _col_budget(geometry: Geometry, batch: int) -> int:
     """Elements of columns one tile holds: COL_TILE_PER_OUTPUT times the output's, within
     [COL_MIN_TILE, COL_MAX_TILE]; side by side, that shared among the cores, at most
-    COL_THREADS_TILE each."""
+    COL_THREADS_TILE each or COL_THREADS_MIN_ROWS input rows."""
     out = batch * math.prod(geometry.output_spatial) * geometry.output_channels
     if _col_threaded(geometry, batch):
         share = int(COL_TILE_PER_OUTPUT * out) // threads.cores()
-        return max(COL_MIN_TILE, min(share, COL_THREADS_TILE))
+        rows = COL_THREADS_MIN_ROWS * geometry.kernel_shape[0] * _col_row(geometry)
+        return max(COL_MIN_TILE, min(share, max(COL_THREADS_TILE, rows)))
     return max(COL_MIN_TILE, min(int(COL_TILE_PER_OUTPUT * out), COL_MAX_TILE))
 
 
