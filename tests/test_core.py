@@ -188,7 +188,8 @@ def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, s
     x, w, b = arrays_for(geometry, seed, batch=3)
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
-    threaded = dict(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_MAX_KERNEL=1 << 62, COL_THREADS_TILE=tile) if side_by_side \
+    threaded = dict(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_MAX_KERNEL=1 << 62, COL_THREADS_TILE=tile,
+                    COL_THREADS_MIN_ROWS=1) if side_by_side \
         else dict(COL_THREADS_MIN_COLUMNS=1 << 62)
     with _gemm_settings(MODE=mode, TILE_ELEMENTS=tile, MIN_TILE_CELLS=1, MAX_TILE_ELEMENTS=0, COL_MIN_TILE=1,
                         COL_MAX_TILE=tile, ROWS_TILE_ELEMENTS=tile, **threaded):
@@ -457,7 +458,7 @@ def test_col_tiles_run_side_by_side_and_blas_gets_its_threads_back():
 
     geometry, x, w = _side_by_side_layer()
     before = _blas_threads()
-    with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_MIN_TILE=1):
+    with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1):
         assert gemm._mode(geometry) == "col" and gemm._col_threaded(geometry, 4)
         mine = os.sched_getaffinity(0)
         with _col2im_threads(meet=2) as (seen, cpus):  # tiles on two threads at once
@@ -480,7 +481,7 @@ def test_col_tiles_keep_to_one_core_where_blas_was_limited_to_one_thread():
     from threadpoolctl import threadpool_limits
 
     geometry, x, w = _side_by_side_layer()
-    with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_MIN_TILE=1), threadpool_limits(1, "blas"):
+    with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1), threadpool_limits(1, "blas"):
         assert not threads.available()
         with _col2im_threads() as (seen, _):
             gemm.conv_transpose(x, w, geometry)
@@ -494,7 +495,7 @@ def test_col_tiles_side_by_side_from_several_threads_at_once():
 
     geometry, x, w = _side_by_side_layer()
     before = _blas_threads()
-    with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_MIN_TILE=1):
+    with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1):
         want = gemm.conv_transpose(x, w, geometry)
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(lambda _: gemm.conv_transpose(x, w, geometry), range(16)))
