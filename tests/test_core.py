@@ -183,14 +183,14 @@ def _check_forced_path(geometry, mode, data_format="channels_last", seed=0, x=No
        st.sampled_from([1, 7, 1 << 18]), st.sampled_from(["channels_last", "channels_first"]), st.booleans())
 def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, side_by_side):
     """Every product shape (concat, per tap, flat, rows, compiled col, im2col and grouped), tiny tiles
-    (one row of one item; for col, one kernel row or a block of output rows), col's tiles side by
-    side on every core and writing channels-first in place change nothing."""
+    (one row of one item; for col, one kernel row or a block of output rows), col's and rows' tiles
+    side by side on every core and writing channels-first in place change nothing."""
     x, w, b = arrays_for(geometry, seed, batch=3)
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
     threaded = dict(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_MAX_KERNEL=1 << 62, COL_THREADS_TILE=tile,
-                    COL_THREADS_MIN_ROWS=1) if side_by_side \
-        else dict(COL_THREADS_MIN_COLUMNS=1 << 62)
+                    COL_THREADS_MIN_ROWS=1, ROWS_THREADS_MAX_KERNEL=1 << 62, ROWS_THREADS_MIN_OUTPUT=0) \
+        if side_by_side else dict(COL_THREADS_MIN_COLUMNS=1 << 62, ROWS_THREADS_MIN_OUTPUT=1 << 62)
     with _gemm_settings(MODE=mode, TILE_ELEMENTS=tile, MIN_TILE_CELLS=1, MAX_TILE_ELEMENTS=0, COL_MIN_TILE=1,
                         COL_MAX_TILE=tile, ROWS_TILE_ELEMENTS=tile, **threaded):
         fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
@@ -301,6 +301,8 @@ _TEMPORARY_CASES = {
                                                                               crop=1), (1, 128, 128, 64), "col"),
     "transposed 1-D k4 s2 (per tap)": (lambda: ops.plan_conv_transpose((4096,), (4,), 64, 32, stride=2, crop=1),
                                        (2, 4096, 64), None),
+    "forward side by side (rows)": (lambda: ops.plan_conv((96, 128), (3, 3), 32, 32, padding="same"),
+                                    (1, 96, 128, 32), "rows"),
     "transposed side by side (col)": (lambda: ops.plan_conv_transpose((48, 64), (3, 3), 64, 32, stride=2,
                                                                       crop="same"), (2, 48, 64, 64), "col"),
     "transposed 3-D (col)": (lambda: ops.plan_conv_transpose((16, 16, 16), (3, 3, 3), 32, 16, stride=2,
@@ -387,6 +389,20 @@ def test_the_scratch_buffer_is_kept_between_calls_and_per_thread():
     assert workspace.held() == 0
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_rows_tiles_run_side_by_side_on_narrow_layers(data_format):
+    """"rows" on a narrow layer with a large output runs its tiles on every core (each
+    gathers its own rows into its own thread's buffer), the values of the reference."""
+    if not threads.available():
+        pytest.skip("one core, or no threadpoolctl/OpenBLAS: nothing runs side by side")
+    geometry = ops.plan_conv((19, 23), (3, 3), 8, 8, padding="same")
+    with _gemm_settings(ROWS_THREADS_MIN_OUTPUT=0, ROWS_TILE_ELEMENTS=1):
+        assert gemm._rows_threaded(geometry, 3)
+        with _threads_calling(workspace, "scratch", meet=2) as (seen, _):
+            _check_forced_path(geometry, "rows", data_format, seed=9, ROWS_THREADS_MIN_OUTPUT=0, ROWS_TILE_ELEMENTS=1)
+    assert len(set(seen)) == 2
+
+
 def test_a_growing_scratch_buffer_frees_the_old_one_first():
     """A thread's buffer that must grow is freed before the larger one is allocated: the
     two never coexist (the memory bound counts one tile per thread)."""
@@ -409,19 +425,18 @@ def _blas_threads() -> list[int]:
 
 
 @contextlib.contextmanager
-def _col2im_threads(fail_on_call=None, meet=0):
-    """Record the thread of every col2im call (and raise on call number ``fail_on_call``).
-    With ``meet``, the first call on each thread waits (10 s at most) until ``meet``
-    threads have made one: a tile left to one thread fails the test instead of passing
-    by chance."""
+def _threads_calling(module, name, fail_on_call=None, meet=0):
+    """Record the thread (and its CPUs) of every call of ``module.name`` (and raise on call
+    number ``fail_on_call``). With ``meet``, the first call on each thread waits (10 s at
+    most) until ``meet`` threads have made one: a tile left to one thread fails the test
+    instead of passing by chance."""
+    import os
     import threading
 
-    import os
-
-    seen, real, cpus = [], compiled.col2im, {}
+    seen, real, cpus = [], getattr(module, name), {}
     barrier = threading.Barrier(meet, timeout=10) if meet else None
 
-    def col2im(*args):
+    def hooked(*args, **kwargs):
         first = threading.get_ident() not in seen
         seen.append(threading.get_ident())
         if hasattr(os, "sched_getaffinity"):
@@ -430,13 +445,13 @@ def _col2im_threads(fail_on_call=None, meet=0):
             barrier.wait()
         if fail_on_call is not None and len(seen) == fail_on_call:
             raise RuntimeError("a tile failed")
-        real(*args)
+        return real(*args, **kwargs)
 
-    compiled.col2im = col2im
+    setattr(module, name, hooked)
     try:
         yield seen, cpus
     finally:
-        compiled.col2im = real
+        setattr(module, name, real)
 
 
 def _side_by_side_layer():
@@ -461,14 +476,14 @@ def test_col_tiles_run_side_by_side_and_blas_gets_its_threads_back():
     with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1):
         assert gemm._mode(geometry) == "col" and gemm._col_threaded(geometry, 4)
         mine = os.sched_getaffinity(0)
-        with _col2im_threads(meet=2) as (seen, cpus):  # tiles on two threads at once
+        with _threads_calling(compiled, "col2im", meet=2) as (seen, cpus):  # tiles on two threads at once
             fast = gemm.conv_transpose(x, w, geometry)
         assert len(set(seen)) == 2 and len(seen) > 4, seen
         # each thread on a CPU of its own during the call, the caller's own set put back after
         assert all(len(c) == 1 for c in cpus.values()) and len(set.union(*cpus.values())) == 2, cpus
         assert os.sched_getaffinity(0) == mine
         assert _blas_threads() == before
-        with _col2im_threads(fail_on_call=3), pytest.raises(RuntimeError, match="a tile failed"):
+        with _threads_calling(compiled, "col2im", fail_on_call=3), pytest.raises(RuntimeError, match="a tile failed"):
             gemm.conv_transpose(x, w, geometry)
         assert _blas_threads() == before and not threads._ACTIVE and os.sched_getaffinity(0) == mine
     want = ops.run(geometry, x.astype(np.float64), w.astype(np.float64), impl="reference")
@@ -483,7 +498,7 @@ def test_col_tiles_keep_to_one_core_where_blas_was_limited_to_one_thread():
     geometry, x, w = _side_by_side_layer()
     with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1), threadpool_limits(1, "blas"):
         assert not threads.available()
-        with _col2im_threads() as (seen, _):
+        with _threads_calling(compiled, "col2im") as (seen, _):
             gemm.conv_transpose(x, w, geometry)
         assert set(seen) == {__import__("threading").get_ident()}
 

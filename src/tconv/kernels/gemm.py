@@ -154,6 +154,14 @@ ROWS_TILE_ELEMENTS = 1 << 18
 #: U-Net's 3x3 layers it was 10-40% faster there, 5x5 1.7x; slower where C_in = 2 C_out
 #: (7-15%) and on 6x8 items at batch 8 (per tap's tiles span the batch, 1.5x)
 ROWS_MIN_CELLS = 128
+#: "rows" runs its tiles side by side, one per core (:mod:`tconv.kernels.threads`), where
+#: the kernel has at most ROWS_THREADS_MAX_KERNEL elements and the output at least
+#: ROWS_THREADS_MIN_OUTPUT: narrow layers, whose gathers and adds (NumPy, one thread) cost
+#: as much as their products. Measured in the benchmark's protocol, 2 cores: 96x128x32->32
+#: 2.3 -> 2.0 ms (batch 8: 17 -> 12), 96x128x3->32 at batch 8 5.3 -> 3.9; no gain at
+#: 48x64x64->64 (kernel 37k elements), slower at 24x32x128->128 (1.2 -> 1.6)
+ROWS_THREADS_MAX_KERNEL = 1 << 14
+ROWS_THREADS_MIN_OUTPUT = 1 << 18
 #: where both "im2col" and "rows" apply, "im2col" runs from this many output channels up:
 #: rows was faster at 16-32 (96x128x3->32 0.66 against 0.72 ms, 96x128x16->32 1.24 against
 #: 1.53), im2col at 64 (96x128x3->64 0.86 against 1.07, 224x224x3->64 3.2 against 4.5)
@@ -312,7 +320,8 @@ def temporary_elements(geometry: Geometry, batch: int) -> int:
                                MAX_TILE_ELEMENTS, COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE,
                                COL_MIN_GROUP_CHANNELS, IM2COL_MAX_COLUMNS, ROWS_TILE_ELEMENTS, ROWS_MIN_CELLS,
                                IM2COL_OVER_ROWS_CHANNELS, threads.available(), COL_THREADS_MAX_KERNEL,
-                               COL_THREADS_MIN_COLUMNS, COL_THREADS_TILE, COL_THREADS_MIN_ROWS)
+                               COL_THREADS_MIN_COLUMNS, COL_THREADS_TILE, COL_THREADS_MIN_ROWS,
+                               ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT)
 
 
 @functools.lru_cache(maxsize=256)
@@ -326,7 +335,7 @@ def _temporary_elements(geometry: Geometry, batch: int, *settings) -> int:
     if mode == "im2col":
         return _im2col_temporary_elements(g, batch)
     if mode == "rows":
-        return _rows_temporary_elements(g)
+        return _rows_temporary_elements(g, batch)
     if mode == "grouped":  # the tables and the bias
         return _table_elements(g) + g.output_channels
     if mode == "flat":
@@ -883,15 +892,26 @@ def _rows_tile_rows(geometry: Geometry) -> int:
     return max(1, min(g.output_spatial[0], ROWS_TILE_ELEMENTS // per_row - (hi - lo)))
 
 
-def _rows_temporary_elements(geometry: Geometry) -> int:
-    """The gather of one tile, a product and an accumulator of the tile (the accumulator
-    only where ``out`` is not C-contiguous; counted always), the bias."""
+def _rows_threaded(geometry: Geometry, batch: int) -> bool:
+    """Whether "rows" runs its tiles side by side: narrow layers (small kernels) with a
+    large output."""
+    g = geometry
+    return (threads.available()
+            and math.prod(g.kernel_shape) * g.input_channels * g.output_channels <= ROWS_THREADS_MAX_KERNEL
+            and batch * math.prod(g.output_spatial) * g.output_channels >= ROWS_THREADS_MIN_OUTPUT)
+
+
+def _rows_temporary_elements(geometry: Geometry, batch: int) -> int:
+    """Per tile in flight (one per core side by side): its gather, a product and an
+    accumulator (the accumulator only where ``out`` is not C-contiguous; counted always);
+    the bias."""
     g = geometry
     _, lo, hi = _rows_spans(g)
     rows = _rows_tile_rows(g)
     width = g.output_spatial[1]
-    return ((rows + hi - lo) * width * g.kernel_shape[1] * g.input_channels
-            + 2 * rows * width * g.output_channels + g.output_channels)
+    in_flight = threads.cores() if _rows_threaded(g, batch) else 1
+    return in_flight * ((rows + hi - lo) * width * g.kernel_shape[1] * g.input_channels
+                        + 2 * rows * width * g.output_channels) + g.output_channels
 
 
 def _rows_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
@@ -913,41 +933,49 @@ def _rows_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
     w = kernel.reshape(g.kernel_shape[0], kw * cs, cd)
     columns = [a1.tap_span(t) for t in range(kw)]  # per tap: output columns, first input column
     out_cells = out.reshape(-1, cd) if out.flags.c_contiguous else None
-    for n in range(src.shape[0]):
-        for r0 in range(0, rows_out, step):
-            r1 = min(rows_out, r0 + step)
-            cells = (r1 - r0) * width
-            # gathered row v holds input row r0 + lo + v (zeros outside the input)
-            gather = workspace.scratch((r1 - r0 + hi - lo, width, kw, cs), dtype, slot=0)
-            i0, i1 = max(0, r0 + lo), min(a0.size, r1 + hi)
-            gather[:max(0, i0 - r0 - lo)] = 0
-            gather[max(0, i1 - r0 - lo):] = 0
-            if i1 > i0:
-                rows = slice(i0 - r0 - lo, i1 - r0 - lo)
-                for t, (start, stop, first) in enumerate(columns):
-                    gather[rows, :start, t] = 0
-                    gather[rows, stop:, t] = 0
-                    if stop > start:
-                        gather[rows, start:stop, t] = src[n, i0:i1, first:first + (stop - start - 1) * a1.stride + 1:a1.stride]
-            flat = gather.reshape(-1, kw * cs)
-            if out_cells is not None:
-                dst = out_cells[_cell_run(n, n + 1, r0, r1, g.output_spatial)]
+
+    def tile(bounds: tuple) -> None:
+        n, r0 = bounds
+        r1 = min(rows_out, r0 + step)
+        cells = (r1 - r0) * width
+        # gathered row v holds input row r0 + lo + v (zeros outside the input)
+        gather = workspace.scratch((r1 - r0 + hi - lo, width, kw, cs), dtype, slot=0)
+        i0, i1 = max(0, r0 + lo), min(a0.size, r1 + hi)
+        gather[:max(0, i0 - r0 - lo)] = 0
+        gather[max(0, i1 - r0 - lo):] = 0
+        if i1 > i0:
+            rows = slice(i0 - r0 - lo, i1 - r0 - lo)
+            for t, (start, stop, first) in enumerate(columns):
+                gather[rows, :start, t] = 0
+                gather[rows, stop:, t] = 0
+                if stop > start:
+                    gather[rows, start:stop, t] = src[n, i0:i1, first:first + (stop - start - 1) * a1.stride + 1:a1.stride]
+        flat = gather.reshape(-1, kw * cs)
+        if out_cells is not None:
+            dst = out_cells[_cell_run(n, n + 1, r0, r1, g.output_spatial)]
+        else:
+            dst = workspace.scratch((cells, cd), dtype, slot=2)
+        if not spans:
+            dst[...] = 0
+        for i, (k, offset) in enumerate(spans):
+            operand = flat[(offset - lo) * width:(offset - lo) * width + cells]
+            if i == 0:
+                np.matmul(operand, w[k], out=dst)
             else:
-                dst = workspace.scratch((cells, cd), dtype, slot=2)
-            if not spans:
-                dst[...] = 0
-            for i, (k, offset) in enumerate(spans):
-                operand = flat[(offset - lo) * width:(offset - lo) * width + cells]
-                if i == 0:
-                    np.matmul(operand, w[k], out=dst)
-                else:
-                    product = workspace.scratch((cells, cd), dtype, slot=1)
-                    np.matmul(operand, w[k], out=product)
-                    dst += product
-            if bias is not None:
-                dst += bias
-            if out_cells is None:
-                out[n, r0:r1] = dst.reshape(r1 - r0, width, cd)
+                product = workspace.scratch((cells, cd), dtype, slot=1)
+                np.matmul(operand, w[k], out=product)
+                dst += product
+        if bias is not None:
+            dst += bias
+        if out_cells is None:
+            out[n, r0:r1] = dst.reshape(r1 - r0, width, cd)
+
+    tiles = [(n, r0) for n in range(src.shape[0]) for r0 in range(0, rows_out, step)]
+    if _rows_threaded(g, src.shape[0]):  # each tile writes its own output rows
+        threads.run(tiles, tile)
+    else:
+        for bounds in tiles:
+            tile(bounds)
     return out
 
 
