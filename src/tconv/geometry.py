@@ -175,12 +175,12 @@ class AxisGeometry:
                              f"({crop_lo}, {crop_hi})")
         return cls(size, kernel, stride, dilation, crop_lo, crop_hi)
 
-    # forward view
-    @property
+    # forward view (derived lengths are cached: the kernels ask for them on every call)
+    @functools.cached_property
     def dilated_kernel(self) -> int:
         return dilated_kernel(self.kernel, self.dilation)
 
-    @property
+    @functools.cached_property
     def out(self) -> int:
         """Forward output length (= the transposed convolution's input length)."""
         return conv_output_length(self.size, self.kernel, self.stride, self.dilation,
@@ -250,20 +250,29 @@ class Geometry:
                 raise TconvError(name, getattr(self, name),
                                  f"must be divisible by groups={self.groups}")
 
+    def __hash__(self) -> int:
+        # computed once: the kernels' caches are keyed by the plan, looked up on every call
+        cached = self.__dict__.get("_hash")
+        if cached is None:
+            cached = self.__dict__["_hash"] = hash(
+                (self.axes, self.in_channels, self.out_channels, self.groups, self.transposed))
+        return cached
+
     @property
     def rank(self) -> int:
         return len(self.axes)
 
-    @property
+    # derived shapes are cached: the kernels ask for them on every call
+    @functools.cached_property
     def kernel_shape(self) -> tuple[int, ...]:
         return tuple(a.kernel for a in self.axes)
 
-    @property
+    @functools.cached_property
     def input_spatial(self) -> tuple[int, ...]:
         """Spatial shape of this operation's input."""
         return tuple(a.out if self.transposed else a.size for a in self.axes)
 
-    @property
+    @functools.cached_property
     def output_spatial(self) -> tuple[int, ...]:
         """Spatial shape of this operation's output."""
         return tuple(a.size if self.transposed else a.out for a in self.axes)
@@ -276,7 +285,7 @@ class Geometry:
     def output_channels(self) -> int:
         return self.in_channels if self.transposed else self.out_channels
 
-    @property
+    @functools.cached_property
     def neutral_kernel_shape(self) -> tuple[int, ...]:
         """Kernel shape in tconv's neutral layout: ``(*kernel, in_channels/groups, out_channels)``
         of the forward convolution (TF's HWIO), for both directions."""
