@@ -157,9 +157,12 @@ ROWS_MIN_CELLS = 128
 #: "rows" runs its tiles side by side, one per core (:mod:`tconv.kernels.threads`), where
 #: the kernel has at most ROWS_THREADS_MAX_KERNEL elements and the output at least
 #: ROWS_THREADS_MIN_OUTPUT: narrow layers, whose gathers and adds (NumPy, one thread) cost
-#: as much as their products. Measured in the benchmark's protocol, 2 cores: 96x128x32->32
-#: 2.3 -> 2.0 ms (batch 8: 17 -> 12), 96x128x3->32 at batch 8 5.3 -> 3.9; no gain at
-#: 48x64x64->64 (kernel 37k elements), slower at 24x32x128->128 (1.2 -> 1.6)
+#: as much as their products; each core's tile then gathers a share of ROWS_TILE_ELEMENTS,
+#: so that the temporaries stay those of one tile. Measured in the benchmark's protocol, 2
+#: cores: 96x128x32->32 at batch 8 17.1 -> 14.1 ms, 96x128x3->32 at batch 8 5.3 -> 4.0; at
+#: batch 1 alike (2.3); with whole tiles per core 96x128x32->32 was 2.0 at batch 1 and 12 at
+#: batch 8, but twice the temporaries; no gain at 48x64x64->64 (kernel 37k elements),
+#: slower at 24x32x128->128 (1.2 -> 1.6)
 ROWS_THREADS_MAX_KERNEL = 1 << 14
 ROWS_THREADS_MIN_OUTPUT = 1 << 18
 #: where both "im2col" and "rows" apply, "im2col" runs from this many output channels up:
@@ -883,13 +886,15 @@ def _rows_spans(geometry: Geometry) -> tuple[list[tuple[int, int]], int, int]:
     return spans, min(offsets), max(offsets)
 
 
-def _rows_tile_rows(geometry: Geometry) -> int:
+def _rows_tile_rows(geometry: Geometry, batch: int) -> int:
     """Output rows per tile: the gather (those rows plus the kernel's reach) within
-    ROWS_TILE_ELEMENTS, at least one."""
+    ROWS_TILE_ELEMENTS, shared among the cores where tiles run side by side (the
+    temporaries stay those of one tile); at least one."""
     g = geometry
     _, lo, hi = _rows_spans(g)
     per_row = g.output_spatial[1] * g.kernel_shape[1] * g.input_channels
-    return max(1, min(g.output_spatial[0], ROWS_TILE_ELEMENTS // per_row - (hi - lo)))
+    budget = ROWS_TILE_ELEMENTS // (threads.cores() if _rows_threaded(g, batch) else 1)
+    return max(1, min(g.output_spatial[0], budget // per_row - (hi - lo)))
 
 
 def _rows_threaded(geometry: Geometry, batch: int) -> bool:
@@ -907,7 +912,7 @@ def _rows_temporary_elements(geometry: Geometry, batch: int) -> int:
     the bias."""
     g = geometry
     _, lo, hi = _rows_spans(g)
-    rows = _rows_tile_rows(g)
+    rows = _rows_tile_rows(g, batch)
     width = g.output_spatial[1]
     in_flight = threads.cores() if _rows_threaded(g, batch) else 1
     return in_flight * ((rows + hi - lo) * width * g.kernel_shape[1] * g.input_channels
@@ -929,7 +934,7 @@ def _rows_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
     kw = g.kernel_shape[1]
     rows_out, width = g.output_spatial
     spans, lo, hi = _rows_spans(g)
-    step = _rows_tile_rows(g)
+    step = _rows_tile_rows(g, src.shape[0])
     w = kernel.reshape(g.kernel_shape[0], kw * cs, cd)
     columns = [a1.tap_span(t) for t in range(kw)]  # per tap: output columns, first input column
     out_cells = out.reshape(-1, cd) if out.flags.c_contiguous else None
