@@ -179,20 +179,23 @@ def _check_forced_path(geometry, mode, data_format="channels_last", seed=0, x=No
 
 
 @settings(max_examples=200, deadline=None)
-@given(geometries(), st.integers(0, 2**32 - 1), st.sampled_from([None, "concat", "per_tap", "flat", "col", "im2col", "rows", "grouped"]),
+@given(geometries(), st.integers(0, 2**32 - 1),
+       st.sampled_from([None, "concat", "per_tap", "flat", "col", "im2col", "rows", "shift", "grouped"]),
        st.sampled_from([1, 7, 1 << 18]), st.sampled_from(["channels_last", "channels_first"]), st.booleans())
 def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, side_by_side):
-    """Every product shape (concat, per tap, flat, rows, compiled col, im2col and grouped), tiny tiles
-    (one row of one item; for col, one kernel row or a block of output rows), col's and rows' tiles
-    side by side on every core and writing channels-first in place change nothing."""
+    """Every product shape (concat, per tap, flat, rows, shift, compiled col, im2col and grouped), tiny
+    tiles (one row of one item; for col, one kernel row or a block of output rows), col's, rows' and
+    shift's tiles side by side on every core and writing channels-first in place change nothing."""
     x, w, b = arrays_for(geometry, seed, batch=3)
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
     threaded = dict(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_MAX_KERNEL=1 << 62, COL_THREADS_TILE=tile,
-                    COL_THREADS_MIN_ROWS=1, ROWS_THREADS_MAX_KERNEL=1 << 62, ROWS_THREADS_MIN_OUTPUT=0) \
-        if side_by_side else dict(COL_THREADS_MIN_COLUMNS=1 << 62, ROWS_THREADS_MIN_OUTPUT=1 << 62)
+                    COL_THREADS_MIN_ROWS=1, ROWS_THREADS_MAX_KERNEL=1 << 62, ROWS_THREADS_MIN_OUTPUT=0,
+                    SHIFT_THREADS_MAX_KERNEL=1 << 62, SHIFT_THREADS_MIN_OUTPUT=0) \
+        if side_by_side else dict(COL_THREADS_MIN_COLUMNS=1 << 62, ROWS_THREADS_MIN_OUTPUT=1 << 62,
+                                  SHIFT_THREADS_MIN_OUTPUT=1 << 62)
     with _gemm_settings(MODE=mode, TILE_ELEMENTS=tile, MIN_TILE_CELLS=1, MAX_TILE_ELEMENTS=0, COL_MIN_TILE=1,
-                        COL_MAX_TILE=tile, ROWS_TILE_ELEMENTS=tile, **threaded):
+                        COL_MAX_TILE=tile, ROWS_TILE_ELEMENTS=tile, SHIFT_TILE_ELEMENTS=tile, **threaded):
         fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
     want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
     np.testing.assert_allclose(fast, want, rtol=1e-11, atol=1e-11)
@@ -251,6 +254,48 @@ def test_rows_path_matches_reference(plan, data_format, tile):
     _check_forced_path(geometry, "rows", data_format, seed=5, **tiles)
 
 
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("plan", [
+    lambda: ops.plan_conv((12, 16), (3, 3), 32, 32, padding="same"),            # picked unforced
+    lambda: ops.plan_conv((9, 7), (5, 3), 40, 8, dilation=(2, 1), padding=((3, -1), (0, 2))),
+    lambda: ops.plan_conv((5, 4), (3, 3), 32, 4, dilation=2, padding=((4, 4), (3, 3))),  # cells no tap reaches
+    lambda: ops.plan_conv((30,), (5,), 32, 8, padding="same"),                   # 1-D
+    lambda: ops.plan_conv((12, 16), (3, 3), 32, 16, padding="valid"),
+])
+@pytest.mark.parametrize("tile", [None, 1])
+def test_shift_path_matches_reference(plan, data_format, tile):
+    """Forward "shift": each tap's product over whole input rows as they lie, its cells
+    shifted into place (the covering tap writes the tile, in place where nothing is cut, the
+    others add; tiles no tap covers zeroed first), whole items side by side or rows of one
+    item; the same values as the reference loops."""
+    geometry = plan()
+    if geometry.input_spatial == (12, 16) and geometry.kernel_shape == (3, 3):
+        assert gemm._mode(geometry) == "shift"
+    tiles = {} if tile is None else {"SHIFT_TILE_ELEMENTS": tile}
+    _check_forced_path(geometry, "shift", data_format, seed=11, **tiles)
+
+
+def test_shift_holds_one_product_per_tile():
+    """Channels-last, "shift" allocates nothing beyond one tile's product: the taps' products
+    (of 11 and 12 rows here) share one buffer, which is never made while another holds the
+    last (it was: 1.9x the output, against 1.0x now)."""
+    import tracemalloc
+
+    geometry = ops.plan_conv((12, 16), (3, 3), 256, 256, padding="same")
+    assert gemm._mode(geometry) == "shift"
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((1, 12, 16, 256)).astype(np.float32)
+    w = rng.standard_normal(geometry.neutral_kernel_shape).astype(np.float32)
+    out = np.empty((1, 12, 16, 256), np.float32)
+    gemm.conv(x, w, geometry, out=out)
+    workspace.release()
+    tracemalloc.start()
+    gemm.conv(x, w, geometry, out=out)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak <= out.nbytes + 16384, (peak, out.nbytes)  # the largest product is the output's size
+
+
 @pytest.mark.parametrize("stride, dilation, crop", [
     (2, 1, "same"),         # kernel rows 0 and 2 reach the odd rows, row 1 the even ones
     (3, 1, ((-2, -1), (0, 0))),  # stride beyond the kernel plus extended edges: rows no tap reaches
@@ -301,6 +346,10 @@ _TEMPORARY_CASES = {
                                                                               crop=1), (1, 128, 128, 64), "col"),
     "transposed 1-D k4 s2 (per tap)": (lambda: ops.plan_conv_transpose((4096,), (4,), 64, 32, stride=2, crop=1),
                                        (2, 4096, 64), None),
+    "forward (shift)": (lambda: ops.plan_conv((12, 16), (3, 3), 256, 256, padding="same"), (1, 12, 16, 256),
+                        "shift"),
+    "forward rows of one item (shift)": (lambda: ops.plan_conv((96, 128), (3, 3), 64, 32, padding="same"),
+                                         (2, 96, 128, 64), "shift"),
     "forward side by side (rows)": (lambda: ops.plan_conv((96, 128), (3, 3), 32, 32, padding="same"),
                                     (1, 96, 128, 32), "rows"),
     "transposed side by side (col)": (lambda: ops.plan_conv_transpose((48, 64), (3, 3), 64, 32, stride=2,
@@ -390,16 +439,19 @@ def test_the_scratch_buffer_is_kept_between_calls_and_per_thread():
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
-def test_rows_tiles_run_side_by_side_on_narrow_layers(data_format):
-    """"rows" on a narrow layer with a large output runs its tiles on every core (each
-    gathers its own rows into its own thread's buffer), the values of the reference."""
+@pytest.mark.parametrize("mode, channels", [("rows", 8), ("shift", 32)])
+def test_forward_tiles_run_side_by_side_on_narrow_layers(data_format, mode, channels):
+    """"rows" and "shift" on a narrow layer with a large output run their tiles on every core
+    (each into its own thread's buffer), the values of the reference."""
     if not threads.available():
         pytest.skip("one core, or no threadpoolctl/OpenBLAS: nothing runs side by side")
-    geometry = ops.plan_conv((19, 23), (3, 3), 8, 8, padding="same")
-    with _gemm_settings(ROWS_THREADS_MIN_OUTPUT=0, ROWS_TILE_ELEMENTS=1):
-        assert gemm._rows_threaded(geometry, 3)
+    geometry = ops.plan_conv((19, 23), (3, 3), channels, 8, padding="same")
+    settings = {"rows": dict(ROWS_THREADS_MIN_OUTPUT=0, ROWS_TILE_ELEMENTS=1),
+                "shift": dict(SHIFT_THREADS_MIN_OUTPUT=0, SHIFT_TILE_ELEMENTS=1)}[mode]
+    with _gemm_settings(**settings):
+        assert (gemm._rows_threaded if mode == "rows" else gemm._shift_threaded)(geometry, 3)
         with _threads_calling(workspace, "scratch", meet=2) as (seen, _):
-            _check_forced_path(geometry, "rows", data_format, seed=9, ROWS_THREADS_MIN_OUTPUT=0, ROWS_TILE_ELEMENTS=1)
+            _check_forced_path(geometry, mode, data_format, seed=9, **settings)
     assert len(set(seen)) == 2
 
 
