@@ -625,3 +625,24 @@ def test_tap_tables_take_strides_past_int64(transposed):
     for mode in ("col", "im2col", None):
         with _gemm_settings(MODE=mode):
             np.testing.assert_array_equal(ops.run(geometry, x, w), [[[0.0625]]])
+
+
+def test_col_tiles_side_by_side_in_a_forked_child():
+    """A child forked after a call has none of the parent's helper threads: its own call
+    still runs side by side (a new pool) and finishes, with the parent's values."""
+    import multiprocessing
+
+    geometry, x, w = _side_by_side_layer()
+    with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1):
+        want = gemm.conv_transpose(x, w, geometry)  # the parent's pool now has its helper
+        context = multiprocessing.get_context("fork")
+        with context.Pool(1) as pool:
+            got = pool.apply_async(_side_by_side_in_child, (geometry, x, w)).get(timeout=60)
+    np.testing.assert_array_equal(got, want)
+
+
+def _side_by_side_in_child(geometry, x, w):
+    with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1):
+        assert threads.available()
+        with _threads_calling(compiled, "col2im", meet=2):
+            return gemm.conv_transpose(x, w, geometry)

@@ -113,6 +113,19 @@ def _pin(cpus: set[int]) -> set[int] | None:
         return None
 
 
+def _after_fork_in_child() -> None:
+    """A forked child has none of its parent's helper threads (a pool made before the fork
+    would take tasks that no thread runs): it makes its own, and no call is in flight."""
+    global _LOCK, _ACTIVE
+    _pool.cache_clear()
+    _LOCK = threading.Lock()
+    _ACTIVE = False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _workers() -> int:
     """How many tiles may run side by side now: the cores, at most as many as OpenBLAS's
     threads (1 where :func:`available` is False)."""
@@ -146,10 +159,15 @@ def run(tasks: Sequence, work: Callable[[object], None]) -> None:
             work(task)
         return
     following = itertools.count()  # next() on it is atomic under the GIL
+    failed = []  # a tile raised: the others stop taking tiles
 
     def share() -> None:
-        while (i := next(following)) < len(tasks):
-            work(tasks[i])
+        try:
+            while not failed and (i := next(following)) < len(tasks):
+                work(tasks[i])
+        except BaseException:
+            failed.append(True)
+            raise
 
     cpus = _cpus()
     former = _pin({cpus[0]})  # the caller on the first CPU for the call, each helper on its own
