@@ -814,12 +814,8 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out)
 
     batch = src.shape[0]
     side_by_side = _col_threaded(g, batch)
-    tiles = _col_tiles(g, batch, _col_budget(g, batch), side_by_side)
-    if side_by_side:  # disjoint output rows per tile
-        threads.run(tiles, tile)
-    else:
-        for bounds in tiles:
-            tile(bounds)
+    # side by side, the tiles write disjoint output rows
+    threads.run(_col_tiles(g, batch, _col_budget(g, batch), side_by_side), tile, side_by_side)
     return out
 
 
@@ -1008,11 +1004,7 @@ def _rows_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
             out[n, r0:r1] = dst.reshape(r1 - r0, width, cd)
 
     tiles = [(n, r0) for n in range(src.shape[0]) for r0 in range(0, rows_out, step)]
-    if _rows_threaded(g, src.shape[0]):  # each tile writes its own output rows
-        threads.run(tiles, tile)
-    else:
-        for bounds in tiles:
-            tile(bounds)
+    threads.run(tiles, tile, _rows_threaded(g, src.shape[0]))  # each tile writes its own output rows
     return out
 
 
@@ -1166,11 +1158,7 @@ def _shift_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, ou
 
     batch = src.shape[0]
     plan = _shift_plan(g, batch, _shift_budget(g, batch))
-    if _shift_threaded(g, batch):  # each tile writes its own output rows
-        threads.run(plan, tile)
-    else:
-        for task in plan:
-            tile(task)
+    threads.run(plan, tile, _shift_threaded(g, batch))  # each tile writes its own output rows
     return out
 
 

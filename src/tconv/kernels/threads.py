@@ -140,15 +140,15 @@ def available() -> bool:
     return _workers() > 1
 
 
-def run(tasks: Sequence, work: Callable[[object], None]) -> None:
+def run(tasks: Sequence, work: Callable[[object], None], side_by_side: bool = True) -> None:
     """``work(task)`` for every task, the tasks shared out among the cores as each
     finishes its last (the calling thread takes its share), with BLAS on one thread.
-    The tasks must write disjoint outputs. Where :func:`available` is False, or for a
-    single task, one after another on the calling thread."""
+    The tasks must write disjoint outputs. Where ``side_by_side`` or :func:`available` is
+    False, or for a single task, one after another on the calling thread (BLAS as it is)."""
     global _ACTIVE
     libraries = _openblas()
     with _LOCK:
-        workers = min(_workers(), len(tasks))
+        workers = min(_workers(), len(tasks)) if side_by_side else 1
         if workers > 1:
             saved = [get() for get, _ in libraries]
             for _, set_ in libraries:
