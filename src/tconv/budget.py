@@ -27,8 +27,14 @@ tconv.errors.TconvError: output=(10, 100) as float64 needs 7.8 KiB, more than th
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from typing import Any, Iterator
+
+try:
+    import resource
+except ImportError:  # not on Unix: no address-space limit to read
+    resource = None
 
 from tconv.errors import TconvError
 
@@ -45,8 +51,10 @@ _SUFFIX = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40
 _override: int | None = None
 
 
+@functools.lru_cache(maxsize=1)
 def physical_memory() -> int:
-    """The machine's physical memory in bytes (8 GiB where it cannot be read)."""
+    """The machine's physical memory in bytes (8 GiB where it cannot be read; read once:
+    every call's budget check asks for it)."""
     try:
         pages, page = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
         if pages > 0 and page > 0:
@@ -65,11 +73,11 @@ def physical_memory() -> int:
 
 def _free_address_space() -> int | None:
     """Address space left under ``RLIMIT_AS``, or None where there is no such limit."""
+    if resource is None:
+        return None
     try:
-        import resource
-
         soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    except (ImportError, OSError, ValueError):
+    except (OSError, ValueError):
         return None
     if soft == resource.RLIM_INFINITY or soft <= 0:
         return None

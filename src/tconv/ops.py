@@ -19,7 +19,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from tconv import _args
+from tconv import _args, budget
 from tconv.errors import TconvError
 from tconv.geometry import AxisGeometry, Geometry, same_pads, tf_transpose_crops
 from tconv.kernels import gemm, reference
@@ -149,14 +149,13 @@ def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtyp
     write the output in place, whatever the data format. Operands of another dtype are
     cast (copied) first, and a kernel that is not C-contiguous (a dialect's moved axes) is
     copied by the kernels' reshape."""
-    from tconv import budget
-
     input_shape = x.shape
     out_shape = (input_shape[0],) + g.output_spatial + (g.output_channels,)
     nbytes = math.prod(out_shape) * dtype.itemsize
     temporaries = gemm.temporary_elements(g, input_shape[0]) * dtype.itemsize
-    temporaries += sum(a.size * dtype.itemsize for a in (x, kernel) if a.dtype != dtype)
-    if kernel.dtype == dtype and not kernel.flags.c_contiguous:  # the kernels' reshape copies it
+    if x.dtype != dtype:  # cast (copied) first
+        temporaries += x.size * dtype.itemsize
+    if kernel.dtype != dtype or not kernel.flags.c_contiguous:  # cast, or copied by the kernels' reshape
         temporaries += kernel.size * dtype.itemsize
     if nbytes + temporaries <= budget.get_memory_budget():
         return  # the common case, without building the message

@@ -61,7 +61,10 @@ def _cpus() -> tuple[int, ...]:
 
 def cores() -> int:
     """How many CPUs the calling thread may run on."""
-    return len(_cpus())
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @functools.lru_cache(maxsize=1)
@@ -129,10 +132,13 @@ if hasattr(os, "register_at_fork"):
 def _workers() -> int:
     """How many tiles may run side by side now: the cores, at most as many as OpenBLAS's
     threads (1 where :func:`available` is False)."""
-    libraries = _openblas() if ENABLED else ()
-    if not libraries or _ACTIVE:
+    if not ENABLED or _ACTIVE:
         return 1
-    return max(1, min([cores()] + [get() for get, _ in libraries]))
+    libraries = _openblas()
+    if not libraries:
+        return 1
+    count = min(get() for get, _ in libraries)
+    return 1 if count <= 1 else min(count, cores())
 
 
 def available() -> bool:
