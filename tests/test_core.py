@@ -312,7 +312,7 @@ def test_col_kernel_row_tiles_write_each_row_once_then_add(stride, dilation, cro
     # a budget of one kernel row over one item: each item runs as three tiles of one kernel row
     row = gemm._col_row(geometry) * geometry.input_spatial[0]
     with _gemm_settings(MODE="col", COL_MIN_TILE=row, COL_MAX_TILE=row):
-        tiles = gemm._col_tiles(geometry, 2, gemm._col_budget(geometry, 2))
+        tiles = gemm._col_tiles(geometry, 2, gemm._col_budget(geometry, 2, False))
     assert [t[4:6] for t in tiles] == [(0, 1), (1, 2), (2, 3)] * 2
     _check_forced_path(geometry, "col", seed=7, x=x, COL_MIN_TILE=row, COL_MAX_TILE=row)
 
@@ -646,3 +646,12 @@ def _side_by_side_in_child(geometry, x, w):
         assert threads.available()
         with _threads_calling(compiled, "col2im", meet=2):
             return gemm.conv_transpose(x, w, geometry)
+
+
+def test_only_transposed_layers_take_col_side_by_side():
+    """col's side-by-side rule is col's: a forward layer of the same sizes (im2col shares
+    col's tile budget) never takes it, so its tiles are those of one core."""
+    forward = ops.plan_conv((96, 128), (3, 3), 3, 64, padding="same")
+    transposed = ops.plan_conv_transpose((48, 64), (3, 3), 64, 32, stride=2, crop="same")
+    assert not gemm._col_threaded(forward, 8)
+    assert gemm._col_threaded(transposed, 8) == threads.available()

@@ -706,15 +706,16 @@ def _col_threaded(geometry: Geometry, batch: int) -> bool:
     g = geometry
     kernel = math.prod(g.kernel_shape) * (g.input_channels // g.groups) * (g.output_channels // g.groups)
     columns = batch * math.prod(g.input_spatial) * math.prod(g.kernel_shape) * g.output_channels
-    return threads.available() and kernel <= COL_THREADS_MAX_KERNEL and columns >= COL_THREADS_MIN_COLUMNS
+    return (g.transposed and kernel <= COL_THREADS_MAX_KERNEL and columns >= COL_THREADS_MIN_COLUMNS
+            and threads.available())
 
 
-def _col_budget(geometry: Geometry, batch: int) -> int:
+def _col_budget(geometry: Geometry, batch: int, side_by_side: bool) -> int:
     """Elements of columns one tile holds: COL_TILE_PER_OUTPUT times the output's, within
-    [COL_MIN_TILE, COL_MAX_TILE]; side by side, that shared among the cores, at most
-    COL_THREADS_TILE each or COL_THREADS_MIN_ROWS input rows."""
+    [COL_MIN_TILE, COL_MAX_TILE]; ``side_by_side`` (:func:`_col_threaded`), that shared
+    among the cores, at most COL_THREADS_TILE each or COL_THREADS_MIN_ROWS input rows."""
     out = batch * math.prod(geometry.output_spatial) * geometry.output_channels
-    if _col_threaded(geometry, batch):
+    if side_by_side:
         share = int(COL_TILE_PER_OUTPUT * out) // threads.cores()
         rows = COL_THREADS_MIN_ROWS * geometry.kernel_shape[0] * _col_row(geometry)
         return max(COL_MIN_TILE, min(share, max(COL_THREADS_TILE, rows)))
@@ -771,7 +772,8 @@ def _col_temporary_elements(geometry: Geometry, batch: int) -> int:
     per_row = _col_row(g) // math.prod(g.input_spatial[1:])
     side_by_side = _col_threaded(g, batch)
     tile = max((n1 - n0) * (j1 - j0) * ((k1 - k0) * per_row + g.input_channels)
-               for n0, n1, _, _, k0, k1, j0, j1 in _col_tiles(g, batch, _col_budget(g, batch), side_by_side))
+               for n0, n1, _, _, k0, k1, j0, j1 in _col_tiles(g, batch, _col_budget(g, batch, side_by_side),
+                                                              side_by_side))
     tiles = threads.cores() if side_by_side else 1  # one tile in flight per core
     return tiles * tile * math.prod(g.input_spatial[1:]) + _table_elements(g) + g.output_channels
 
@@ -815,7 +817,7 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out)
     batch = src.shape[0]
     side_by_side = _col_threaded(g, batch)
     # side by side, the tiles write disjoint output rows
-    threads.run(_col_tiles(g, batch, _col_budget(g, batch), side_by_side), tile, side_by_side)
+    threads.run(_col_tiles(g, batch, _col_budget(g, batch, side_by_side), side_by_side), tile, side_by_side)
     return out
 
 
@@ -845,7 +847,7 @@ def _im2col_tiles(geometry: Geometry, batch: int) -> list[tuple[int, int, int, i
     hold at most :func:`_col_budget` elements (at least one row)."""
     g = geometry
     lattice = tuple((0, 1, n) for n in g.output_spatial)
-    return _tiles(batch, lattice, math.prod(g.kernel_shape) * g.input_channels, _col_budget(g, batch))
+    return _tiles(batch, lattice, math.prod(g.kernel_shape) * g.input_channels, _col_budget(g, batch, False))
 
 
 def _im2col_temporary_elements(geometry: Geometry, batch: int) -> int:
