@@ -81,11 +81,12 @@ two threads (the other core is held by OpenBLAS's thread, spinning after the pro
 Numba's parallel loop (its threads and OpenBLAS's contending for the two cores).
 
 Memory: a tile's operands and product hold about :data:`TILE_ELEMENTS` elements (col and
-im2col: its columns, at most :data:`COL_TILE_PER_OUTPUT` times the output), never less than one
-row of one batch item; besides the output, the only allocation that grows with the
-problem is the padded source copy of the flat path (about the input's size) or the
-weight matrix of concat (the kernel's): :func:`temporary_elements` states the bound the
-memory budget checks.
+im2col: its columns, at most :data:`COL_TILE_PER_OUTPUT` times the output; shift: one
+product, at most the output), never less than one row of one batch item, one tile per core
+where tiles run side by side; besides the output, the only allocation that grows with the
+problem is the padded source copy of the flat path (about the input's size), the input
+copy of shift where the input is not C-contiguous (channels-first), or the weight matrix of
+concat (the kernel's): :func:`temporary_elements` states the bound the memory budget checks.
 """
 
 from __future__ import annotations
