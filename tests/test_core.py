@@ -655,3 +655,14 @@ def test_only_transposed_layers_take_col_side_by_side():
     transposed = ops.plan_conv_transpose((48, 64), (3, 3), 64, 32, stride=2, crop="same")
     assert not gemm._col_threaded(forward, 8)
     assert gemm._col_threaded(transposed, 8) == threads.available()
+
+
+def test_side_by_side_places_the_caller_where_it_runs_and_helpers_on_the_next_cpus(monkeypatch):
+    """Pinning starts from the CPU the caller runs on (processes side by side keep to the
+    CPUs the scheduler spread them over), helpers on the next ones of its set, in turn."""
+    monkeypatch.setattr(threads, "_sched_getcpu", lambda: (lambda: 6))
+    assert threads._placement((0, 2, 4, 6), 3) == [6, 0, 2]
+    monkeypatch.setattr(threads, "_sched_getcpu", lambda: (lambda: 5))  # not in the set
+    assert threads._placement((0, 2, 4, 6), 2) == [0, 2]
+    monkeypatch.setattr(threads, "_sched_getcpu", lambda: None)  # no sched_getcpu
+    assert threads._placement((1, 3), 2) == [1, 3]

@@ -22,11 +22,13 @@ OpenBLAS libraries loaded; the count is read and set through their own functions
 threadpoolctl's setter ignores every thread but the first that used it, and its getter
 looks the symbol up on each call (0.15 ms).
 
-Each helper thread is pinned to a CPU of its own, and the calling thread to the first for
-the duration of the call (its own set put back after): left to the scheduler, the helper
-woken for a call often lands on the caller's CPU and the two share it (measured in the
-benchmark's protocol, a call right after a pause: 11.5 ms, against 6.0 pinned and 7.8 one
-tile after another; back to back all three run apart and 5.3).
+For the call, the calling thread is pinned to the CPU it runs on and each helper to another
+CPU of its set (the next ones, in turn), the caller's own set put back after: left to the
+scheduler, the helper woken for a call often lands on the caller's CPU and the two share it
+(measured in the benchmark's protocol, a call right after a pause: 11.5 ms, against 6.0
+pinned and 7.8 one tile after another; back to back all three run apart and 5.3). Pinning
+from the caller's own CPU, not the first of the set, keeps processes side by side (worker
+processes, test runners) on the CPUs the scheduler spread them over.
 
 Tiles run side by side only where OpenBLAS (pthreads) is NumPy's BLAS and runs on more
 than one thread (a user who limited it to one, ``OPENBLAS_NUM_THREADS=1`` or
@@ -96,14 +98,29 @@ def _openblas() -> tuple:
 
 
 @functools.lru_cache(maxsize=4)
-def _pool(cpus: tuple[int, ...]) -> ThreadPoolExecutor:
-    """Helper threads for the CPUs but the first, each pinned to its own."""
-    following = itertools.count(1)
+def _pool(helpers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=helpers, thread_name_prefix="tconv-tiles")
 
-    def pin() -> None:
-        _pin({cpus[next(following) % len(cpus)]})
 
-    return ThreadPoolExecutor(max_workers=len(cpus) - 1, thread_name_prefix="tconv-tiles", initializer=pin)
+@functools.lru_cache(maxsize=1)
+def _sched_getcpu():
+    """glibc's ``sched_getcpu`` (the CPU the calling thread runs on), or None."""
+    try:
+        function = ctypes.CDLL(None).sched_getcpu
+    except (OSError, AttributeError, TypeError):
+        return None
+    function.restype, function.argtypes = ctypes.c_int, []
+    return function
+
+
+def _placement(cpus: tuple[int, ...], workers: int) -> list[int]:
+    """A CPU for the caller (the one it runs on now) and one for each helper (the next ones
+    of its set, in turn): processes side by side (worker processes, test runners) keep to
+    the CPUs the scheduler spread their callers over, instead of all crowding the first."""
+    getcpu = _sched_getcpu()
+    here = getcpu() if getcpu is not None else -1
+    start = cpus.index(here) if here in cpus else 0
+    return [cpus[(start + k) % len(cpus)] for k in range(workers)]
 
 
 def _pin(cpus: set[int]) -> set[int] | None:
@@ -175,10 +192,14 @@ def run(tasks: Sequence, work: Callable[[object], None], side_by_side: bool = Tr
             failed.append(True)
             raise
 
-    cpus = _cpus()
-    former = _pin({cpus[0]})  # the caller on the first CPU for the call, each helper on its own
+    def share_on(cpu: int) -> None:
+        _pin({cpu})
+        share()
+
+    placed = _placement(_cpus(), workers)
+    former = _pin({placed[0]})  # the caller where it runs, each helper on a CPU of its own
     try:
-        futures = [_pool(cpus).submit(share) for _ in range(workers - 1)]
+        futures = [_pool(workers - 1).submit(share_on, cpu) for cpu in placed[1:]]
         try:
             share()
         finally:
