@@ -67,10 +67,11 @@ where per tap stays.
 
 Threads: the tiles run one after another on the calling thread, BLAS parallelising each
 product on its own threads, except "col" on layers of small kernels and many columns
-(:func:`_col_threaded`): there the tiles (whole items, or blocks of output rows, so that
+(:func:`_col_threaded`), and "rows" and "shift" on narrow layers with a large output
+(:func:`_narrow_threaded`): there the tiles (whole items, or blocks of output rows, so that
 they write disjoint rows) run side by side, one per core, each product on one BLAS thread
-followed at once by its col2im (:mod:`tconv.kernels.threads`): one core's col2im overlaps
-the other's product, and the columns are read back while cached. Measured in process, 2
+(:mod:`tconv.kernels.threads`). For col, each product is followed at once by its col2im:
+one core's col2im overlaps the other's product, and the columns are read back while cached. Measured in process, 2
 cores: 48x64x64->96x128x32 at batch 8 6.7 -> 5.3 ms, 24x32x128->48x64x64 at batch 8 4.0 ->
 3.5, 256x256x64->512x512x32 (k4) 35 -> 31; slower at batch 1 (0.89 -> 1.34 on the 48x64
 layer: the finer tiles recompute boundary rows, and two narrow products at once are no
@@ -272,9 +273,9 @@ def _mode(geometry: Geometry) -> str:
     and 3-D data where the taps read without a stride and the padded frame adds few extra
     cells (large or narrow layers, 5-25% faster); else "per_tap" (no gather of the taps
     side by side, no weight copy); "concat" for grouped convolutions. Before those, "col"
-    for the transposed layers :func:`_col_ready` accepts, and "im2col" and "rows" for the
-    forward ones :func:`_im2col_ready`, :func:`_shift_ready` and :func:`_rows_ready` accept
-    (measured on two threads)."""
+    for the transposed layers :func:`_col_ready` accepts, and "im2col", "shift" and "rows"
+    for the forward ones :func:`_im2col_ready`, :func:`_shift_ready` and :func:`_rows_ready`
+    accept (measured on two threads)."""
     g = geometry
     if MODE is not None:
         if MODE == "col" and _col_ready(g):
@@ -917,24 +918,29 @@ def _rows_spans(geometry: Geometry) -> tuple[list[tuple[int, int]], int, int]:
     return spans, min(offsets), max(offsets)
 
 
-def _rows_tile_rows(geometry: Geometry, batch: int) -> int:
+def _rows_tile_rows(geometry: Geometry, side_by_side: bool) -> int:
     """Output rows per tile: the gather (those rows plus the kernel's reach) within
-    ROWS_TILE_ELEMENTS, shared among the cores where tiles run side by side (the
+    ROWS_TILE_ELEMENTS, shared among the cores where tiles run ``side_by_side`` (the
     temporaries stay those of one tile); at least one."""
     g = geometry
     _, lo, hi = _rows_spans(g)
     per_row = g.output_spatial[1] * g.kernel_shape[1] * g.input_channels
-    budget = ROWS_TILE_ELEMENTS // (threads.cores() if _rows_threaded(g, batch) else 1)
+    budget = ROWS_TILE_ELEMENTS // (threads.cores() if side_by_side else 1)
     return max(1, min(g.output_spatial[0], budget // per_row - (hi - lo)))
 
 
-def _rows_threaded(geometry: Geometry, batch: int) -> bool:
-    """Whether "rows" runs its tiles side by side: narrow layers (small kernels) with a
-    large output."""
+def _narrow_threaded(geometry: Geometry, batch: int, max_kernel: int, min_output: int) -> bool:
+    """Whether a forward path ("rows", "shift") runs its tiles side by side: narrow layers
+    (a kernel of at most ``max_kernel`` elements) with an output of at least ``min_output``."""
     g = geometry
-    return (threads.available()
-            and math.prod(g.kernel_shape) * g.input_channels * g.output_channels <= ROWS_THREADS_MAX_KERNEL
-            and batch * math.prod(g.output_spatial) * g.output_channels >= ROWS_THREADS_MIN_OUTPUT)
+    return (math.prod(g.kernel_shape) * g.input_channels * g.output_channels <= max_kernel
+            and batch * math.prod(g.output_spatial) * g.output_channels >= min_output
+            and threads.available())
+
+
+def _rows_threaded(geometry: Geometry, batch: int) -> bool:
+    """Whether "rows" runs its tiles side by side."""
+    return _narrow_threaded(geometry, batch, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT)
 
 
 def _rows_temporary_elements(geometry: Geometry, batch: int) -> int:
@@ -943,9 +949,10 @@ def _rows_temporary_elements(geometry: Geometry, batch: int) -> int:
     the bias."""
     g = geometry
     _, lo, hi = _rows_spans(g)
-    rows = _rows_tile_rows(g, batch)
+    side_by_side = _rows_threaded(g, batch)
+    rows = _rows_tile_rows(g, side_by_side)
     width = g.output_spatial[1]
-    in_flight = threads.cores() if _rows_threaded(g, batch) else 1
+    in_flight = threads.cores() if side_by_side else 1
     return in_flight * ((rows + hi - lo) * width * g.kernel_shape[1] * g.input_channels
                         + 2 * rows * width * g.output_channels) + g.output_channels
 
@@ -965,7 +972,8 @@ def _rows_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
     kw = g.kernel_shape[1]
     rows_out, width = g.output_spatial
     spans, lo, hi = _rows_spans(g)
-    step = _rows_tile_rows(g, src.shape[0])
+    side_by_side = _rows_threaded(g, src.shape[0])
+    step = _rows_tile_rows(g, side_by_side)
     w = kernel.reshape(g.kernel_shape[0], kw * cs, cd)
     columns = [a1.tap_span(t) for t in range(kw)]  # per tap: output columns, first input column
     out_cells = out.reshape(-1, cd) if out.flags.c_contiguous else None
@@ -1007,7 +1015,7 @@ def _rows_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
             out[n, r0:r1] = dst.reshape(r1 - r0, width, cd)
 
     tiles = [(n, r0) for n in range(src.shape[0]) for r0 in range(0, rows_out, step)]
-    threads.run(tiles, tile, _rows_threaded(g, src.shape[0]))  # each tile writes its own output rows
+    threads.run(tiles, tile, side_by_side)  # each tile writes its own output rows
     return out
 
 
@@ -1029,20 +1037,17 @@ def _shift_ready(geometry: Geometry) -> bool:
 
 
 def _shift_threaded(geometry: Geometry, batch: int) -> bool:
-    """Whether "shift" runs its tiles side by side: small kernels, a large output."""
-    g = geometry
-    return (threads.available()
-            and math.prod(g.kernel_shape) * g.input_channels * g.output_channels <= SHIFT_THREADS_MAX_KERNEL
-            and batch * math.prod(g.output_spatial) * g.output_channels >= SHIFT_THREADS_MIN_OUTPUT)
+    """Whether "shift" runs its tiles side by side."""
+    return _narrow_threaded(geometry, batch, SHIFT_THREADS_MAX_KERNEL, SHIFT_THREADS_MIN_OUTPUT)
 
 
-def _shift_rows(geometry: Geometry) -> tuple[int, int, int]:
-    """Output rows, input rows and input row width of the 2-D view (rank 1: one row of
-    cells per item, each cell a row of width 1)."""
+def _shift_rows(geometry: Geometry) -> tuple[int, int, int, int]:
+    """Output rows, output row width, input rows and input row width of the 2-D view (rank
+    1: one row of cells per item, each cell a row of width 1)."""
     g = geometry
     if g.rank == 1:
-        return g.output_spatial[0], g.input_spatial[0], 1
-    return g.output_spatial[0], g.input_spatial[0], g.input_spatial[1]
+        return g.output_spatial[0], 1, g.input_spatial[0], 1
+    return g.output_spatial[0], g.output_spatial[1], g.input_spatial[0], g.input_spatial[1]
 
 
 @functools.lru_cache(maxsize=256)
@@ -1051,7 +1056,7 @@ def _shift_tiles(geometry: Geometry, batch: int, budget: int) -> tuple:
     where an item's product fits ``budget``, else output rows of one item (each tap's
     product over the input rows it reads there), at least one row."""
     g = geometry
-    rows_out, rows_in, width = _shift_rows(g)
+    rows_out, _, rows_in, width = _shift_rows(g)
     item = rows_in * width * g.output_channels
     if item <= budget:
         step = budget // item
@@ -1060,23 +1065,24 @@ def _shift_tiles(geometry: Geometry, batch: int, budget: int) -> tuple:
     return tuple((n, n + 1, r0, min(rows_out, r0 + step)) for n in range(batch) for r0 in range(0, rows_out, step))
 
 
-def _shift_budget(geometry: Geometry, batch: int) -> int:
+def _shift_budget(geometry: Geometry, batch: int, side_by_side: bool) -> int:
     """Elements of one tile's product: SHIFT_TILE_ELEMENTS, at most the output's, shared
-    among the cores where tiles run side by side; at least one input row."""
+    among the cores where tiles run ``side_by_side``; at least one input row."""
     g = geometry
     out = batch * math.prod(g.output_spatial) * g.output_channels
-    cores = threads.cores() if _shift_threaded(g, batch) else 1
-    return max(_shift_rows(g)[2] * g.output_channels, min(SHIFT_TILE_ELEMENTS, out) // cores)
+    cores = threads.cores() if side_by_side else 1
+    return max(_shift_rows(g)[3] * g.output_channels, min(SHIFT_TILE_ELEMENTS, out) // cores)
 
 
 def _shift_temporary_elements(geometry: Geometry, batch: int) -> int:
     """A product per tile in flight (one per core side by side), a copy of the input where
     it is not C-contiguous (channels-first), the bias."""
     g = geometry
-    tiles = _shift_tiles(g, batch, _shift_budget(g, batch))
-    _, rows_in, width = _shift_rows(g)
+    side_by_side = _shift_threaded(g, batch)
+    tiles = _shift_tiles(g, batch, _shift_budget(g, batch, side_by_side))
+    _, _, rows_in, width = _shift_rows(g)
     largest = max((n1 - n0) * (rows_in if n1 - n0 > 1 else r1 - r0) for n0, n1, r0, r1 in tiles)
-    in_flight = threads.cores() if _shift_threaded(g, batch) else 1
+    in_flight = threads.cores() if side_by_side else 1
     return (in_flight * largest * width * g.output_channels + batch * math.prod(g.input_spatial) * g.input_channels
             + g.output_channels)
 
@@ -1089,8 +1095,7 @@ def _shift_plan(geometry: Geometry, batch: int, budget: int) -> tuple:
     (the product is the whole tile, written in place), "write" or "add". The first tap
     covering the whole tile goes first and writes it. Cached: a call only multiplies."""
     g = geometry
-    rows_out, rows_in, width = _shift_rows(g)
-    cols_out = 1 if g.rank == 1 else g.output_spatial[1]
+    rows_out, cols_out, rows_in, width = _shift_rows(g)
     taps = []
     for tap, spans in g.taps():
         (start0, stop0, first0), rest = spans[0], spans[1:]
@@ -1128,8 +1133,7 @@ def _shift_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, ou
     g = geometry
     dtype = np.result_type(src, kernel)
     cs, cd = g.input_channels, g.output_channels
-    rows_out, rows_in, width = _shift_rows(g)
-    cols_out = 1 if g.rank == 1 else g.output_spatial[1]
+    rows_out, cols_out, rows_in, width = _shift_rows(g)
     src4 = np.ascontiguousarray(src).reshape(src.shape[0], rows_in, width, cs)
     out4 = out.reshape(out.shape[0], rows_out, cols_out, cd)
     out_cells = out.reshape(-1, cd) if out.flags.c_contiguous else None
@@ -1160,8 +1164,9 @@ def _shift_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, ou
             dst += bias
 
     batch = src.shape[0]
-    plan = _shift_plan(g, batch, _shift_budget(g, batch))
-    threads.run(plan, tile, _shift_threaded(g, batch))  # each tile writes its own output rows
+    side_by_side = _shift_threaded(g, batch)
+    plan = _shift_plan(g, batch, _shift_budget(g, batch, side_by_side))
+    threads.run(plan, tile, side_by_side)  # each tile writes its own output rows
     return out
 
 
