@@ -53,20 +53,22 @@ _LOCK = threading.Lock()
 _ACTIVE = False  # a call runs its tiles side by side (BLAS held to one thread)
 
 
-def _cpus() -> tuple[int, ...]:
-    """The CPUs the calling thread may run on."""
+def _cpu_set():
+    """The CPUs the calling thread may run on (a set; a range where affinity is unknown)."""
     try:
-        return tuple(sorted(os.sched_getaffinity(0)))
+        return os.sched_getaffinity(0)
     except AttributeError:  # not on Linux
-        return tuple(range(os.cpu_count() or 1))
+        return range(os.cpu_count() or 1)
+
+
+def _cpus() -> tuple[int, ...]:
+    """The CPUs the calling thread may run on, in order."""
+    return tuple(sorted(_cpu_set()))
 
 
 def cores() -> int:
     """How many CPUs the calling thread may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return len(_cpu_set())
 
 
 @functools.lru_cache(maxsize=1)

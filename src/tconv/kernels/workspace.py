@@ -49,8 +49,8 @@ def scratch(shape: tuple[int, ...], dtype, slot: int = 0) -> np.ndarray:
     buffers = _buffers()
     buffer = buffers.get(slot)
     if buffer is None or buffer.nbytes < nbytes:
-        buffer = buffers.pop(slot, None)  # the old buffer is freed before the larger one is made
-        del buffer                        # (no name may still hold it)
+        buffer = None  # the old buffer is freed before the larger one is made: no name holds it
+        buffers.pop(slot, None)
         buffer = buffers[slot] = np.empty(max(1, -(-nbytes // 64)), dtype=np.dtype((np.void, 64)))
     return buffer.view(np.uint8)[:nbytes].view(dtype).reshape(shape)
 
