@@ -506,6 +506,10 @@ def _threads_calling(module, name, fail_on_call=None, meet=0):
         setattr(module, name, real)
 
 
+#: gemm settings that run every col layer's tiles side by side, in one-row tiles of a few cells
+_COL_SIDE_BY_SIDE = dict(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1)
+
+
 def _side_by_side_layer():
     if not (compiled.available() and threads.available()):
         pytest.skip("one core, or no Numba/threadpoolctl/OpenBLAS: col's tiles cannot run side by side")
@@ -525,7 +529,7 @@ def test_col_tiles_run_side_by_side_and_blas_gets_its_threads_back():
 
     geometry, x, w = _side_by_side_layer()
     before = _blas_threads()
-    with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1):
+    with _gemm_settings(**_COL_SIDE_BY_SIDE):
         assert gemm._mode(geometry) == "col" and gemm._col_threaded(geometry, 4)
         mine = os.sched_getaffinity(0)
         with _threads_calling(compiled, "col2im", meet=2) as (seen, cpus):  # tiles on two threads at once
@@ -548,7 +552,7 @@ def test_col_tiles_keep_to_one_core_where_blas_was_limited_to_one_thread():
     from threadpoolctl import threadpool_limits
 
     geometry, x, w = _side_by_side_layer()
-    with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1), threadpool_limits(1, "blas"):
+    with _gemm_settings(**_COL_SIDE_BY_SIDE), threadpool_limits(1, "blas"):
         assert not threads.available()
         with _threads_calling(compiled, "col2im") as (seen, _):
             gemm.conv_transpose(x, w, geometry)
@@ -562,7 +566,7 @@ def test_col_tiles_side_by_side_from_several_threads_at_once():
 
     geometry, x, w = _side_by_side_layer()
     before = _blas_threads()
-    with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1):
+    with _gemm_settings(**_COL_SIDE_BY_SIDE):
         want = gemm.conv_transpose(x, w, geometry)
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(lambda _: gemm.conv_transpose(x, w, geometry), range(16)))
@@ -633,7 +637,7 @@ def test_col_tiles_side_by_side_in_a_forked_child():
     import multiprocessing
 
     geometry, x, w = _side_by_side_layer()
-    with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1):
+    with _gemm_settings(**_COL_SIDE_BY_SIDE):
         want = gemm.conv_transpose(x, w, geometry)  # the parent's pool now has its helper
         context = multiprocessing.get_context("fork")
         with context.Pool(1) as pool:
@@ -642,7 +646,7 @@ def test_col_tiles_side_by_side_in_a_forked_child():
 
 
 def _side_by_side_in_child(geometry, x, w):
-    with _gemm_settings(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1):
+    with _gemm_settings(**_COL_SIDE_BY_SIDE):
         assert threads.available()
         with _threads_calling(compiled, "col2im", meet=2):
             return gemm.conv_transpose(x, w, geometry)
