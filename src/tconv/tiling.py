@@ -22,7 +22,9 @@ knows every layer's :class:`~tconv.geometry.Geometry`, so it tiles *exactly*:
 
 Every output cell therefore sums the same products as in the whole-image computation;
 only the summation blocking of the GEMM kernels differs, so tiled and whole-image outputs
-agree to float rounding (``1e-6`` relative in float32), whatever the tile size.
+agree to float rounding (in float32, at most ``1.1e-6`` of the output's largest magnitude
+over 300 random models of the example below), whatever the tile size. An element-wise tolerance is the
+wrong test: cells near zero carry the rounding of the large products summed into them.
 
 Alignment is not needed for exactness, only for uniform tiles: :func:`plan` rounds the
 tile to a multiple of the network's total stride (a 4-level U-Net: 16), so every
@@ -36,7 +38,8 @@ pickles as its config and weights), and any ``scheduler=`` dask accepts.
 >>> model = unet(input_size=(64, 64, 3), n_filters=2, n_classes=3, depth=2)
 >>> image = np.random.default_rng(0).random((64, 80, 3), dtype=np.float32)
 >>> tiled = predict(model, image, tile=16, scheduler="synchronous")
->>> bool(np.allclose(tiled, model(image[None])[0], rtol=1e-5, atol=1e-6))
+>>> whole = model(image[None])[0]
+>>> bool(np.abs(tiled - whole).max() <= 1e-5 * np.abs(whole).max())   # float rounding only
 True
 >>> plan(model, 16).halo
 ((26, 22), (26, 22))
