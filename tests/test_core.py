@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import tconv
-from tconv import ops
+from tconv import budget, ops
 from tconv.errors import TconvError
 from tconv.geometry import AxisGeometry, Geometry, same_pads, tf_transpose_crops
 from tconv.kernels import compiled, gemm, threads, workspace
@@ -614,6 +614,61 @@ def test_plans_are_cached_only_for_plain_arguments():
         ops.plan_conv((2, 2), (3, 3), 1, 1)
     with pytest.raises(TconvError):
         ops.plan_conv((2, 2), (3, 3), 1, 1)
+
+
+def test_a_call_like_one_that_passed_its_checks_is_still_checked_where_it_differs():
+    """ops remembers, per call signature, the plan and checks a call passed
+    (``ops._PLANNED``, ``ops._PREPARED``). A later call takes that shortcut only where
+    everything its checks read is the same: arguments equal but not plain (2.0, True,
+    np.int64, a list) are read afresh, a budget lowered since refuses, another dtype,
+    layout, bias or kernel order is prepared afresh, and a trace of plans still records."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 5, 6, 4)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 2, 4)).astype(np.float32)
+    b = rng.standard_normal(2).astype(np.float32)
+    expected = ops.run(ops.plan_conv_transpose((5, 6), (3, 3), 4, 2, stride=2, crop="same"), x, w, b,
+                       impl="reference")
+    for _ in range(2):  # the second call takes the shortcut
+        np.testing.assert_allclose(tconv.conv_transpose(x, w, b, stride=2, crop="same"), expected, rtol=1e-5,
+                                   atol=1e-5)
+    assert any(key[0] == "conv_transpose" and key[1] == x.shape for key in ops._PLANNED)
+    for stride in (2.0, (2, 2.0), True):
+        with pytest.raises(TconvError) as info:
+            tconv.conv_transpose(x, w, b, stride=stride, crop="same")
+        assert info.value.argument == "stride"
+    for stride in (np.int64(2), [2, 2]):  # read afresh, and accepted
+        np.testing.assert_allclose(tconv.conv_transpose(x, w, b, stride=stride, crop="same"), expected,
+                                   rtol=1e-5, atol=1e-5)
+    with pytest.raises(TconvError) as info:
+        tconv.conv_transpose(x, w, b, stride=2, crop="same", data_format=np.str_("channels_lost"))
+    assert info.value.argument == "data_format"
+    with budget.memory_budget(1000), pytest.raises(TconvError, match="memory budget") as info:
+        tconv.conv_transpose(x, w, b, stride=2, crop="same")
+    assert info.value.argument == "output"
+    y64 = tconv.conv_transpose(x.astype(np.float64), w, b, stride=2, crop="same")
+    assert y64.dtype == np.float64
+    np.testing.assert_allclose(y64, expected, rtol=1e-5, atol=1e-5)
+    w_strided = np.asfortranarray(w)  # the same shape, another order
+    np.testing.assert_allclose(tconv.conv_transpose(x, w_strided, b, stride=2, crop="same"), expected,
+                               rtol=1e-5, atol=1e-5)
+    first = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    for _ in range(2):
+        y = tconv.conv_transpose(first, w, b, stride=2, crop="same", data_format="channels_first")
+        np.testing.assert_allclose(np.moveaxis(y, 1, -1), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(TconvError) as info:
+        tconv.conv_transpose(x, w, rng.standard_normal(3), stride=2, crop="same")
+    assert info.value.argument == "bias"
+    with ops.planning() as plans:
+        assert tconv.conv_transpose(x, w, b, stride=2, crop="same").shape == expected.shape
+    assert len(plans) == 1 and plans[0][0].output_spatial == (10, 12)
+    geometry = ops.plan_conv((5, 6), (3, 3), 4, 2, padding="same")
+    wf = np.ascontiguousarray(np.swapaxes(w, -1, -2))
+    for _ in range(2):
+        np.testing.assert_allclose(tconv.conv(x, wf, padding="same"), ops.run(geometry, x, wf, impl="reference"),
+                                   rtol=1e-5, atol=1e-5)
+    with pytest.raises(TconvError) as info:
+        tconv.conv(x, wf, padding="same", dilation=1.0)
+    assert info.value.argument == "dilation"
 
 
 @pytest.mark.parametrize("transposed", [False, True])

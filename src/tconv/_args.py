@@ -22,25 +22,25 @@ def is_int(value: Any) -> bool:
     return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _plain(value: Any) -> bool:
+def plain(value: Any) -> bool:
     """Whether ``value`` is built only of exact ``int``, ``str`` and ``None``, in tuples: such
     values are equal only where their types match (unlike ``2 == 2.0 == True``, or a list and
     a tuple), so they can key a cache."""
     if type(value) is tuple:
-        return all(_plain(v) for v in value)
+        return all(plain(v) for v in value)
     return value is None or type(value) in (int, str)
 
 
 def memo_plain(function):
     """``function`` (pure, returning an immutable value) cached for the calls whose arguments
-    are all plain (:func:`_plain`). Any other call (a float, a list, a NumPy integer) runs
+    are all plain (:func:`plain`). Any other call (a float, a list, a NumPy integer) runs
     uncached, so a cached result never stands in for an argument that would be read
     differently or refused; refusals raise and are never cached."""
     cached = functools.lru_cache(maxsize=1024)(function)
 
     @functools.wraps(function)
     def wrapper(*args, **kwargs):
-        if all(map(_plain, args)) and all(map(_plain, kwargs.values())):
+        if all(map(plain, args)) and all(map(plain, kwargs.values())):
             return cached(*args, **kwargs)
         return function(*args, **kwargs)
 

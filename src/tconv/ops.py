@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import numpy as np
@@ -83,8 +84,14 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
     input's floating dtype (float32 in, float32 out; integers compute in float64).
 
     Checks every shape against the plan first, so a mismatch is a :class:`TconvError`
-    naming the argument, never a broadcasting error from inside NumPy.
+    naming the argument, never a broadcasting error from inside NumPy. A call like one
+    that passed them (:func:`_signature`) skips to the budget and the kernels.
     """
+    key = _signature(geometry, x, kernel, bias, data_format, impl)
+    if key is not None:
+        prepared = _PREPARED.get(key)
+        if prepared is not None and prepared.required <= budget.get_memory_budget():
+            return _execute(geometry, x, kernel, bias, prepared)
     x = _args.as_array(x, "input")
     kernel = _args.as_array(kernel, "kernel")
     bias = None if bias is None else _args.as_array(bias, "bias")
@@ -119,30 +126,90 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
                              f"address (input {x.shape}, kernel {g.kernel_shape}, stride "
                              f"{tuple(a.stride for a in g.axes)})")
         return np.zeros(out_shape, dtype)
-    _check_budget(g, x, kernel, dtype, data_format)
-    if data_format == "channels_first":
+    required = _check_budget(g, x, kernel, dtype, None if key is None else key[-1])
+    prepared = _Prepared(required, out_shape, dtype, data_format == "channels_first", impl)
+    if key is not None:
+        _remember(_PREPARED, key, prepared)
+    return _execute(g, x, kernel, bias, prepared)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What a call of :func:`run` that passed every check needs to run: the bytes it holds
+    at most (the output and the kernels' temporaries: the budget), the output's shape and
+    dtype, the layout and the kernels."""
+    required: int
+    out_shape: tuple[int, ...]
+    dtype: np.dtype
+    channels_first: bool
+    impl: str
+
+
+#: prepared calls of :func:`run` by :func:`_signature`, and the plans of :func:`conv` and
+#: :func:`conv_transpose` by their arguments (:func:`_call_key`); each cleared when full
+_PREPARED: dict = {}
+_PLANNED: dict = {}
+_REMEMBERED = 512
+
+
+def _remember(cache: dict, key, value) -> None:
+    if len(cache) >= _REMEMBERED:
+        cache.clear()
+    cache[key] = value
+
+
+def _call_key(op: str, x, kernel, arguments: tuple) -> tuple | None:
+    """The key of a :func:`conv` or :func:`conv_transpose` call's plan: the op, both arrays'
+    shapes and the arguments' ``repr``, which tells ``2`` from ``2.0``, ``True``, ``np.int64(2)``
+    and ``[2]`` (plans are remembered only for plain arguments, :func:`tconv._args.plain`,
+    whose ``repr`` no other value of a builtin or NumPy type shares). None for arrays that
+    are not exactly ndarrays."""
+    if type(x) is not np.ndarray or type(kernel) is not np.ndarray:
+        return None
+    return (op, x.shape, kernel.shape, repr(arguments))
+
+
+def _signature(geometry, x, kernel, bias, data_format, impl) -> tuple | None:
+    """The key of a call of :func:`run` that a prepared call stands for: everything its
+    checks, its output and its temporaries follow from (the plan, the arrays' shapes and
+    dtypes, whether the kernel is C-contiguous, the names, the kernels' settings now).
+    None where the call must take the checks: an argument that is not exactly an ndarray
+    or a str, or a trace of plans (:func:`trace_plans`)."""
+    if (type(x) is not np.ndarray or type(kernel) is not np.ndarray or type(data_format) is not str
+            or type(impl) is not str or not (bias is None or type(bias) is np.ndarray)
+            or _PLANS.get() is not None):
+        return None
+    return (geometry, x.shape, x.dtype, kernel.shape, kernel.dtype, kernel.flags.c_contiguous,
+            None if bias is None else (bias.shape, bias.dtype), data_format, impl, gemm.settings())
+
+
+def _execute(g: Geometry, x: np.ndarray, kernel: np.ndarray, bias, prepared: _Prepared) -> np.ndarray:
+    dtype = prepared.dtype
+    if prepared.channels_first:
         x = np.moveaxis(x, 1, -1)
     x = x.astype(dtype, copy=False)
     kernel = kernel.astype(dtype, copy=False)
     bias = None if bias is None else bias.astype(dtype, copy=False)
-    if impl == "gemm":
+    if prepared.impl == "gemm":
         # the tiles write straight into the requested layout (channels moved back in cache)
-        y = np.empty(out_shape, dtype)
+        y = np.empty(prepared.out_shape, dtype)
         compute = gemm.conv_transpose if g.transposed else gemm.conv
-        compute(x, kernel, g, bias, out=np.moveaxis(y, 1, -1) if data_format == "channels_first" else y)
+        compute(x, kernel, g, bias, out=np.moveaxis(y, 1, -1) if prepared.channels_first else y)
         return y
     compute = reference.conv_transpose if g.transposed else reference.conv
     y = compute(x, kernel, g)
     if bias is not None:
         y += bias
-    if data_format == "channels_first":
+    if prepared.channels_first:
         y = np.ascontiguousarray(np.moveaxis(y, -1, 1))
     return y
 
 
 def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtype,
-                  data_format: str) -> None:
-    """Refuse, before allocating, an output whose bytes plus the temporaries exceed the budget.
+                  settings: tuple | None = None) -> int:
+    """Refuse, before allocating, an output whose bytes plus the temporaries exceed the
+    budget; else the bytes they hold (``settings``: :func:`tconv.kernels.gemm.settings`,
+    where the caller has read them).
 
     The GEMM kernels hold one tile at a time and, by path, a padded copy of the input or a
     weight matrix (:func:`tconv.kernels.gemm.temporary_elements` states the bound); they
@@ -152,17 +219,18 @@ def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtyp
     input_shape = x.shape
     out_shape = (input_shape[0],) + g.output_spatial + (g.output_channels,)
     nbytes = math.prod(out_shape) * dtype.itemsize
-    temporaries = gemm.temporary_elements(g, input_shape[0]) * dtype.itemsize
+    temporaries = gemm.temporary_elements(g, input_shape[0], settings) * dtype.itemsize
     if x.dtype != dtype:  # cast (copied) first
         temporaries += x.size * dtype.itemsize
     if kernel.dtype != dtype or not kernel.flags.c_contiguous:  # cast, or copied by the kernels' reshape
         temporaries += kernel.size * dtype.itemsize
     if nbytes + temporaries <= budget.get_memory_budget():
-        return  # the common case, without building the message
+        return nbytes + temporaries  # the common case, without building the message
     strides = tuple(a.stride for a in g.axes)
     budget.check(nbytes, "output", out_shape,
                  f"({'transposed ' if g.transposed else ''}convolution of input {tuple(input_shape)} "
                  f"with kernel {g.kernel_shape}, stride {strides}) as {dtype}", temporaries=temporaries)
+    return nbytes + temporaries
 
 
 #: the data formats every entry point takes
@@ -247,6 +315,9 @@ def conv(x: Any, kernel: Any, bias: Any = None, *, stride=1, padding="valid", di
     >>> conv(x, w)[0, :, 0]
     array([10., 21., 32., 43.])
     """
+    key = _call_key("conv", x, kernel, (stride, padding, dilation, groups, data_format, padding_mode))
+    if key is not None and (geometry := _PLANNED.get(key)) is not None:
+        return run(geometry, x, kernel, bias, data_format=data_format)
     x = _args.as_array(x, "input")
     kernel = _args.as_array(kernel, "kernel")
     rank = kernel.ndim - 2
@@ -264,6 +335,8 @@ def conv(x: Any, kernel: Any, bias: Any = None, *, stride=1, padding="valid", di
         from tconv import padding_modes
         return padding_modes.run(geometry, x, kernel, bias, padding_mode=padding_mode,
                                  data_format=data_format)
+    if key is not None and _args.plain((stride, padding, dilation, groups, data_format, padding_mode)):
+        _remember(_PLANNED, key, geometry)
     return run(geometry, x, kernel, bias, data_format=data_format)
 
 
@@ -298,6 +371,9 @@ def conv_transpose(x: Any, kernel: Any, bias: Any = None, *, stride=1, crop="val
     >>> conv_transpose(x, w, stride=2, crop="same")[0, :, 0]   # TF/Keras 'same': 2*2 cells
     array([  1.,  10., 102.,  20.])
     """
+    key = _call_key("conv_transpose", x, kernel, (stride, crop, dilation, groups, data_format, padding_mode))
+    if key is not None and (geometry := _PLANNED.get(key)) is not None:
+        return run(geometry, x, kernel, bias, data_format=data_format)
     x = _args.as_array(x, "input")
     kernel = _args.as_array(kernel, "kernel")
     rank = kernel.ndim - 2
@@ -314,4 +390,6 @@ def conv_transpose(x: Any, kernel: Any, bias: Any = None, *, stride=1, crop="val
         from tconv import padding_modes
         return padding_modes.run(geometry, x, kernel, bias, padding_mode=padding_mode,
                                  data_format=data_format)
+    if key is not None and _args.plain((stride, crop, dilation, groups, data_format, padding_mode)):
+        _remember(_PLANNED, key, geometry)
     return run(geometry, x, kernel, bias, data_format=data_format)

@@ -345,24 +345,29 @@ def _tile_budget(per_cell: int, geometry: Geometry, batch: int) -> int:
     return max(TILE_ELEMENTS, min(out // 4, MAX_TILE_ELEMENTS), MIN_TILE_CELLS * per_cell)
 
 
-def temporary_elements(geometry: Geometry, batch: int) -> int:
+def settings() -> tuple:
+    """Every setting the choice of path and its tiles depend on, now: this module's,
+    whether the compiled loops run and whether tiles may run side by side. Caches of what
+    follows from a plan key on it, so that a change of any (tests, ``compiled.ENABLED``, a
+    user's BLAS thread limit) is a new entry, never a stale one."""
+    return (MODE, compiled.available(), threads.workers(), TILE_ELEMENTS, MIN_TILE_CELLS,
+            MAX_TILE_ELEMENTS, COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE, COL_MIN_GROUP_CHANNELS,
+            IM2COL_MAX_COLUMNS, ROWS_TILE_ELEMENTS, ROWS_MIN_CELLS, IM2COL_OVER_ROWS_CHANNELS,
+            COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS, COL_THREADS_TILE, COL_THREADS_MIN_ROWS,
+            ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT, SHIFT_MIN_CHANNELS, SHIFT_MAX_WASTE,
+            SHIFT_TILE_ELEMENTS, SHIFT_THREADS_MAX_KERNEL, SHIFT_THREADS_MIN_OUTPUT)
+
+
+def temporary_elements(geometry: Geometry, batch: int, now: tuple | None = None) -> int:
     """Elements of temporaries a call holds at most: one tile (its budget, or one row of
     one batch item where a row is larger), the weight matrix concat builds, the padded
-    source copy of flat."""
-    return _temporary_elements(geometry, batch, MODE, compiled.available(), TILE_ELEMENTS, MIN_TILE_CELLS,
-                               MAX_TILE_ELEMENTS, COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE,
-                               COL_MIN_GROUP_CHANNELS, IM2COL_MAX_COLUMNS, ROWS_TILE_ELEMENTS, ROWS_MIN_CELLS,
-                               IM2COL_OVER_ROWS_CHANNELS, threads.available(), COL_THREADS_MAX_KERNEL,
-                               COL_THREADS_MIN_COLUMNS, COL_THREADS_TILE, COL_THREADS_MIN_ROWS,
-                               ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT, SHIFT_MIN_CHANNELS,
-                               SHIFT_MAX_WASTE, SHIFT_TILE_ELEMENTS, SHIFT_THREADS_MAX_KERNEL,
-                               SHIFT_THREADS_MIN_OUTPUT)
+    source copy of flat. ``now``: :func:`settings`, where the caller has read them."""
+    return _temporary_elements(geometry, batch, settings() if now is None else now)
 
 
 @functools.lru_cache(maxsize=256)
-def _temporary_elements(geometry: Geometry, batch: int, *settings) -> int:
-    # ``settings``: every module setting the path and its tiles depend on, so that a
-    # change of any (tests, compiled.ENABLED) is a new cache entry, not a stale bound
+def _temporary_elements(geometry: Geometry, batch: int, now: tuple) -> int:
+    # ``now``: settings(), so that a change of any is a new cache entry, not a stale bound
     g = geometry
     mode = _mode(g)
     if mode == "col":
@@ -718,7 +723,7 @@ def _col_budget(geometry: Geometry, batch: int, side_by_side: bool) -> int:
     among the cores, at most COL_THREADS_TILE each or COL_THREADS_MIN_ROWS input rows."""
     out = batch * math.prod(geometry.output_spatial) * geometry.output_channels
     if side_by_side:
-        share = int(COL_TILE_PER_OUTPUT * out) // threads.cores()
+        share = int(COL_TILE_PER_OUTPUT * out) // threads.workers()
         rows = COL_THREADS_MIN_ROWS * geometry.kernel_shape[0] * _col_row(geometry)
         return max(COL_MIN_TILE, min(share, max(COL_THREADS_TILE, rows)))
     return max(COL_MIN_TILE, min(int(COL_TILE_PER_OUTPUT * out), COL_MAX_TILE))
@@ -776,7 +781,7 @@ def _col_temporary_elements(geometry: Geometry, batch: int) -> int:
     tile = max((n1 - n0) * (j1 - j0) * ((k1 - k0) * per_row + g.input_channels)
                for n0, n1, _, _, k0, k1, j0, j1 in _col_tiles(g, batch, _col_budget(g, batch, side_by_side),
                                                               side_by_side))
-    tiles = threads.cores() if side_by_side else 1  # one tile in flight per core
+    tiles = threads.workers() if side_by_side else 1  # one tile in flight per core
     return tiles * tile * math.prod(g.input_spatial[1:]) + _table_elements(g) + g.output_channels
 
 
@@ -925,7 +930,7 @@ def _rows_tile_rows(geometry: Geometry, side_by_side: bool) -> int:
     g = geometry
     _, lo, hi = _rows_spans(g)
     per_row = g.output_spatial[1] * g.kernel_shape[1] * g.input_channels
-    budget = ROWS_TILE_ELEMENTS // (threads.cores() if side_by_side else 1)
+    budget = ROWS_TILE_ELEMENTS // (threads.workers() if side_by_side else 1)
     return max(1, min(g.output_spatial[0], budget // per_row - (hi - lo)))
 
 
@@ -952,7 +957,7 @@ def _rows_temporary_elements(geometry: Geometry, batch: int) -> int:
     side_by_side = _rows_threaded(g, batch)
     rows = _rows_tile_rows(g, side_by_side)
     width = g.output_spatial[1]
-    in_flight = threads.cores() if side_by_side else 1
+    in_flight = threads.workers() if side_by_side else 1
     return in_flight * ((rows + hi - lo) * width * g.kernel_shape[1] * g.input_channels
                         + 2 * rows * width * g.output_channels) + g.output_channels
 
@@ -1070,7 +1075,7 @@ def _shift_budget(geometry: Geometry, batch: int, side_by_side: bool) -> int:
     among the cores where tiles run ``side_by_side``; at least one input row."""
     g = geometry
     out = batch * math.prod(g.output_spatial) * g.output_channels
-    cores = threads.cores() if side_by_side else 1
+    cores = threads.workers() if side_by_side else 1
     return max(_shift_rows(g)[3] * g.output_channels, min(SHIFT_TILE_ELEMENTS, out) // cores)
 
 
@@ -1082,7 +1087,7 @@ def _shift_temporary_elements(geometry: Geometry, batch: int) -> int:
     tiles = _shift_tiles(g, batch, _shift_budget(g, batch, side_by_side))
     _, _, rows_in, width = _shift_rows(g)
     largest = max((n1 - n0) * (rows_in if n1 - n0 > 1 else r1 - r0) for n0, n1, r0, r1 in tiles)
-    in_flight = threads.cores() if side_by_side else 1
+    in_flight = threads.workers() if side_by_side else 1
     return (in_flight * largest * width * g.output_channels + batch * math.prod(g.input_spatial) * g.input_channels
             + g.output_channels)
 

@@ -62,13 +62,25 @@ def _cpu_set():
 
 
 def _cpus() -> tuple[int, ...]:
-    """The CPUs the calling thread may run on, in order."""
-    return tuple(sorted(_cpu_set()))
+    """The CPUs the calling thread may run on, in order (the count remembered)."""
+    global _CORES
+    cpus = tuple(sorted(_cpu_set()))
+    _CORES = len(cpus)
+    return cpus
 
 
 def cores() -> int:
-    """How many CPUs the calling thread may run on."""
-    return len(_cpu_set())
+    """How many CPUs the calling thread may run on (read now, and remembered)."""
+    global _CORES
+    _CORES = len(_cpu_set())
+    return _CORES
+
+
+#: the count :func:`cores` or :func:`_cpus` read last: :func:`_workers` runs on every call
+#: and reads this instead of the system's affinity (about 8 us a call after a kernel's
+#: run has evicted the interpreter's working set); each side-by-side run reads it afresh,
+#: so a changed affinity is seen by the call after, and a stale count only costs speed
+_CORES: int | None = None
 
 
 @functools.lru_cache(maxsize=1)
@@ -156,8 +168,13 @@ def _workers() -> int:
     libraries = _openblas()
     if not libraries:
         return 1
-    count = min(get() for get, _ in libraries)
-    return 1 if count <= 1 else min(count, cores())
+    count = libraries[0][0]() if len(libraries) == 1 else min(get() for get, _ in libraries)
+    return 1 if count <= 1 else min(count, _CORES or cores())
+
+
+def workers() -> int:
+    """How many tiles :func:`run` would run side by side now (1: one after another)."""
+    return _workers()
 
 
 def available() -> bool:
