@@ -91,7 +91,7 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
     if key is not None:
         prepared = _PREPARED.get(key)
         if prepared is not None and prepared.required <= budget.get_memory_budget():
-            return _execute(geometry, x, kernel, bias, prepared)
+            return _execute(geometry, x, kernel, bias, prepared, key[-1])
     x = _args.as_array(x, "input")
     kernel = _args.as_array(kernel, "kernel")
     bias = None if bias is None else _args.as_array(bias, "bias")
@@ -127,10 +127,11 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
                              f"{tuple(a.stride for a in g.axes)})")
         return np.zeros(out_shape, dtype)
     required = _check_budget(g, x, kernel, dtype, None if key is None else key[-1])
-    prepared = _Prepared(required, out_shape, dtype, data_format == "channels_first", impl)
+    prepared = _Prepared(required, out_shape, dtype, data_format == "channels_first", impl,
+                         tuple(a is not None and a.dtype != dtype for a in (x, kernel, bias)))
     if key is not None:
         _remember(_PREPARED, key, prepared)
-    return _execute(g, x, kernel, bias, prepared)
+    return _execute(g, x, kernel, bias, prepared, None if key is None else key[-1])
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class _Prepared:
     dtype: np.dtype
     channels_first: bool
     impl: str
+    cast: tuple[bool, bool, bool]  # whether the input, kernel and bias are of another dtype
 
 
 #: prepared calls of :func:`run` by :func:`_signature`, and the plans of :func:`conv` and
@@ -183,18 +185,23 @@ def _signature(geometry, x, kernel, bias, data_format, impl) -> tuple | None:
             None if bias is None else (bias.shape, bias.dtype), data_format, impl, gemm.settings())
 
 
-def _execute(g: Geometry, x: np.ndarray, kernel: np.ndarray, bias, prepared: _Prepared) -> np.ndarray:
+def _execute(g: Geometry, x: np.ndarray, kernel: np.ndarray, bias, prepared: _Prepared,
+             settings: tuple | None) -> np.ndarray:
     dtype = prepared.dtype
     if prepared.channels_first:
         x = np.moveaxis(x, 1, -1)
-    x = x.astype(dtype, copy=False)
-    kernel = kernel.astype(dtype, copy=False)
-    bias = None if bias is None else bias.astype(dtype, copy=False)
+    cast_x, cast_kernel, cast_bias = prepared.cast
+    if cast_x:
+        x = x.astype(dtype)
+    if cast_kernel:
+        kernel = kernel.astype(dtype)
+    if cast_bias:
+        bias = bias.astype(dtype)
     if prepared.impl == "gemm":
         # the tiles write straight into the requested layout (channels moved back in cache)
         y = np.empty(prepared.out_shape, dtype)
         compute = gemm.conv_transpose if g.transposed else gemm.conv
-        compute(x, kernel, g, bias, out=np.moveaxis(y, 1, -1) if prepared.channels_first else y)
+        compute(x, kernel, g, bias, np.moveaxis(y, 1, -1) if prepared.channels_first else y, settings)
         return y
     compute = reference.conv_transpose if g.transposed else reference.conv
     y = compute(x, kernel, g)

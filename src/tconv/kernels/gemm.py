@@ -428,19 +428,23 @@ def _src_block(read: tuple, lo: int, hi: int) -> tuple[slice, ...]:
     return tuple(blocks)
 
 
-def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
+def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now) -> np.ndarray:
     """Both directions: ``src`` channels-last, the output written into ``out`` (channels-last
-    indexing, any strides) or a new channels-last array, by the path :func:`_mode` picks."""
+    indexing, any strides) or a new channels-last array, by the path :func:`_mode` picks
+    (``now``: :func:`settings`, where the caller has read them)."""
     g = geometry
-    dtype = np.result_type(src, kernel)
+    dtype = src.dtype if src.dtype is kernel.dtype else np.result_type(src, kernel)
     if out is None:
         out = np.empty((src.shape[0],) + g.output_spatial + (g.output_channels,), dtype)
-    bias = None if bias is None else bias.astype(dtype, copy=False)
+    if bias is not None and bias.dtype is not dtype:
+        bias = bias.astype(dtype, copy=False)
     mode = _mode(g)
     if mode not in ("col", "im2col", "rows", "shift", "grouped") and not _covers_everything(g):  # cells no tap reaches: zeros, or the bias
         out[...] = 0 if bias is None else bias
-    run = {"flat": _flat_run, "per_tap": _per_tap_run, "concat": _concat_run, "col": _col_run,
-           "im2col": _im2col_run, "rows": _rows_run, "shift": _shift_run, "grouped": _grouped_run}[mode]
+    if mode == "col":  # its plan is cached by the settings
+        return _col_run(src, kernel, g, bias, out, settings() if now is None else now)
+    run = {"flat": _flat_run, "per_tap": _per_tap_run, "concat": _concat_run, "im2col": _im2col_run,
+           "rows": _rows_run, "shift": _shift_run, "grouped": _grouped_run}[mode]
     return run(src, kernel, g, bias, out)
 
 
@@ -785,13 +789,21 @@ def _col_temporary_elements(geometry: Geometry, batch: int) -> int:
     return tiles * tile * math.prod(g.input_spatial[1:]) + _table_elements(g) + g.output_channels
 
 
-def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
+@functools.lru_cache(maxsize=256)
+def _col_plan(geometry: Geometry, batch: int, now: tuple) -> tuple[bool, tuple]:
+    """Whether col's tiles run side by side, and the tiles (``now``: :func:`settings`)."""
+    side_by_side = _col_threaded(geometry, batch)
+    # side by side, the tiles write disjoint output rows
+    return side_by_side, _col_tiles(geometry, batch, _col_budget(geometry, batch, side_by_side), side_by_side)
+
+
+def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now: tuple) -> np.ndarray:
     """Transposed convolution, per tile and group: one wide product of the input with
     every tap at once, ``(cells, C_in) @ (C_in, taps * C_out)`` with the kernel as it lies
     (views), then each output cell sums the columns of the taps that reach it (compiled
     col2im, bias fused; written once, or added to by later kernel-row groups)."""
     g = geometry
-    dtype = np.result_type(src, kernel)
+    dtype = out.dtype
     tables = _col_tables(g)
     taps_k_row = math.prod(g.kernel_shape) // g.kernel_shape[0]
     groups, cs, cd = g.groups, g.input_channels, g.output_channels
@@ -800,7 +812,7 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out)
     weights = kernel.reshape(-1, cd_g, groups, cs_g)
     rest = g.input_spatial[1:] + (1,) * (3 - g.rank)
     out3 = _as3d(out, g.rank)
-    b = np.zeros(cd, dtype) if bias is None else bias
+    b = _zeros(cd, dtype) if bias is None else bias
 
     def tile(bounds: tuple) -> None:
         n0, n1, r0, r1, k0, k1, j0, j1 = bounds
@@ -821,11 +833,17 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out)
             compiled.col2im(col, out3[..., channels], *tables, n0, r0, r1, k0, j0, b[channels])
             del col
 
-    batch = src.shape[0]
-    side_by_side = _col_threaded(g, batch)
-    # side by side, the tiles write disjoint output rows
-    threads.run(_col_tiles(g, batch, _col_budget(g, batch, side_by_side), side_by_side), tile, side_by_side)
+    side_by_side, tiles = _col_plan(g, src.shape[0], now)
+    threads.run(tiles, tile, side_by_side)
     return out
+
+
+@functools.lru_cache(maxsize=64)
+def _zeros(n: int, dtype: np.dtype) -> np.ndarray:
+    """A read-only zero bias of ``n`` channels, made once."""
+    zeros = np.zeros(n, dtype)
+    zeros.flags.writeable = False
+    return zeros
 
 
 def _cell_run(n0: int, n1: int, r0: int, r1: int, spatial: tuple[int, ...]) -> slice:
@@ -1199,13 +1217,17 @@ def _grouped_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, 
     return out
 
 
-def conv(x: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias=None, out=None) -> np.ndarray:
+def conv(x: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias=None, out=None,
+         now: tuple | None = None) -> np.ndarray:
     """Forward convolution. ``x``: ``(N, *size, C_in)``; returns ``(N, *out, C_out)``
-    (or fills ``out``, indexed channels-last, with any strides)."""
-    return _run(x, kernel, geometry, bias, out)
+    (or fills ``out``, indexed channels-last, with any strides). ``now``:
+    :func:`settings`, where the caller has read them."""
+    return _run(x, kernel, geometry, bias, out, now)
 
 
-def conv_transpose(y: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias=None, out=None) -> np.ndarray:
+def conv_transpose(y: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias=None, out=None,
+                   now: tuple | None = None) -> np.ndarray:
     """Transposed convolution. ``y``: ``(N, *out, C_out)``; returns ``(N, *size, C_in)``
-    (or fills ``out``, indexed channels-last, with any strides)."""
-    return _run(y, kernel, geometry, bias, out)
+    (or fills ``out``, indexed channels-last, with any strides). ``now``:
+    :func:`settings`, where the caller has read them."""
+    return _run(y, kernel, geometry, bias, out, now)

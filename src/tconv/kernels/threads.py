@@ -188,9 +188,13 @@ def run(tasks: Sequence, work: Callable[[object], None], side_by_side: bool = Tr
     The tasks must write disjoint outputs. Where ``side_by_side`` or :func:`available` is
     False, or for a single task, one after another on the calling thread (BLAS as it is)."""
     global _ACTIVE
+    if not side_by_side or len(tasks) <= 1:
+        for task in tasks:
+            work(task)
+        return
     libraries = _openblas()
     with _LOCK:
-        workers = min(_workers(), len(tasks)) if side_by_side else 1
+        workers = min(_workers(), len(tasks))
         if workers > 1:
             saved = [get() for get, _ in libraries]
             for _, set_ in libraries:
