@@ -616,6 +616,15 @@ def test_plans_are_cached_only_for_plain_arguments():
         ops.plan_conv((2, 2), (3, 3), 1, 1)
 
 
+def test_gemm_settings_name_every_setting_of_the_module():
+    """Caches of paths, tiles and temporaries key on gemm.settings(): a module setting
+    missing from it would leave a stale entry when a test or a user changes it."""
+    import re
+
+    names = {name for name in vars(gemm) if re.fullmatch(r"[A-Z][A-Z0-9_]*", name)}
+    assert names and names <= set(gemm.settings.__code__.co_names)
+
+
 def test_a_call_like_one_that_passed_its_checks_is_still_checked_where_it_differs():
     """ops remembers, per call signature, the plan and checks a call passed
     (``ops._PLANNED``, ``ops._PREPARED``). A later call takes that shortcut only where
@@ -632,6 +641,11 @@ def test_a_call_like_one_that_passed_its_checks_is_still_checked_where_it_differ
         np.testing.assert_allclose(tconv.conv_transpose(x, w, b, stride=2, crop="same"), expected, rtol=1e-5,
                                    atol=1e-5)
     assert any(key[0] == "conv_transpose" and key[1] == x.shape for key in ops._PLANNED)
+    prepared = len(ops._PREPARED)
+    with _gemm_settings(MODE="per_tap"):  # other settings: prepared afresh
+        np.testing.assert_allclose(tconv.conv_transpose(x, w, b, stride=2, crop="same"), expected, rtol=1e-5,
+                                   atol=1e-5)
+        assert len(ops._PREPARED) == prepared + 1 or len(ops._PREPARED) == 1
     for stride in (2.0, (2, 2.0), True):
         with pytest.raises(TconvError) as info:
             tconv.conv_transpose(x, w, b, stride=stride, crop="same")

@@ -351,11 +351,13 @@ def settings() -> tuple:
     follows from a plan key on it, so that a change of any (tests, ``compiled.ENABLED``, a
     user's BLAS thread limit) is a new entry, never a stale one."""
     return (MODE, compiled.available(), threads.workers(), TILE_ELEMENTS, MIN_TILE_CELLS,
-            MAX_TILE_ELEMENTS, COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE, COL_MIN_GROUP_CHANNELS,
-            IM2COL_MAX_COLUMNS, ROWS_TILE_ELEMENTS, ROWS_MIN_CELLS, IM2COL_OVER_ROWS_CHANNELS,
-            COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS, COL_THREADS_TILE, COL_THREADS_MIN_ROWS,
-            ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT, SHIFT_MIN_CHANNELS, SHIFT_MAX_WASTE,
-            SHIFT_TILE_ELEMENTS, SHIFT_THREADS_MAX_KERNEL, SHIFT_THREADS_MIN_OUTPUT)
+            MAX_TILE_ELEMENTS, FLAT_MAX_WASTE, FLAT_NARROW_CHANNELS, FLAT_NARROW_MAX_WASTE,
+            COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE, COL_MIN_GROUP_CHANNELS, COL_FEW_CELLS,
+            COL_MAX_KERNEL, COL_MAX_TABLE, COL_MAX_ROW, IM2COL_MAX_COLUMNS, ROWS_TILE_ELEMENTS,
+            ROWS_MIN_CELLS, IM2COL_OVER_ROWS_CHANNELS, COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS,
+            COL_THREADS_TILE, COL_THREADS_MIN_ROWS, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT,
+            SHIFT_MIN_CHANNELS, SHIFT_MAX_WASTE, SHIFT_TILE_ELEMENTS, SHIFT_THREADS_MAX_KERNEL,
+            SHIFT_THREADS_MIN_OUTPUT)
 
 
 def temporary_elements(geometry: Geometry, batch: int, now: tuple | None = None) -> int:
@@ -443,9 +445,7 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now
         out[...] = 0 if bias is None else bias
     if mode == "col":  # its plan is cached by the settings
         return _col_run(src, kernel, g, bias, out, settings() if now is None else now)
-    run = {"flat": _flat_run, "per_tap": _per_tap_run, "concat": _concat_run, "im2col": _im2col_run,
-           "rows": _rows_run, "shift": _shift_run, "grouped": _grouped_run}[mode]
-    return run(src, kernel, g, bias, out)
+    return _RUNS[mode](src, kernel, g, bias, out)
 
 
 def _concat_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
@@ -1215,6 +1215,10 @@ def _grouped_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, 
     b = np.zeros(cd, out.dtype) if bias is None else bias
     compiled.grouped(_as3d(src, g.rank), _as3d(out, g.rank), *_col_tables(g), w, b)
     return out
+
+
+_RUNS = {"flat": _flat_run, "per_tap": _per_tap_run, "concat": _concat_run, "im2col": _im2col_run,
+         "rows": _rows_run, "shift": _shift_run, "grouped": _grouped_run}
 
 
 def conv(x: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias=None, out=None,
