@@ -1188,6 +1188,19 @@ def test_regression_array_data_format_and_padding_mode_ambiguous_truth_value():
             grad.conv_vjp(x, w, np.ones((1, 3, 1)), **kwargs)
 
 
+def test_regression_array_interpolation_and_auto_pad_ambiguous_truth_value():
+    """``UpSampling2D(interpolation=np.array([1, 2, 3]))`` (found by the long fuzz profile) and
+    ONNX's ``auto_pad=np.array(...)`` met ``value not in (...)``: ambiguous truth value."""
+    from tconv import nn
+    from tconv.dialects import onnx
+
+    with pytest.raises(TconvError, match="interpolation"):
+        nn.UpSampling2D(interpolation=np.array([1, 2, 3]))
+    for op in (onnx.conv, onnx.conv_transpose):
+        with pytest.raises(TconvError, match="auto_pad"):
+            op(np.ones((1, 1, 4, 4), np.float32), np.ones((1, 1, 3, 3), np.float32), auto_pad=np.array([1, 2]))
+
+
 def test_regression_nn_layer_array_name_ambiguous_truth_value():
     from tconv import nn
 

@@ -156,7 +156,7 @@ def _prepare(op: str, X, W, B, attrs: dict, allowed: tuple[str, ...]):
     same_dtype(context, X=x, W=w, B=b)
     rank = x.ndim - 2
     auto_pad = attrs.get("auto_pad", "NOTSET")
-    if auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
+    if not isinstance(auto_pad, str) or auto_pad not in ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"):
         raise refuse(REFUSALS, "auto_pad", auto_pad, context)
     if auto_pad != "NOTSET" and attrs.get("pads") is not None:
         raise refuse(REFUSALS, "pads_with_auto_pad", attrs["pads"], context, auto_pad=auto_pad)

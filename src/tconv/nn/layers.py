@@ -528,7 +528,7 @@ class UpSampling2D(Layer):
         context = "keras.layers.UpSampling2D"
         self.size = _pair(size, "size", context)
         self.data_format = _data_format(data_format, context)
-        if interpolation not in ("nearest", "bilinear"):
+        if not isinstance(interpolation, str) or interpolation not in ("nearest", "bilinear"):
             raise TconvError("interpolation", interpolation,
                              "must be 'nearest' or 'bilinear' (tconv computes these two)",
                              context=context)
