@@ -20,6 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from oracles.jax import exact_negative_padding
 from tconv import weights
 from tconv.errors import TconvError
 from tconv.geometry import tf_valid_outputs
@@ -275,7 +276,8 @@ def run_real(text: str, x, kernel, bias) -> np.ndarray:
         from jax import lax
 
         kw.pop("rhs")
-        return np.asarray(getattr(lax, spec.op)(x, kernel, **kw))
+        with exact_negative_padding():
+            return np.asarray(getattr(lax, spec.op)(x, kernel, **kw))
     ort = _require("onnxruntime")
     from onnx import TensorProto, helper, numpy_helper
 
@@ -304,7 +306,8 @@ def run_code(t: Translation, x_target, kernel, bias) -> np.ndarray:
 
         with torch.no_grad():
             return layer(torch.from_numpy(x_target)).numpy()
-    return np.asarray(layer(x_target))
+    with exact_negative_padding():  # a no-op but for JAX's convolutions
+        return np.asarray(layer(x_target))
 
 
 _PAIRS = [(s, t) for s in DIALECTS for t in DIALECTS if s != t]
