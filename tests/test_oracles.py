@@ -42,3 +42,27 @@ def test_golden_vectors(dialect):
     assert any(refused for _, _, refused, _ in cases) and not all(r for _, _, r, _ in cases)
     for case, expected, refused, message in cases:
         compare(case, mod.run_tconv, expected, refused, message, getattr(mod, "accepts_refusal", None))
+
+
+@pytest.mark.oracle
+def test_jax_oracle_survives_the_xla_abort_on_negative_padding():
+    """A drawn jax.lax.conv_transpose (use_consistent_padding, a transposed kernel, negative
+    padding) makes XLA:CPU's algebraic simplifier fail a CHECK and abort the process; it
+    killed a CI worker. The oracle computes negative padding the exact way
+    (``oracles.jax.exact_negative_padding``); run in a child, so that an abort fails this
+    test instead of the worker."""
+    import subprocess
+    import sys
+
+    require("jax")
+    code = ("import numpy as np\n"
+            "from oracles.harness import compare, oracle, run_live\n"
+            "mod = oracle('jax')\n"
+            "case = mod.random_case(np.random.default_rng(377739517415397090))\n"
+            "assert case.fn == 'conv_transpose' and case.kwargs.get('use_consistent_padding')\n"
+            "expected, refused, message = run_live(mod, case)\n"
+            "assert not refused, message\n"
+            "compare(case, mod.run_tconv, expected, refused, message, None)\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=HERE, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(HERE)}, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
