@@ -100,8 +100,10 @@ def transposed_vjp_ready(geometry: Geometry) -> bool:
 
 def transposed_vjp_temporary_elements(geometry: Geometry, batch: int) -> int:
     """The largest tile of gathered columns with its input block (copied where ``x`` is
-    channels-first) and input-gradient product, the int64 tables (two float32 elements a
-    cell) and the weight gradient's product."""
+    channels-first) and one more input block's worth, the int64 tables (two float32
+    elements a cell) and the weight gradient's product. The extra block was the tile's
+    input-gradient product, which now lands in ``dx`` itself: the bound is that much above
+    the peak (test_transposed_vjp_temporaries_stay_within_the_stated_bound checks it holds)."""
     from tconv.kernels import gemm
 
     g = geometry
