@@ -373,7 +373,7 @@ def _temporary_elements(geometry: Geometry, batch: int, now: tuple) -> int:
     g = geometry
     mode = _mode(g)
     if mode == "col":
-        return _col_temporary_elements(g, batch)
+        return _col_temporary_elements(g, batch, now)
     if mode == "im2col":
         return _im2col_temporary_elements(g, batch)
     if mode == "rows":
@@ -776,17 +776,16 @@ def _col_tiles(geometry: Geometry, batch: int, budget: int, disjoint: bool = Fal
                  for n in range(batch) for r0, r1 in blocks)
 
 
-def _col_temporary_elements(geometry: Geometry, batch: int) -> int:
+def _col_temporary_elements(geometry: Geometry, batch: int, now: tuple) -> int:
     """The largest tile's columns and input block (copied where the input is not
     contiguous, channels-first), the int64 tables (two float32 elements a cell), the bias."""
     g = geometry
     per_row = _col_row(g) // math.prod(g.input_spatial[1:])
-    side_by_side = _col_threaded(g, batch)
+    side_by_side, tiles = _col_plan(g, batch, now)  # the tiles _col_run takes
     tile = max((n1 - n0) * (j1 - j0) * ((k1 - k0) * per_row + g.input_channels)
-               for n0, n1, _, _, k0, k1, j0, j1 in _col_tiles(g, batch, _col_budget(g, batch, side_by_side),
-                                                              side_by_side))
-    tiles = threads.workers() if side_by_side else 1  # one tile in flight per core
-    return tiles * tile * math.prod(g.input_spatial[1:]) + _table_elements(g) + g.output_channels
+               for n0, n1, _, _, k0, k1, j0, j1 in tiles)
+    in_flight = threads.workers() if side_by_side else 1  # one tile per core
+    return in_flight * tile * math.prod(g.input_spatial[1:]) + _table_elements(g) + g.output_channels
 
 
 @functools.lru_cache(maxsize=256)
