@@ -76,7 +76,7 @@ def cores() -> int:
     return _CORES
 
 
-#: the count :func:`cores` or :func:`_cpus` read last: :func:`_workers` runs on every call
+#: the count :func:`cores` or :func:`_cpus` read last: :func:`workers` runs on every call
 #: and reads this instead of the system's affinity (about 8 us a call after a kernel's
 #: run has evicted the interpreter's working set); each side-by-side run reads it afresh,
 #: so a changed affinity is seen by the call after, and a stale count only costs speed
@@ -127,14 +127,14 @@ def _sched_getcpu():
     return function
 
 
-def _placement(cpus: tuple[int, ...], workers: int) -> list[int]:
+def _placement(cpus: tuple[int, ...], count: int) -> list[int]:
     """A CPU for the caller (the one it runs on now) and one for each helper (the next ones
     of its set, in turn): processes side by side (worker processes, test runners) keep to
     the CPUs the scheduler spread their callers over, instead of all crowding the first."""
     getcpu = _sched_getcpu()
     here = getcpu() if getcpu is not None else -1
     start = cpus.index(here) if here in cpus else 0
-    return [cpus[(start + k) % len(cpus)] for k in range(workers)]
+    return [cpus[(start + k) % len(cpus)] for k in range(count)]
 
 
 def _pin(cpus: set[int]) -> set[int] | None:
@@ -160,9 +160,9 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _workers() -> int:
-    """How many tiles may run side by side now: the cores, at most as many as OpenBLAS's
-    threads (1 where :func:`available` is False)."""
+def workers() -> int:
+    """How many tiles :func:`run` would run side by side now: the cores, at most as many as
+    OpenBLAS's threads (1: one after another)."""
     if not ENABLED or _ACTIVE:
         return 1
     libraries = _openblas()
@@ -172,14 +172,9 @@ def _workers() -> int:
     return 1 if count <= 1 else min(count, _CORES or cores())
 
 
-def workers() -> int:
-    """How many tiles :func:`run` would run side by side now (1: one after another)."""
-    return _workers()
-
-
 def available() -> bool:
     """Whether :func:`run` would run tiles side by side now."""
-    return _workers() > 1
+    return workers() > 1
 
 
 def run(tasks: Sequence, work: Callable[[object], None], side_by_side: bool = True) -> None:
@@ -188,19 +183,17 @@ def run(tasks: Sequence, work: Callable[[object], None], side_by_side: bool = Tr
     The tasks must write disjoint outputs. Where ``side_by_side`` or :func:`available` is
     False, or for a single task, one after another on the calling thread (BLAS as it is)."""
     global _ACTIVE
-    if not side_by_side or len(tasks) <= 1:
-        for task in tasks:
-            work(task)
-        return
-    libraries = _openblas()
-    with _LOCK:
-        workers = min(_workers(), len(tasks))
-        if workers > 1:
-            saved = [get() for get, _ in libraries]
-            for _, set_ in libraries:
-                set_(1)
-            _ACTIVE = True
-    if workers <= 1:
+    helpers = 0
+    if side_by_side and len(tasks) > 1:
+        libraries = _openblas()
+        with _LOCK:
+            helpers = min(workers(), len(tasks)) - 1
+            if helpers:
+                saved = [get() for get, _ in libraries]
+                for _, set_ in libraries:
+                    set_(1)
+                _ACTIVE = True
+    if not helpers:
         for task in tasks:
             work(task)
         return
@@ -219,10 +212,10 @@ def run(tasks: Sequence, work: Callable[[object], None], side_by_side: bool = Tr
         _pin({cpu})
         share()
 
-    placed = _placement(_cpus(), workers)
+    placed = _placement(_cpus(), helpers + 1)
     former = _pin({placed[0]})  # the caller where it runs, each helper on a CPU of its own
     try:
-        futures = [_pool(workers - 1).submit(share_on, cpu) for cpu in placed[1:]]
+        futures = [_pool(helpers).submit(share_on, cpu) for cpu in placed[1:]]
         try:
             share()
         finally:
