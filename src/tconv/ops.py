@@ -88,10 +88,11 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
     that passed them (:func:`_signature`) skips to the budget and the kernels.
     """
     key = _signature(geometry, x, kernel, bias, data_format, impl)
+    settings = None if key is None else key[-1]
     if key is not None:
         prepared = _PREPARED.get(key)
         if prepared is not None and prepared.required <= budget.get_memory_budget():
-            return _execute(geometry, x, kernel, bias, prepared, key[-1])
+            return _execute(geometry, x, kernel, bias, prepared, settings)
     x = _args.as_array(x, "input")
     kernel = _args.as_array(kernel, "kernel")
     bias = None if bias is None else _args.as_array(bias, "bias")
@@ -126,12 +127,12 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
                              f"address (input {x.shape}, kernel {g.kernel_shape}, stride "
                              f"{tuple(a.stride for a in g.axes)})")
         return np.zeros(out_shape, dtype)
-    required = _check_budget(g, x, kernel, dtype, None if key is None else key[-1])
+    required = _check_budget(g, x, kernel, dtype, settings)
     prepared = _Prepared(required, out_shape, dtype, data_format == "channels_first", impl,
                          tuple(a is not None and a.dtype != dtype for a in (x, kernel, bias)))
     if key is not None:
         _remember(_PREPARED, key, prepared)
-    return _execute(g, x, kernel, bias, prepared, None if key is None else key[-1])
+    return _execute(g, x, kernel, bias, prepared, settings)
 
 
 @dataclass(frozen=True)
@@ -176,7 +177,7 @@ def _signature(geometry, x, kernel, bias, data_format, impl) -> tuple | None:
     checks, its output and its temporaries follow from (the plan, the arrays' shapes and
     dtypes, whether the kernel is C-contiguous, the names, the kernels' settings now).
     None where the call must take the checks: an argument that is not exactly an ndarray
-    or a str, or a trace of plans (:func:`trace_plans`)."""
+    or a str, or inside :func:`planning`."""
     if (type(x) is not np.ndarray or type(kernel) is not np.ndarray or type(data_format) is not str
             or type(impl) is not str or not (bias is None or type(bias) is np.ndarray)
             or _PLANS.get() is not None):
@@ -322,7 +323,8 @@ def conv(x: Any, kernel: Any, bias: Any = None, *, stride=1, padding="valid", di
     >>> conv(x, w)[0, :, 0]
     array([10., 21., 32., 43.])
     """
-    key = _call_key("conv", x, kernel, (stride, padding, dilation, groups, data_format, padding_mode))
+    arguments = (stride, padding, dilation, groups, data_format, padding_mode)
+    key = _call_key("conv", x, kernel, arguments)
     if key is not None and (geometry := _PLANNED.get(key)) is not None:
         return run(geometry, x, kernel, bias, data_format=data_format)
     x = _args.as_array(x, "input")
@@ -342,7 +344,7 @@ def conv(x: Any, kernel: Any, bias: Any = None, *, stride=1, padding="valid", di
         from tconv import padding_modes
         return padding_modes.run(geometry, x, kernel, bias, padding_mode=padding_mode,
                                  data_format=data_format)
-    if key is not None and _args.plain((stride, padding, dilation, groups, data_format, padding_mode)):
+    if key is not None and _args.plain(arguments):
         _remember(_PLANNED, key, geometry)
     return run(geometry, x, kernel, bias, data_format=data_format)
 
@@ -378,7 +380,8 @@ def conv_transpose(x: Any, kernel: Any, bias: Any = None, *, stride=1, crop="val
     >>> conv_transpose(x, w, stride=2, crop="same")[0, :, 0]   # TF/Keras 'same': 2*2 cells
     array([  1.,  10., 102.,  20.])
     """
-    key = _call_key("conv_transpose", x, kernel, (stride, crop, dilation, groups, data_format, padding_mode))
+    arguments = (stride, crop, dilation, groups, data_format, padding_mode)
+    key = _call_key("conv_transpose", x, kernel, arguments)
     if key is not None and (geometry := _PLANNED.get(key)) is not None:
         return run(geometry, x, kernel, bias, data_format=data_format)
     x = _args.as_array(x, "input")
@@ -397,6 +400,6 @@ def conv_transpose(x: Any, kernel: Any, bias: Any = None, *, stride=1, crop="val
         from tconv import padding_modes
         return padding_modes.run(geometry, x, kernel, bias, padding_mode=padding_mode,
                                  data_format=data_format)
-    if key is not None and _args.plain((stride, crop, dilation, groups, data_format, padding_mode)):
+    if key is not None and _args.plain(arguments):
         _remember(_PLANNED, key, geometry)
     return run(geometry, x, kernel, bias, data_format=data_format)
