@@ -181,11 +181,14 @@ def _check_forced_path(geometry, mode, data_format="channels_last", seed=0, x=No
 @settings(max_examples=200, deadline=None)
 @given(geometries(), st.integers(0, 2**32 - 1),
        st.sampled_from([None, "concat", "per_tap", "flat", "col", "im2col", "rows", "shift", "grouped"]),
-       st.sampled_from([1, 7, 1 << 18]), st.sampled_from(["channels_last", "channels_first"]), st.booleans())
-def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, side_by_side):
+       st.sampled_from([1, 7, 1 << 18]), st.sampled_from(["channels_last", "channels_first"]), st.booleans(),
+       st.sampled_from([0, 1 << 62]))
+def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, side_by_side, few_cells):
     """Every product shape (concat, per tap, flat, rows, shift, compiled col, im2col and grouped), tiny
     tiles (one row of one item; for col, one kernel row or a block of output rows), col's, rows' and
-    shift's tiles side by side on every core and writing channels-first in place change nothing."""
+    shift's tiles side by side on every core, col's two col2im (``few_cells`` 0: every tile's columns
+    C-contiguous; else every tile's the transposed product, strided) and writing channels-first in
+    place change nothing."""
     x, w, b = arrays_for(geometry, seed, batch=3)
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
@@ -195,7 +198,8 @@ def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, s
         if side_by_side else dict(COL_THREADS_MIN_COLUMNS=1 << 62, ROWS_THREADS_MIN_OUTPUT=1 << 62,
                                   SHIFT_THREADS_MIN_OUTPUT=1 << 62)
     with _gemm_settings(MODE=mode, TILE_ELEMENTS=tile, MIN_TILE_CELLS=1, MAX_TILE_ELEMENTS=0, COL_MIN_TILE=1,
-                        COL_MAX_TILE=tile, ROWS_TILE_ELEMENTS=tile, SHIFT_TILE_ELEMENTS=tile, **threaded):
+                        COL_MAX_TILE=tile, ROWS_TILE_ELEMENTS=tile, SHIFT_TILE_ELEMENTS=tile,
+                        COL_FEW_CELLS=few_cells, **threaded):
         fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
     want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
     np.testing.assert_allclose(fast, want, rtol=1e-11, atol=1e-11)
@@ -315,6 +319,47 @@ def test_col_kernel_row_tiles_write_each_row_once_then_add(stride, dilation, cro
         tiles = gemm._col_tiles(geometry, 2, gemm._col_budget(geometry, 2, False))
     assert [t[4:6] for t in tiles] == [(0, 1), (1, 2), (2, 3)] * 2
     _check_forced_path(geometry, "col", seed=7, x=x, COL_MIN_TILE=row, COL_MAX_TILE=row)
+
+
+@pytest.mark.parametrize("spatial, kernel, stride, dilation, crop, groups, data_format", [
+    ((6, 8), (3, 3), 2, 1, "same", 1, "channels_last"),            # the U-Net's layers
+    ((5, 4), (3, 2), 3, 1, ((-2, -1), (0, 0)), 1, "channels_last"),  # rows and cells no tap reaches
+    ((5, 6), (3, 3), 2, 2, ((1, 1), (2, -1)), 2, "channels_last"),    # dilated, grouped
+    ((4, 5, 3), (3, 2, 3), (2, 1, 3), 1, "same", 1, "channels_first"),  # 3-D, merged cells strided
+    ((7,), (4,), 2, 1, "valid", 1, "channels_last"),               # 1-D: one cell per row
+])
+def test_col2im_on_contiguous_columns_matches_the_strided_kernel_bit_for_bit(spatial, kernel, stride, dilation,
+                                                                            crop, groups, data_format):
+    """col2im on C-contiguous columns (one merged index per pair, ``_col_offsets``) sums the same
+    columns in the same order as col2im_strided (six axes, a table per axis): equal bit for
+    bit, with kernel-row tiles, one tile, and an output whose last two axes do not merge."""
+    if not compiled.available():
+        pytest.skip("Numba is not installed (the fast extra): no col path to test")
+    g = ops.plan_conv_transpose(spatial, kernel, 8 * groups, 5 * groups, stride=stride, dilation=dilation,
+                                crop=crop, groups=groups)
+    x, w, b = arrays_for(g, 3, dtype=np.float32, batch=2)
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    row = gemm._col_row(g) * g.input_spatial[0]
+    for tiles in (dict(COL_MIN_TILE=row, COL_MAX_TILE=row), dict(COL_MIN_TILE=1 << 20)):
+        results = []
+        for few_cells in (0, 1 << 62):
+            with _gemm_settings(MODE="col", COL_FEW_CELLS=few_cells, **tiles):
+                results.append(ops.run(g, x, w, b, data_format=data_format))
+        np.testing.assert_array_equal(results[0], results[1])
+    want = ops.run(g, x.astype(np.float64), w, b, impl="reference", data_format=data_format)
+    np.testing.assert_allclose(results[0], want, rtol=1e-5, atol=1e-5)
+    if g.rank == 3:  # an output whose rows' cells are not evenly spaced: the strided kernel
+        src = x if data_format == "channels_last" else np.moveaxis(x, 1, -1)
+        wide = np.full((2,) + g.output_spatial[:2] + (g.output_spatial[2] + 1, g.output_channels), np.nan,
+                       np.float32)
+        out = wide[:, :, :, :-1]
+        assert gemm._cells_view(out, 3) is None and gemm._cells_view(out[:, :, :1], 3) is not None
+        with _gemm_settings(MODE="col", COL_FEW_CELLS=0):
+            gemm.conv_transpose(src, w, g, b, out)
+        expected = results[0] if data_format == "channels_last" else np.moveaxis(results[0], 1, -1)
+        np.testing.assert_array_equal(out, expected)
+        assert np.isnan(wide[:, :, :, -1]).all()
 
 
 _TEMPORARY_CASES = {
@@ -507,7 +552,9 @@ def _threads_calling(module, name, fail_on_call=None, meet=0):
 
 
 #: gemm settings that run every col layer's tiles side by side, in one-row tiles of a few cells
-_COL_SIDE_BY_SIDE = dict(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1)
+#: (their columns C-contiguous, so that every tile calls compiled.col2im)
+_COL_SIDE_BY_SIDE = dict(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1,
+                         COL_FEW_CELLS=0)
 
 
 def _side_by_side_layer():

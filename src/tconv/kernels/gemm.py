@@ -683,6 +683,41 @@ def _table_elements(geometry: Geometry) -> int:
     return 2 * sum(t.size for t in _col_tables(geometry)[:-2])
 
 
+@functools.lru_cache(maxsize=256)
+def _col_offsets(geometry: Geometry, k_rows: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The last two axes' pairs of :func:`_col_tables` merged, per output cell ``q`` of those
+    axes (flattened): ``count[q]`` pairs, each one index into the columns of a tile of
+    ``k_rows`` kernel rows, ``offset[q, m] = (j1 * n2 + j2) * taps + t1 * k2 + t2`` (input
+    cell ``(j1, j2)``, tap ``(t1, t2)``; ``taps`` the tile's, ``n2`` and ``k2`` the last
+    axis's input cells and taps), in the order of :func:`compiled.col2im_strided`'s loops.
+    None where the merged table would exceed COL_MAX_TABLE entries."""
+    g = geometry
+    tables = _col_tables(g)
+    count1, tap1, cell1, count2, tap2, cell2 = tables[3:9]
+    cells, pairs = count1.size * count2.size, tap1.shape[1] * tap2.shape[1]
+    if cells * pairs > COL_MAX_TABLE:
+        return None
+    k2, n2 = tables[-1], (g.input_spatial + (1, 1))[2]
+    taps = k_rows * tables[-2] * k2
+    offset = ((cell1[:, None, :, None] * n2 + cell2[None, :, None, :]) * taps
+              + tap1[:, None, :, None] * k2 + tap2[None, :, None, :]).reshape(cells, pairs)
+    valid = ((np.arange(tap1.shape[1])[None, None, :, None] < count1[:, None, None, None])
+             & (np.arange(tap2.shape[1])[None, None, None, :] < count2[None, :, None, None])).reshape(cells, pairs)
+    order = np.argsort(~valid, axis=1, kind="stable")  # each cell's pairs first, m1 before m2
+    offset = np.where(valid, offset, 0)
+    return valid.sum(1), np.ascontiguousarray(np.take_along_axis(offset, order, 1))
+
+
+def _cells_view(out: np.ndarray, rank: int) -> np.ndarray | None:
+    """``out`` ``(N, *spatial, C)`` as ``(N, rows, cells of the other axes, C)``, a view; None
+    where the other axes' strides do not merge into one (3-D data in a layout whose rows'
+    cells are not evenly spaced)."""
+    shape, strides = out.shape[1:-1], out.strides[1:-1]
+    if rank == 3 and shape[1] > 1 and shape[2] > 1 and strides[1] != strides[2] * shape[2]:
+        return None
+    return out.reshape(out.shape[:2] + (math.prod(shape[1:]), out.shape[-1]))
+
+
 def _as3d(array: np.ndarray, rank: int) -> np.ndarray:
     """``(N, *spatial, C)`` with unit axes appended to three spatial axes, as the compiled
     loops take it (a view, whatever the strides)."""
@@ -778,14 +813,17 @@ def _col_tiles(geometry: Geometry, batch: int, budget: int, disjoint: bool = Fal
 
 def _col_temporary_elements(geometry: Geometry, batch: int, now: tuple) -> int:
     """The largest tile's columns and input block (copied where the input is not
-    contiguous, channels-first), the int64 tables (two float32 elements a cell), the bias."""
+    contiguous, channels-first), the int64 tables (two float32 elements a cell; the merged
+    ones of each tile's count of kernel rows too), the bias."""
     g = geometry
     per_row = _col_row(g) // math.prod(g.input_spatial[1:])
     side_by_side, tiles = _col_plan(g, batch, now)  # the tiles _col_run takes
     tile = max((n1 - n0) * (j1 - j0) * ((k1 - k0) * per_row + g.input_channels)
                for n0, n1, _, _, k0, k1, j0, j1 in tiles)
     in_flight = threads.workers() if side_by_side else 1  # one tile per core
-    return in_flight * tile * math.prod(g.input_spatial[1:]) + _table_elements(g) + g.output_channels
+    merged = (_col_offsets(g, k_rows) for k_rows in {k1 - k0 for _, _, _, _, k0, k1, _, _ in tiles})
+    tables = _table_elements(g) + sum(2 * (count.size + offset.size) for count, offset in filter(None, merged))
+    return in_flight * tile * math.prod(g.input_spatial[1:]) + tables + g.output_channels
 
 
 @functools.lru_cache(maxsize=256)
@@ -810,16 +848,25 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out,
     # per group, rows (tap, C_out/groups) by C_in/groups: views of (taps, C_out/g, groups, C_in/g)
     weights = kernel.reshape(-1, cd_g, groups, cs_g)
     rest = g.input_spatial[1:] + (1,) * (3 - g.rank)
-    out3 = _as3d(out, g.rank)
+    out3, out_cells = _as3d(out, g.rank), _cells_view(out, g.rank)
     b = _zeros(cd, dtype) if bias is None else bias
 
     def tile(bounds: tuple) -> None:
         n0, n1, r0, r1, k0, k1, j0, j1 = bounds
         block = src[n0:n1, j0:j1].reshape(-1, cs)
+        merged = None if out_cells is None else _col_offsets(g, k1 - k0)
         for group in range(groups):
             x_g = block[:, group * cs_g:(group + 1) * cs_g]
             w_g = weights[k0 * taps_k_row:k1 * taps_k_row, :, group].reshape(-1, cs_g)
             cells = x_g.shape[0]
+            channels = slice(group * cd_g, (group + 1) * cd_g)
+            if cells > COL_FEW_CELLS and merged is not None:  # the columns lie C-contiguous
+                col = workspace.scratch((cells, w_g.shape[0]), dtype)
+                np.matmul(x_g, w_g.T, out=col)
+                compiled.col2im(col.reshape(n1 - n0, j1 - j0, -1, cd_g), out_cells[..., channels], *tables[:3],
+                                *merged, k1 - k0, taps_k_row, n0, r0, r1, k0, j0, b[channels])
+                del col
+                continue
             if cells <= COL_FEW_CELLS:  # few cells: BLAS is faster on the transposed product
                 product = workspace.scratch((w_g.shape[0], cells), dtype)
                 np.matmul(w_g, x_g.T, out=product)
@@ -828,8 +875,7 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out,
                 col = workspace.scratch((cells, w_g.shape[0]), dtype)
                 np.matmul(x_g, w_g.T, out=col)
             col = col.reshape((n1 - n0, j1 - j0) + rest + ((k1 - k0) * taps_k_row, cd_g))
-            channels = slice(group * cd_g, (group + 1) * cd_g)
-            compiled.col2im(col, out3[..., channels], *tables, n0, r0, r1, k0, j0, b[channels])
+            compiled.col2im_strided(col, out3[..., channels], *tables, n0, r0, r1, k0, j0, b[channels])
             del col
 
     side_by_side, tiles = _col_plan(g, src.shape[0], now)
