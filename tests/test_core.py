@@ -326,7 +326,7 @@ def test_col_kernel_row_tiles_write_each_row_once_then_add(stride, dilation, cro
     ((5, 4), (3, 2), 3, 1, ((-2, -1), (0, 0)), 1, "channels_last"),  # rows and cells no tap reaches
     ((5, 6), (3, 3), 2, 2, ((1, 1), (2, -1)), 2, "channels_last"),    # dilated, grouped
     ((4, 5, 3), (3, 2, 3), (2, 1, 3), 1, "same", 1, "channels_first"),  # 3-D, merged cells strided
-    ((7,), (4,), 2, 1, "valid", 1, "channels_last"),               # 1-D: one cell per row
+    ((7,), (4,), 2, 1, "valid", 1, "channels_last"),               # 1-D: col2im_1d on both products
 ])
 def test_col2im_on_contiguous_columns_matches_the_strided_kernel_bit_for_bit(spatial, kernel, stride, dilation,
                                                                             crop, groups, data_format):
@@ -383,6 +383,8 @@ _TEMPORARY_CASES = {
                                (2, 48, 64, 64), "col"),
     "transposed k3 s2 (flat)": (lambda: ops.plan_conv_transpose((48, 64), (3, 3), 64, 32, stride=2, crop="same"),
                                 (2, 48, 64, 64), "flat"),
+    "transposed 1-D (col, blocks of cells)": (lambda: ops.plan_conv_transpose((16384,), (4,), 64, 32, stride=2,
+                                                                           crop="same"), (1, 16384, 64), "col"),
     "transposed wide (col)": (lambda: ops.plan_conv_transpose((6, 8), (3, 3), 512, 256, stride=2, crop="same"),
                               (2, 6, 8, 512), "col"),
     "transposed wide (per tap)": (lambda: ops.plan_conv_transpose((6, 8), (3, 3), 512, 256, stride=2, crop="same"),

@@ -107,6 +107,30 @@ def _kernels():
                             out[n0 + b, o0, q, c] = bias[c]
 
     @jit
+    def col2im_1d(col, out, count, tap, cell, n0, r0, r1, j_first, bias):
+        """:func:`col2im` on 1-D data, where a row is one cell: ``out[n0 + b, o, :]``
+        (``r0 <= o < r1``) = ``bias`` + the sum of ``col[b, cell[o, m] - j_first, tap[o, m], :]``
+        for ``m < count[o]``, columns of any strides. The tiles of 1-D data are disjoint
+        blocks of output cells (every tap at once), so each cell is written once: the
+        per-row bookkeeping of :func:`_row_pairs` would cost more than the cell's sum."""
+        n, _, _, c_n = col.shape
+        for b in range(n):
+            for o in range(r0, r1):
+                first = True
+                for m in range(count[o]):
+                    j, t = cell[o, m] - j_first, tap[o, m]
+                    if first:
+                        for c in range(c_n):
+                            out[n0 + b, o, c] = bias[c] + col[b, j, t, c]
+                        first = False
+                    else:
+                        for c in range(c_n):
+                            out[n0 + b, o, c] += col[b, j, t, c]
+                if first:  # no tap reaches the cell
+                    for c in range(c_n):
+                        out[n0 + b, o, c] = bias[c]
+
+    @jit
     def col2im_strided(col, out, count0, tap0, cell0, count1, tap1, cell1, count2, tap2, cell2,
                        k1n, k2n, n0, r0, r1, k0_first, j_first, bias):
         """:func:`col2im` on columns of any strides (the transposed product of a tile of few
@@ -210,7 +234,7 @@ def _kernels():
                                     for c in range(c_n):
                                         cols[b, r, o1, o2, t, c] = src[n0 + b, j0, j1, j2, c]
 
-    return col2im, numba.__version__, grouped, im2col, col2im_strided
+    return col2im, numba.__version__, grouped, im2col, col2im_strided, col2im_1d
 
 
 def available() -> bool:
@@ -230,6 +254,10 @@ def col2im(*args) -> None:
 
 def col2im_strided(*args) -> None:
     _kernels()[4](*args)
+
+
+def col2im_1d(*args) -> None:
+    _kernels()[5](*args)
 
 
 def grouped(*args) -> None:

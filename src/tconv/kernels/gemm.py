@@ -16,15 +16,16 @@ kernel and the weight gradient use, so the three are one bilinear form read thre
 
 Each tile's matrix products take one of eight shapes (:func:`_mode` picks, per shape):
 
-* **col** (transposed convolutions on 2-D and 3-D data, where Numba is installed; grouped
-  ones with at least 8 input channels per group, a product per group): one wide product
+* **col** (transposed convolutions, where Numba is installed; grouped ones with at least
+  8 input channels per group, a product per group): one wide product
   of the input with every tap at once, ``(cells, C_in) @ (C_in, taps * C_out)`` with the
   kernel as it lies, then col2im: each output cell sums the columns of
   the taps that reach it, in a compiled loop (:mod:`tconv.kernels.compiled`), bias fused,
   each cell written once. BLAS runs at its best on the wide product, and nothing is
   multiplied by an inserted zero (the columns are exactly the multiply-adds needed).
   Where a whole item's columns exceed the tile, it runs kernel row by kernel row (later
-  rows add into the output) or by blocks of output rows (recomputing a few input rows).
+  rows add into the output) or by blocks of output rows (recomputing a few input rows;
+  always on 1-D data, where a row is one cell).
 * **im2col** (forward convolutions without groups whose columns per output cell, taps x
   C_in, are at most :data:`IM2COL_MAX_COLUMNS` times C_out: first layers on RGB, where
   Numba is installed): the taps' source cells gathered side by side (compiled), then one
@@ -62,8 +63,10 @@ Each tile's matrix products take one of eight shapes (:func:`_mode` picks, per s
 The phase decomposition (flat, per tap) was measured against "GEMM then col2im" on the
 benchmark layers: with col2im as NumPy strided adds, per tap or flat won on all of them
 (the adds cost more than the product on narrow layers); with the compiled col2im, col wins
-on every 2-D and 3-D transposed layer, by 10-35% (docs/benchmarks.md), and loses on 1-D,
-where per tap stays.
+on every 2-D and 3-D transposed layer, by 10-35% (docs/benchmarks.md). On 1-D, with a
+col2im of its own (blocks of cells, each written once), col is 2-28% faster than per tap
+on most layers measured (the benchmark's 4096x64->8192x32 0.54 -> 0.45 ms back to back)
+and 1-13% slower on single items of kernels of 786k elements and more.
 
 Threads: the tiles run one after another on the calling thread, BLAS parallelising each
 product on its own threads, except "col" on layers of small kernels and many columns
@@ -725,14 +728,11 @@ def _as3d(array: np.ndarray, rank: int) -> np.ndarray:
 
 
 def _col_ready(geometry: Geometry) -> bool:
-    """Whether the compiled "col" path runs this layer: a transposed convolution on 2-D or
-    3-D data (on 1-D, per tap measured faster), with at least COL_MIN_GROUP_CHANNELS input
-    channels per group, Numba present, small tables, and one kernel row of one input row
-    bounded."""
+    """Whether the compiled "col" path runs this layer: a transposed convolution with at
+    least COL_MIN_GROUP_CHANNELS input channels per group, Numba present, small tables, and
+    one kernel row of one input row bounded."""
     g = geometry
     if not g.transposed or not compiled.available() or _col_tables(g) is None:
-        return False
-    if MODE is None and g.rank == 1:  # one row per item: per tap is faster (measured)
         return False
     if MODE is None and g.input_channels // g.groups < COL_MIN_GROUP_CHANNELS:
         return False  # a product per group of a few channels: concat is faster (measured)
@@ -830,8 +830,9 @@ def _col_temporary_elements(geometry: Geometry, batch: int, now: tuple) -> int:
 def _col_plan(geometry: Geometry, batch: int, now: tuple) -> tuple[bool, tuple]:
     """Whether col's tiles run side by side, and the tiles (``now``: :func:`settings`)."""
     side_by_side = _col_threaded(geometry, batch)
-    # side by side, the tiles write disjoint output rows
-    return side_by_side, _col_tiles(geometry, batch, _col_budget(geometry, batch, side_by_side), side_by_side)
+    # side by side, the tiles write disjoint output rows; on 1-D data, always (col2im_1d)
+    disjoint = side_by_side or geometry.rank == 1
+    return side_by_side, _col_tiles(geometry, batch, _col_budget(geometry, batch, side_by_side), disjoint)
 
 
 def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now: tuple) -> np.ndarray:
@@ -848,39 +849,47 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out,
     # per group, rows (tap, C_out/groups) by C_in/groups: views of (taps, C_out/g, groups, C_in/g)
     weights = kernel.reshape(-1, cd_g, groups, cs_g)
     rest = g.input_spatial[1:] + (1,) * (3 - g.rank)
+    row_cells = math.prod(rest)
     out3, out_cells = _as3d(out, g.rank), _cells_view(out, g.rank)
     b = _zeros(cd, dtype) if bias is None else bias
 
     def tile(bounds: tuple) -> None:
         n0, n1, r0, r1, k0, k1, j0, j1 = bounds
         block = src[n0:n1, j0:j1].reshape(-1, cs)
-        merged = None if out_cells is None else _col_offsets(g, k1 - k0)
+        merged = None if out_cells is None or g.rank == 1 else _col_offsets(g, k1 - k0)
+        taps = (k1 - k0) * taps_k_row
         for group in range(groups):
             x_g = block[:, group * cs_g:(group + 1) * cs_g]
             w_g = weights[k0 * taps_k_row:k1 * taps_k_row, :, group].reshape(-1, cs_g)
-            cells = x_g.shape[0]
+            col = _col_product(x_g, w_g, dtype)
             channels = slice(group * cd_g, (group + 1) * cd_g)
-            if cells > COL_FEW_CELLS and merged is not None:  # the columns lie C-contiguous
-                col = workspace.scratch((cells, w_g.shape[0]), dtype)
-                np.matmul(x_g, w_g.T, out=col)
-                compiled.col2im(col.reshape(n1 - n0, j1 - j0, -1, cd_g), out_cells[..., channels], *tables[:3],
-                                *merged, k1 - k0, taps_k_row, n0, r0, r1, k0, j0, b[channels])
-                del col
-                continue
-            if cells <= COL_FEW_CELLS:  # few cells: BLAS is faster on the transposed product
-                product = workspace.scratch((w_g.shape[0], cells), dtype)
-                np.matmul(w_g, x_g.T, out=product)
-                col = product.T  # col2im reads it strided (the reshape below stays a view)
+            if g.rank == 1:  # tiles of every tap over disjoint cells: each cell written once
+                compiled.col2im_1d(col.reshape(n1 - n0, j1 - j0, taps, cd_g), out[..., channels], *tables[:3],
+                                   n0, r0, r1, j0, b[channels])
+            elif merged is not None and col.flags.c_contiguous:
+                compiled.col2im(col.reshape(n1 - n0, j1 - j0, row_cells * taps, cd_g), out_cells[..., channels],
+                                *tables[:3], *merged, k1 - k0, taps_k_row, n0, r0, r1, k0, j0, b[channels])
             else:
-                col = workspace.scratch((cells, w_g.shape[0]), dtype)
-                np.matmul(x_g, w_g.T, out=col)
-            col = col.reshape((n1 - n0, j1 - j0) + rest + ((k1 - k0) * taps_k_row, cd_g))
-            compiled.col2im_strided(col, out3[..., channels], *tables, n0, r0, r1, k0, j0, b[channels])
+                col = col.reshape((n1 - n0, j1 - j0) + rest + (taps, cd_g))
+                compiled.col2im_strided(col, out3[..., channels], *tables, n0, r0, r1, k0, j0, b[channels])
             del col
 
     side_by_side, tiles = _col_plan(g, src.shape[0], now)
     threads.run(tiles, tile, side_by_side)
     return out
+
+
+def _col_product(x: np.ndarray, w: np.ndarray, dtype) -> np.ndarray:
+    """A tile's columns ``x @ w.T`` (cells by taps x channels) in a scratch buffer; for a tile
+    of few cells, the transposed product ``(w @ x.T).T`` (OpenBLAS runs it faster there),
+    which col2im then reads strided (reshapes of it stay views)."""
+    if x.shape[0] <= COL_FEW_CELLS:
+        product = workspace.scratch((w.shape[0], x.shape[0]), dtype)
+        np.matmul(w, x.T, out=product)
+        return product.T
+    col = workspace.scratch((x.shape[0], w.shape[0]), dtype)
+    np.matmul(x, w.T, out=col)
+    return col
 
 
 @functools.lru_cache(maxsize=64)
