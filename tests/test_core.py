@@ -695,6 +695,7 @@ def test_a_call_like_one_that_passed_its_checks_is_still_checked_where_it_differ
         np.testing.assert_allclose(tconv.conv_transpose(x, w, b, stride=2, crop="same"), expected, rtol=1e-5,
                                    atol=1e-5)
         assert len(ops._PREPARED) == prepared + 1 or len(ops._PREPARED) == 1
+        assert {p.kernels.mode for p in ops._PREPARED.values() if p.kernels is not None} >= {"per_tap"}
     for stride in (2.0, (2, 2.0), True):
         with pytest.raises(TconvError) as info:
             tconv.conv_transpose(x, w, b, stride=stride, crop="same")

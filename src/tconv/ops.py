@@ -128,8 +128,9 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
                              f"{tuple(a.stride for a in g.axes)})")
         return np.zeros(out_shape, dtype)
     required = _check_budget(g, x, kernel, dtype, settings)
+    kernels = None if impl != "gemm" else gemm.prepare(g, x.shape[0], gemm.settings() if settings is None else settings)
     prepared = _Prepared(required, out_shape, dtype, data_format == "channels_first", impl,
-                         tuple(a is not None and a.dtype != dtype for a in (x, kernel, bias)))
+                         tuple(a is not None and a.dtype != dtype for a in (x, kernel, bias)), kernels)
     if key is not None:
         _remember(_PREPARED, key, prepared)
     return _execute(g, x, kernel, bias, prepared, settings)
@@ -139,13 +140,14 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
 class _Prepared:
     """What a call of :func:`run` that passed every check needs to run: the bytes it holds
     at most (the output and the kernels' temporaries: the budget), the output's shape and
-    dtype, the layout and the kernels."""
+    dtype, the layout, the kernels and what they worked out (:func:`gemm.prepare`)."""
     required: int
     out_shape: tuple[int, ...]
     dtype: np.dtype
     channels_first: bool
     impl: str
     cast: tuple[bool, bool, bool]  # whether the input, kernel and bias are of another dtype
+    kernels: gemm.Prepared | None  # the gemm kernels' own (path, tiles, tables); None for the reference
 
 
 #: prepared calls of :func:`run` by :func:`_signature`, and the plans of :func:`conv` and
@@ -202,7 +204,8 @@ def _execute(g: Geometry, x: np.ndarray, kernel: np.ndarray, bias, prepared: _Pr
         # the tiles write straight into the requested layout (channels moved back in cache)
         y = np.empty(prepared.out_shape, dtype)
         compute = gemm.conv_transpose if g.transposed else gemm.conv
-        compute(x, kernel, g, bias, np.moveaxis(y, 1, -1) if prepared.channels_first else y, settings)
+        compute(x, kernel, g, bias, np.moveaxis(y, 1, -1) if prepared.channels_first else y, settings,
+                prepared.kernels)
         return y
     compute = reference.conv_transpose if g.transposed else reference.conv
     y = compute(x, kernel, g)

@@ -433,21 +433,48 @@ def _src_block(read: tuple, lo: int, hi: int) -> tuple[slice, ...]:
     return tuple(blocks)
 
 
-def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now) -> np.ndarray:
+@dataclass(frozen=True)
+class Prepared:
+    """What a call of a plan on a batch runs under :func:`settings`, worked out once: the
+    path :func:`_mode` picks and, for col, col2im's tables, whether the tiles run side by
+    side, and each tile with its merged offsets (:func:`_col_offsets`; None on 1-D).
+    Callers that run the same call again keep it (:mod:`tconv.ops` does, beside its checks):
+    a batch-1 layer of half a millisecond spent 30-40 us looking these up, once the
+    kernel's run had evicted the interpreter's working set."""
+    mode: str
+    col: tuple | None = None  # (tables, side_by_side, ((tile bounds, offsets), ...))
+
+
+@functools.lru_cache(maxsize=256)
+def prepare(geometry: Geometry, batch: int, now: tuple) -> Prepared:
+    """The :class:`Prepared` call of ``geometry`` on ``batch`` items (``now``: :func:`settings`)."""
+    g = geometry
+    mode = _mode(g)
+    if mode != "col":
+        return Prepared(mode)
+    side_by_side, tiles = _col_plan(g, batch, now)
+    tiles = tuple((t, None if g.rank == 1 else _col_offsets(g, t[5] - t[4])) for t in tiles)
+    return Prepared(mode, (_col_tables(g), side_by_side, tiles))
+
+
+def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now,
+         prepared: Prepared | None = None) -> np.ndarray:
     """Both directions: ``src`` channels-last, the output written into ``out`` (channels-last
     indexing, any strides) or a new channels-last array, by the path :func:`_mode` picks
-    (``now``: :func:`settings`, where the caller has read them)."""
+    (``now``: :func:`settings`, and ``prepared``: :func:`prepare`, where the caller has them)."""
     g = geometry
     dtype = src.dtype if src.dtype is kernel.dtype else np.result_type(src, kernel)
     if out is None:
         out = np.empty((src.shape[0],) + g.output_spatial + (g.output_channels,), dtype)
     if bias is not None and bias.dtype is not dtype:
         bias = bias.astype(dtype, copy=False)
-    mode = _mode(g)
-    if mode not in ("col", "im2col", "rows", "shift", "grouped") and not _covers_everything(g):  # cells no tap reaches: zeros, or the bias
-        out[...] = 0 if bias is None else bias
-    if mode == "col":  # its plan is cached by the settings
-        return _col_run(src, kernel, g, bias, out, settings() if now is None else now)
+    if prepared is None:
+        prepared = prepare(g, src.shape[0], settings() if now is None else now)
+    mode = prepared.mode
+    if mode == "col":
+        return _col_run(src, kernel, g, bias, out, *prepared.col)
+    if mode not in ("im2col", "rows", "shift", "grouped") and not _covers_everything(g):
+        out[...] = 0 if bias is None else bias  # cells no tap reaches: zeros, or the bias
     return _RUNS[mode](src, kernel, g, bias, out)
 
 
@@ -817,7 +844,7 @@ def _col_temporary_elements(geometry: Geometry, batch: int, now: tuple) -> int:
     ones of each tile's count of kernel rows too), the bias."""
     g = geometry
     per_row = _col_row(g) // math.prod(g.input_spatial[1:])
-    side_by_side, tiles = _col_plan(g, batch, now)  # the tiles _col_run takes
+    side_by_side, tiles = _col_plan(g, batch, now)  # the tiles prepare() hands _col_run
     tile = max((n1 - n0) * (j1 - j0) * ((k1 - k0) * per_row + g.input_channels)
                for n0, n1, _, _, k0, k1, j0, j1 in tiles)
     in_flight = threads.workers() if side_by_side else 1  # one tile per core
@@ -835,14 +862,15 @@ def _col_plan(geometry: Geometry, batch: int, now: tuple) -> tuple[bool, tuple]:
     return side_by_side, _col_tiles(geometry, batch, _col_budget(geometry, batch, side_by_side), disjoint)
 
 
-def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now: tuple) -> np.ndarray:
+def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, tables: tuple,
+             side_by_side: bool, tiles: tuple) -> np.ndarray:
     """Transposed convolution, per tile and group: one wide product of the input with
     every tap at once, ``(cells, C_in) @ (C_in, taps * C_out)`` with the kernel as it lies
     (views), then each output cell sums the columns of the taps that reach it (compiled
-    col2im, bias fused; written once, or added to by later kernel-row groups)."""
+    col2im, bias fused; written once, or added to by later kernel-row groups). ``tables``,
+    ``side_by_side`` and ``tiles``: :attr:`Prepared.col`."""
     g = geometry
     dtype = out.dtype
-    tables = _col_tables(g)
     taps_k_row = math.prod(g.kernel_shape) // g.kernel_shape[0]
     groups, cs, cd = g.groups, g.input_channels, g.output_channels
     cs_g, cd_g = cs // groups, cd // groups
@@ -853,10 +881,9 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out,
     out3, out_cells = _as3d(out, g.rank), _cells_view(out, g.rank)
     b = _zeros(cd, dtype) if bias is None else bias
 
-    def tile(bounds: tuple) -> None:
-        n0, n1, r0, r1, k0, k1, j0, j1 = bounds
+    def tile(task: tuple) -> None:
+        (n0, n1, r0, r1, k0, k1, j0, j1), merged = task
         block = src[n0:n1, j0:j1].reshape(-1, cs)
-        merged = None if out_cells is None or g.rank == 1 else _col_offsets(g, k1 - k0)
         taps = (k1 - k0) * taps_k_row
         for group in range(groups):
             x_g = block[:, group * cs_g:(group + 1) * cs_g]
@@ -866,7 +893,7 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out,
             if g.rank == 1:  # tiles of every tap over disjoint cells: each cell written once
                 compiled.col2im_1d(col.reshape(n1 - n0, j1 - j0, taps, cd_g), out[..., channels], *tables[:3],
                                    n0, r0, r1, j0, b[channels])
-            elif merged is not None and col.flags.c_contiguous:
+            elif merged is not None and out_cells is not None and col.flags.c_contiguous:
                 compiled.col2im(col.reshape(n1 - n0, j1 - j0, row_cells * taps, cd_g), out_cells[..., channels],
                                 *tables[:3], *merged, k1 - k0, taps_k_row, n0, r0, r1, k0, j0, b[channels])
             else:
@@ -874,7 +901,6 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out,
                 compiled.col2im_strided(col, out3[..., channels], *tables, n0, r0, r1, k0, j0, b[channels])
             del col
 
-    side_by_side, tiles = _col_plan(g, src.shape[0], now)
     threads.run(tiles, tile, side_by_side)
     return out
 
@@ -1276,16 +1302,16 @@ _RUNS = {"flat": _flat_run, "per_tap": _per_tap_run, "concat": _concat_run, "im2
 
 
 def conv(x: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias=None, out=None,
-         now: tuple | None = None) -> np.ndarray:
+         now: tuple | None = None, prepared: Prepared | None = None) -> np.ndarray:
     """Forward convolution. ``x``: ``(N, *size, C_in)``; returns ``(N, *out, C_out)``
     (or fills ``out``, indexed channels-last, with any strides). ``now``:
-    :func:`settings`, where the caller has read them."""
-    return _run(x, kernel, geometry, bias, out, now)
+    :func:`settings`, and ``prepared``: :func:`prepare`, where the caller has them."""
+    return _run(x, kernel, geometry, bias, out, now, prepared)
 
 
 def conv_transpose(y: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias=None, out=None,
-                   now: tuple | None = None) -> np.ndarray:
+                   now: tuple | None = None, prepared: Prepared | None = None) -> np.ndarray:
     """Transposed convolution. ``y``: ``(N, *out, C_out)``; returns ``(N, *size, C_in)``
     (or fills ``out``, indexed channels-last, with any strides). ``now``:
-    :func:`settings`, where the caller has read them."""
-    return _run(y, kernel, geometry, bias, out, now)
+    :func:`settings`, and ``prepared``: :func:`prepare`, where the caller has them."""
+    return _run(y, kernel, geometry, bias, out, now, prepared)
