@@ -362,6 +362,25 @@ def test_col2im_on_contiguous_columns_matches_the_strided_kernel_bit_for_bit(spa
         assert np.isnan(wide[:, :, :, -1]).all()
 
 
+def test_im2col_on_a_source_whose_cells_do_not_merge_matches_bit_for_bit():
+    """im2col gathers from a source whose last two axes merge (one index per pair,
+    ``_col_pairs``); a 3-D source whose rows' cells are not evenly spaced takes the per-axis
+    tables (im2col_strided): the same columns, so the same output bit for bit."""
+    if not compiled.available():
+        pytest.skip("Numba is not installed (the fast extra): no im2col path to test")
+    g = ops.plan_conv((5, 6, 4), (3, 2, 3), 3, 7, stride=(1, 2, 1), padding="same")
+    x, w, b = arrays_for(g, 5, dtype=np.float32, batch=2)
+    wide = np.full(x.shape[:3] + (x.shape[3] + 1, x.shape[4]), np.nan, np.float32)
+    wide[:, :, :, :-1] = x
+    strided = wide[:, :, :, :-1]
+    assert gemm._cells_view(strided, 3) is None and gemm._cells_view(x, 3) is not None
+    with _gemm_settings(MODE="im2col"):
+        merged, per_axis = gemm.conv(x, w, g, b), gemm.conv(strided, w, g, b)
+    np.testing.assert_array_equal(merged, per_axis)
+    np.testing.assert_allclose(merged, ops.run(g, x.astype(np.float64), w, b, impl="reference"), rtol=1e-5,
+                               atol=1e-5)
+
+
 _TEMPORARY_CASES = {
     # name: (plan, input shape, mode); temporaries of about 1 MB and more, so that the
     # tiles, not Python's own bookkeeping (free lists of tuples, ~100 kB), decide the peak

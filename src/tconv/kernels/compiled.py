@@ -207,11 +207,35 @@ def _kernels():
                             out[b, o0, o1, o2, c] = acc[c]
 
     @jit
-    def im2col(src, cols, count0, tap0, cell0, count1, tap1, cell1, count2, tap2, cell2,
-               k1n, k2n, n0, r0):
-        """``cols[b, r, o1, o2, t, :]`` = ``src[n0 + b, j0, j1, j2, :]`` for each pair
-        (tap ``t``, cell ``j``) of cell ``(r0 + r, o1, o2)`` in the tables, zeros for the
-        taps without one (taps in C order over three axes, ``k1n``, ``k2n`` on the last two)."""
+    def im2col(src, cols, count0, tap0, cell0, count, cell, tap, row_taps, n0, r0):
+        """``cols[b, r, q, t, :]`` = ``src[n0 + b, j0, j, :]`` for each pair of output cell
+        ``(r0 + r, q)``: (tap ``k0``, input row ``j0``) of the first axis's tables times
+        (tap ``tap[q, m]``, input cell ``j = cell[q, m]``) of the other two axes merged
+        (``m < count[q]``), ``t = k0 * row_taps + tap[q, m]``; zeros for the taps without
+        one. The source is ``(N, rows, cells, C)`` (the last two axes merged, any strides)."""
+        n, rows, cells_n, taps, c_n = cols.shape
+        for b in range(n):
+            for r in range(rows):
+                o0 = r0 + r
+                for q in range(cells_n):
+                    if count0[o0] * count[q] < taps:  # some tap reads padding
+                        for t in range(taps):
+                            for c in range(c_n):
+                                cols[b, r, q, t, c] = 0
+                    for m0 in range(count0[o0]):
+                        j0, t0 = cell0[o0, m0], tap0[o0, m0] * row_taps
+                        for m in range(count[q]):
+                            j, t = cell[q, m], t0 + tap[q, m]
+                            for c in range(c_n):
+                                cols[b, r, q, t, c] = src[n0 + b, j0, j, c]
+
+    @jit
+    def im2col_strided(src, cols, count0, tap0, cell0, count1, tap1, cell1, count2, tap2, cell2,
+                       k1n, k2n, n0, r0):
+        """:func:`im2col` on a source whose last two axes do not merge, on the per-axis
+        tables: ``cols[b, r, o1, o2, t, :]`` = ``src[n0 + b, j0, j1, j2, :]`` for each pair
+        (tap ``t``, cell ``j``) of cell ``(r0 + r, o1, o2)``, zeros for the taps without
+        one (taps in C order over three axes, ``k1n``, ``k2n`` on the last two)."""
         n, rows, o1n, o2n, taps, c_n = cols.shape
         for b in range(n):
             for r in range(rows):
@@ -234,7 +258,7 @@ def _kernels():
                                     for c in range(c_n):
                                         cols[b, r, o1, o2, t, c] = src[n0 + b, j0, j1, j2, c]
 
-    return col2im, numba.__version__, grouped, im2col, col2im_strided, col2im_1d
+    return col2im, numba.__version__, grouped, im2col, col2im_strided, col2im_1d, im2col_strided
 
 
 def available() -> bool:
@@ -266,3 +290,7 @@ def grouped(*args) -> None:
 
 def im2col(*args) -> None:
     _kernels()[3](*args)
+
+
+def im2col_strided(*args) -> None:
+    _kernels()[6](*args)

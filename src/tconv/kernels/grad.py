@@ -130,21 +130,20 @@ def transposed_vjp(x: np.ndarray, kernel: np.ndarray, dy: np.ndarray, geometry: 
 
     ``x``: ``(N, *in, C_in)``; ``kernel``: neutral ``(*k, C_out, C_in)``; ``dy``:
     ``(N, *out, C_out)``, all channels last, one dtype."""
-    from tconv.kernels import compiled, gemm, workspace
+    from tconv.kernels import gemm, workspace
 
     g = geometry
     forward = g.flip()  # its outputs are x's cells, its inputs dy's
-    tables = gemm._col_tables(forward)
     taps, cs, cd = math.prod(g.kernel_shape), g.input_channels, g.output_channels
     w = kernel.reshape(taps * cd, cs)
     dx = np.empty(x.shape, x.dtype)
     dx_cells = dx.reshape(-1, cs)  # a view: dx is new and C-contiguous
     dw = None
-    dy3 = gemm._as3d(dy, g.rank)
+    gather = gemm._im2col_gather(dy, forward)
     rest = g.input_spatial[1:] + (1,) * (3 - g.rank)
     for n0, n1, r0, r1 in _vjp_tiles(g, x.shape[0]):
         cols = workspace.scratch((n1 - n0, r1 - r0) + rest + (taps, cd), x.dtype)
-        compiled.im2col(dy3, cols, *tables, n0, r0)
+        gather(cols, n0, r0)
         cols = cols.reshape(-1, taps * cd)
         xs = x[n0:n1, r0:r1].reshape(-1, cs)
         # the product lands in dx itself (a tile is one run of cells), and the first tile's
