@@ -192,7 +192,7 @@ def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, s
     x, w, b = arrays_for(geometry, seed, batch=3)
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
-    threaded = dict(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_MAX_KERNEL=1 << 62, COL_THREADS_TILE=tile,
+    threaded = dict(SIDE_BY_SIDE=True, COL_THREADS_MIN_COLUMNS=0, COL_THREADS_MAX_KERNEL=1 << 62, COL_THREADS_TILE=tile,
                     COL_THREADS_MIN_ROWS=1, ROWS_THREADS_MAX_KERNEL=1 << 62, ROWS_THREADS_MIN_OUTPUT=0,
                     SHIFT_THREADS_MAX_KERNEL=1 << 62, SHIFT_THREADS_MIN_OUTPUT=0) \
         if side_by_side else dict(COL_THREADS_MIN_COLUMNS=1 << 62, ROWS_THREADS_MIN_OUTPUT=1 << 62,
@@ -512,8 +512,8 @@ def test_forward_tiles_run_side_by_side_on_narrow_layers(data_format, mode, chan
     if not threads.available():
         pytest.skip("one core, or no threadpoolctl/OpenBLAS: nothing runs side by side")
     geometry = ops.plan_conv((19, 23), (3, 3), channels, 8, padding="same")
-    settings = {"rows": dict(ROWS_THREADS_MIN_OUTPUT=0, ROWS_TILE_ELEMENTS=1),
-                "shift": dict(SHIFT_THREADS_MIN_OUTPUT=0, SHIFT_TILE_ELEMENTS=1)}[mode]
+    settings = {"rows": dict(SIDE_BY_SIDE=True, ROWS_THREADS_MIN_OUTPUT=0, ROWS_TILE_ELEMENTS=1),
+                "shift": dict(SIDE_BY_SIDE=True, SHIFT_THREADS_MIN_OUTPUT=0, SHIFT_TILE_ELEMENTS=1)}[mode]
     with _gemm_settings(**settings):
         assert (gemm._rows_threaded if mode == "rows" else gemm._shift_threaded)(geometry, 3)
         with _threads_calling(workspace, "scratch", meet=2) as (seen, _):
@@ -574,8 +574,8 @@ def _threads_calling(module, name, fail_on_call=None, meet=0):
 
 #: gemm settings that run every col layer's tiles side by side, in one-row tiles of a few cells
 #: (their columns C-contiguous, so that every tile calls compiled.col2im)
-_COL_SIDE_BY_SIDE = dict(COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1,
-                         COL_FEW_CELLS=0)
+_COL_SIDE_BY_SIDE = dict(SIDE_BY_SIDE=True, COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1,
+                         COL_MIN_TILE=1, COL_FEW_CELLS=0)
 
 
 def _side_by_side_layer():
@@ -795,8 +795,10 @@ def test_only_transposed_layers_take_col_side_by_side():
     col's tile budget) never takes it, so its tiles are those of one core."""
     forward = ops.plan_conv((96, 128), (3, 3), 3, 64, padding="same")
     transposed = ops.plan_conv_transpose((48, 64), (3, 3), 64, 32, stride=2, crop="same")
-    assert not gemm._col_threaded(forward, 8)
-    assert gemm._col_threaded(transposed, 8) == threads.available()
+    assert not gemm._col_threaded(transposed, 8)  # off by default (gemm.SIDE_BY_SIDE)
+    with _gemm_settings(SIDE_BY_SIDE=True):
+        assert not gemm._col_threaded(forward, 8)
+        assert gemm._col_threaded(transposed, 8) == threads.available()
 
 
 def test_side_by_side_places_the_caller_where_it_runs_and_helpers_on_the_next_cpus(monkeypatch):

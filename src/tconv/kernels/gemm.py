@@ -69,13 +69,14 @@ on most layers measured (the benchmark's 4096x64->8192x32 0.54 -> 0.45 ms back t
 and 1-13% slower on single items of kernels of 786k elements and more.
 
 Threads: the tiles run one after another on the calling thread, BLAS parallelising each
-product on its own threads, except "col" on layers of small kernels and many columns
+product on its own threads. Where :data:`SIDE_BY_SIDE` is set (off by default: in a network
+it was slower, see there), "col" on layers of small kernels and many columns
 (:func:`_col_threaded`), and "rows" and "shift" on narrow layers with a large output
-(:func:`_narrow_threaded`): there the tiles (whole items, or blocks of output rows, so that
-they write disjoint rows) run side by side, one per core, each product on one BLAS thread
+(:func:`_narrow_threaded`) run their tiles (whole items, or blocks of output rows, so that
+they write disjoint rows) side by side, one per core, each product on one BLAS thread
 (:mod:`tconv.kernels.threads`). For col, each product is followed at once by its col2im:
-one core's col2im overlaps the other's product, and the columns are read back while cached. Measured in process, 2
-cores: 48x64x64->96x128x32 at batch 8 6.7 -> 5.3 ms, 24x32x128->48x64x64 at batch 8 4.0 ->
+one core's col2im overlaps the other's product, and the columns are read back while
+cached. Measured in process, the same layer again and again, 2 cores: 48x64x64->96x128x32 at batch 8 6.7 -> 5.3 ms, 24x32x128->48x64x64 at batch 8 4.0 ->
 3.5, 256x256x64->512x512x32 (k4) 35 -> 31; slower at batch 1 (0.89 -> 1.34 on the 48x64
 layer: the finer tiles recompute boundary rows, and two narrow products at once are no
 faster than one on two threads) and with large kernels (each tile's product packs the
@@ -145,6 +146,18 @@ COL_MAX_TILE = 1 << 22
 #: boundary rows and two narrow products at once gain little over one on two threads)
 COL_THREADS_MAX_KERNEL = 1 << 19
 COL_THREADS_MIN_COLUMNS = 1 << 20
+#: whether col, rows and shift may run their tiles side by side at all (where the rules above
+#: and below say so); off: in a network it was slower on every such layer. A layer that
+#: follows any product on OpenBLAS's two threads finds OpenBLAS's worker thread spinning for
+#: work (for about 0.1 s after each of its calls, yielding the CPU between checks), and the
+#: helper tconv pins beside it shares a core with it: after one 256x256 product on two
+#: threads, 12x16x256->24x32x128 at batch 8 took 4.96 ms side by side against 3.88 one tile
+#: after another, 48x64x64->96x128x32 7.28 against 6.11, the 3-D layer 3.26 against 1.57
+#: (seventh session, the benchmark's protocol plus that product before the timed call); the
+#: course U-Net ran 5-8% faster with it off (b1 41-42 against 45-46 ms, b8 278-286 against
+#: 297-311). The rules were measured with the same layer called again and again, where no
+#: such product comes between: there it is 5-12% faster (docs/benchmarks.md)
+SIDE_BY_SIDE = False
 COL_THREADS_TILE = 1 << 19
 #: ... or COL_THREADS_MIN_ROWS input rows where those hold more: a block of output rows
 #: recomputes the input row it shares with the next, so wide rows need taller tiles
@@ -360,7 +373,7 @@ def settings() -> tuple:
             ROWS_MIN_CELLS, IM2COL_OVER_ROWS_CHANNELS, COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS,
             COL_THREADS_TILE, COL_THREADS_MIN_ROWS, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT,
             SHIFT_MIN_CHANNELS, SHIFT_MAX_WASTE, SHIFT_TILE_ELEMENTS, SHIFT_THREADS_MAX_KERNEL,
-            SHIFT_THREADS_MIN_OUTPUT)
+            SHIFT_THREADS_MIN_OUTPUT, SIDE_BY_SIDE)
 
 
 def temporary_elements(geometry: Geometry, batch: int, now: tuple | None = None) -> int:
@@ -794,7 +807,7 @@ def _col_threaded(geometry: Geometry, batch: int) -> bool:
     g = geometry
     kernel = math.prod(g.kernel_shape) * (g.input_channels // g.groups) * (g.output_channels // g.groups)
     columns = batch * math.prod(g.input_spatial) * math.prod(g.kernel_shape) * g.output_channels
-    return (g.transposed and kernel <= COL_THREADS_MAX_KERNEL and columns >= COL_THREADS_MIN_COLUMNS
+    return (SIDE_BY_SIDE and g.transposed and kernel <= COL_THREADS_MAX_KERNEL and columns >= COL_THREADS_MIN_COLUMNS
             and threads.available())
 
 
@@ -1069,7 +1082,7 @@ def _narrow_threaded(geometry: Geometry, batch: int, max_kernel: int, min_output
     """Whether a forward path ("rows", "shift") runs its tiles side by side: narrow layers
     (a kernel of at most ``max_kernel`` elements) with an output of at least ``min_output``."""
     g = geometry
-    return (math.prod(g.kernel_shape) * g.input_channels * g.output_channels <= max_kernel
+    return (SIDE_BY_SIDE and math.prod(g.kernel_shape) * g.input_channels * g.output_channels <= max_kernel
             and batch * math.prod(g.output_spatial) * g.output_channels >= min_output
             and threads.available())
 

@@ -1,5 +1,14 @@
 """Tiles side by side on every core, BLAS held to one thread for the call.
 
+Off by default (:data:`tconv.kernels.gemm.SIDE_BY_SIDE`): the gains below were measured
+with the same layer called again and again. In a network, a layer follows products on
+OpenBLAS's own two threads, after each of which OpenBLAS's worker thread spins for work
+for about 0.1 s, and the helper pinned beside it shares its core: every layer measured
+was then slower side by side than one tile after another (48x64x64->96x128x32 at batch 8
+7.3 against 6.1 ms), and the course U-Net 5-8% slower. Running every product of a call on
+tconv's own threads (OpenBLAS on one thread throughout, so that its worker never wakes)
+would remove the contention; that is not built.
+
 Why: on a layer of few channels a transposed convolution is memory-bound on both of its
 halves, the product writing its columns and col2im reading them back. Run one tile after
 another, the product takes both cores (OpenBLAS's threads) and col2im only one, the other
