@@ -76,8 +76,9 @@ it was slower, see there), "col" on layers of small kernels and many columns
 they write disjoint rows) side by side, one per core, each product on one BLAS thread
 (:mod:`tconv.kernels.threads`). For col, each product is followed at once by its col2im:
 one core's col2im overlaps the other's product, and the columns are read back while
-cached. Measured in process, the same layer again and again, 2 cores: 48x64x64->96x128x32 at batch 8 6.7 -> 5.3 ms, 24x32x128->48x64x64 at batch 8 4.0 ->
-3.5, 256x256x64->512x512x32 (k4) 35 -> 31; slower at batch 1 (0.89 -> 1.34 on the 48x64
+cached. Measured in process, the same layer again and again, 2 cores: 48x64x64->96x128x32
+at batch 8 6.7 -> 5.3 ms, 24x32x128->48x64x64 at batch 8 4.0 -> 3.5, 256x256x64->512x512x32
+(k4) 35 -> 31; slower at batch 1 (0.89 -> 1.34 on the 48x64
 layer: the finer tiles recompute boundary rows, and two narrow products at once are no
 faster than one on two threads) and with large kernels (each tile's product packs the
 kernel again on one thread: 6x8x512->12x16x256 at batch 8 3.7 -> 5.5). Elsewhere a pool
@@ -134,6 +135,18 @@ COL_MIN_GROUP_CHANNELS = 8
 #: product 20-30% faster than ``X @ W.T`` at 48-64 cells, alike at 192, slower beyond
 COL_FEW_CELLS = 128
 COL_MAX_TILE = 1 << 22
+#: whether col, rows and shift may run their tiles side by side at all (where the rules below
+#: say so); off: in a network it was slower on every such layer. A layer that
+#: follows any product on OpenBLAS's two threads finds OpenBLAS's worker thread spinning for
+#: work (for about 0.1 s after each of its calls, yielding the CPU between checks), and the
+#: helper tconv pins beside it shares a core with it: after one 256x256 product on two
+#: threads, 12x16x256->24x32x128 at batch 8 took 4.96 ms side by side against 3.88 one tile
+#: after another, 48x64x64->96x128x32 7.28 against 6.11, the 3-D layer 3.26 against 1.57
+#: (seventh session, the benchmark's protocol plus that product before the timed call); the
+#: course U-Net ran 3-8% faster with it off (b1 41-42 against 45-46 ms, b8 278-286 against
+#: 297-311). The rules were measured with the same layer called again and again, where no
+#: such product comes between: there it is 5-12% faster (docs/benchmarks.md)
+SIDE_BY_SIDE = False
 #: "col" runs its tiles side by side, one per core with BLAS on one thread
 #: (:mod:`tconv.kernels.threads`), where a group's kernel has at most COL_THREADS_MAX_KERNEL
 #: elements (each tile's product packs it again) and the layer at least
@@ -146,18 +159,6 @@ COL_MAX_TILE = 1 << 22
 #: boundary rows and two narrow products at once gain little over one on two threads)
 COL_THREADS_MAX_KERNEL = 1 << 19
 COL_THREADS_MIN_COLUMNS = 1 << 20
-#: whether col, rows and shift may run their tiles side by side at all (where the rules above
-#: and below say so); off: in a network it was slower on every such layer. A layer that
-#: follows any product on OpenBLAS's two threads finds OpenBLAS's worker thread spinning for
-#: work (for about 0.1 s after each of its calls, yielding the CPU between checks), and the
-#: helper tconv pins beside it shares a core with it: after one 256x256 product on two
-#: threads, 12x16x256->24x32x128 at batch 8 took 4.96 ms side by side against 3.88 one tile
-#: after another, 48x64x64->96x128x32 7.28 against 6.11, the 3-D layer 3.26 against 1.57
-#: (seventh session, the benchmark's protocol plus that product before the timed call); the
-#: course U-Net ran 5-8% faster with it off (b1 41-42 against 45-46 ms, b8 278-286 against
-#: 297-311). The rules were measured with the same layer called again and again, where no
-#: such product comes between: there it is 5-12% faster (docs/benchmarks.md)
-SIDE_BY_SIDE = False
 COL_THREADS_TILE = 1 << 19
 #: ... or COL_THREADS_MIN_ROWS input rows where those hold more: a block of output rows
 #: recomputes the input row it shares with the next, so wide rows need taller tiles
