@@ -145,7 +145,10 @@ COL_MAX_TILE = 1 << 22
 #: (seventh session, the benchmark's protocol plus that product before the timed call); the
 #: course U-Net ran 3-8% faster with it off (b1 41-42 against 45-46 ms, b8 278-286 against
 #: 297-311). The rules were measured with the same layer called again and again, where no
-#: such product comes between: there it is 5-12% faster (docs/benchmarks.md)
+#: such product comes between: there it is 5-12% faster (docs/benchmarks.md). With
+#: OpenBLAS's spin cut short (``OPENBLAS_THREAD_TIMEOUT=20`` in the environment before NumPy
+#: loads: about 0.4 ms) and this set, the U-Net ran 2% faster at batch 1 and 6-9% at batch 8
+#: than with the defaults
 SIDE_BY_SIDE = False
 #: "col" runs its tiles side by side, one per core with BLAS on one thread
 #: (:mod:`tconv.kernels.threads`), where a group's kernel has at most COL_THREADS_MAX_KERNEL
