@@ -795,10 +795,22 @@ def test_only_transposed_layers_take_col_side_by_side():
     col's tile budget) never takes it, so its tiles are those of one core."""
     forward = ops.plan_conv((96, 128), (3, 3), 3, 64, padding="same")
     transposed = ops.plan_conv_transpose((48, 64), (3, 3), 64, 32, stride=2, crop="same")
-    assert not gemm._col_threaded(transposed, 8)  # off by default (gemm.SIDE_BY_SIDE)
+    with _gemm_settings(SIDE_BY_SIDE=False):
+        assert not gemm._col_threaded(transposed, 8)
     with _gemm_settings(SIDE_BY_SIDE=True):
         assert not gemm._col_threaded(forward, 8)
         assert gemm._col_threaded(transposed, 8) == threads.available()
+
+
+def test_side_by_side_is_on_only_where_openblas_stops_spinning_soon():
+    """Side by side defaults to on only where OPENBLAS_THREAD_TIMEOUT (read by OpenBLAS when
+    NumPy loads it) cuts its worker's spin to 2^22 cycles or less; OpenBLAS's default (28) or
+    anything unreadable leaves it off."""
+    assert gemm.SIDE_BY_SIDE == gemm._brief_blas_spin()
+    for value, expected in [(None, False), ("28", False), ("23", False), ("22", True), ("20", True),
+                            ("4", True), (" 16 ", True), ("0", False), ("-5", False), ("2e1", False), ("", False)]:
+        environ = {} if value is None else {"OPENBLAS_THREAD_TIMEOUT": value}
+        assert gemm._brief_blas_spin(environ) is expected, value
 
 
 def test_side_by_side_places_the_caller_where_it_runs_and_helpers_on_the_next_cpus(monkeypatch):

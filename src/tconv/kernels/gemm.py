@@ -69,8 +69,8 @@ on most layers measured (the benchmark's 4096x64->8192x32 0.54 -> 0.45 ms back t
 and 1-13% slower on single items of kernels of 786k elements and more.
 
 Threads: the tiles run one after another on the calling thread, BLAS parallelising each
-product on its own threads. Where :data:`SIDE_BY_SIDE` is set (off by default: in a network
-it was slower, see there), "col" on layers of small kernels and many columns
+product on its own threads. Where :data:`SIDE_BY_SIDE` is set (off with OpenBLAS's default
+spin: in a network it was slower, see there), "col" on layers of small kernels and many columns
 (:func:`_col_threaded`), and "rows" and "shift" on narrow layers with a large output
 (:func:`_narrow_threaded`) run their tiles (whole items, or blocks of output rows, so that
 they write disjoint rows) side by side, one per core, each product on one BLAS thread
@@ -99,6 +99,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,8 +136,18 @@ COL_MIN_GROUP_CHANNELS = 8
 #: product 20-30% faster than ``X @ W.T`` at 48-64 cells, alike at 192, slower beyond
 COL_FEW_CELLS = 128
 COL_MAX_TILE = 1 << 22
+def _brief_blas_spin(environ=os.environ) -> bool:
+    """Whether OpenBLAS's worker stops spinning soon after each call: ``OPENBLAS_THREAD_TIMEOUT``
+    (OpenBLAS spins 2^n cycles, n clamped to 4..30, read when NumPy loads it; the default is
+    28, about 0.1 s) of at most 22 (about 1.5 ms) in the environment. Side by side pays there:
+    2^20 and 2^22 measured faster than the defaults on the U-Net."""
+    value = environ.get("OPENBLAS_THREAD_TIMEOUT", "").strip()
+    return value.isdigit() and 0 < int(value) <= 22
+
+
 #: whether col, rows and shift may run their tiles side by side at all (where the rules below
-#: say so); off: in a network it was slower on every such layer. A layer that
+#: say so); off unless OpenBLAS's spin is cut short, since in a network with OpenBLAS's
+#: defaults it was slower on every such layer. A layer that
 #: follows any product on OpenBLAS's two threads finds OpenBLAS's worker thread spinning for
 #: work (for about 0.1 s after each of its calls, yielding the CPU between checks), and the
 #: helper tconv pins beside it shares a core with it: after one 256x256 product on two
@@ -148,8 +159,8 @@ COL_MAX_TILE = 1 << 22
 #: such product comes between: there it is 5-12% faster (docs/benchmarks.md). With
 #: OpenBLAS's spin cut short (``OPENBLAS_THREAD_TIMEOUT=20`` in the environment before NumPy
 #: loads: about 0.4 ms) and this set, the U-Net ran 2% faster at batch 1 and 6-9% at batch 8
-#: than with the defaults
-SIDE_BY_SIDE = False
+#: than with the defaults: so it is on where the environment says so (:func:`_brief_blas_spin`)
+SIDE_BY_SIDE = _brief_blas_spin()
 #: "col" runs its tiles side by side, one per core with BLAS on one thread
 #: (:mod:`tconv.kernels.threads`), where a group's kernel has at most COL_THREADS_MAX_KERNEL
 #: elements (each tile's product packs it again) and the layer at least

@@ -1,6 +1,7 @@
 """Tiles side by side on every core, BLAS held to one thread for the call.
 
-Off by default (:data:`tconv.kernels.gemm.SIDE_BY_SIDE`): the gains below were measured
+Off unless OpenBLAS's spin is cut short (:data:`tconv.kernels.gemm.SIDE_BY_SIDE`, see
+the end of this paragraph): the gains below were measured
 with the same layer called again and again. In a network, a layer follows products on
 OpenBLAS's own two threads, after each of which OpenBLAS's worker thread spins for work
 for about 0.1 s, and the helper pinned beside it shares its core: every layer measured
@@ -11,7 +12,7 @@ would remove the contention; that is not built. Cutting OpenBLAS's spin short do
 outside: with ``OPENBLAS_THREAD_TIMEOUT=20`` set before NumPy loads (2^20 cycles, about 0.4
 ms) and side by side switched on, the U-Net ran 2% faster at batch 1 and 6-9% at batch 8
 than with the defaults (shorter still, 2^16, every product waits for the worker to wake:
-slower).
+slower); tconv switches side by side on where that variable is at most 22.
 
 Why: on a layer of few channels a transposed convolution is memory-bound on both of its
 halves, the product writing its columns and col2im reading them back. Run one tile after
