@@ -269,6 +269,11 @@ def _machine_info() -> dict:
 
     info["compiled_col2im"] = (f"numba {compiled.version()}" if compiled.available() else
                                "absent: the NumPy paths ran (pip install tconv[fast])")
+    from tconv.kernels import gemm as kernels
+
+    # tiles side by side or one after another (on where OpenBLAS's spin is cut short)
+    info["side_by_side"] = bool(kernels.SIDE_BY_SIDE)
+    info["openblas_thread_timeout"] = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
     gemm = {}
     for n in (2048, 4096):
         a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
