@@ -12,7 +12,9 @@ would remove the contention; that is not built. Cutting OpenBLAS's spin short do
 outside: with ``OPENBLAS_THREAD_TIMEOUT=20`` set before NumPy loads (2^20 cycles, about 0.4
 ms) and side by side switched on, the U-Net ran 2% faster at batch 1 and 6-9% at batch 8
 than with the defaults (shorter still, 2^16, every product waits for the worker to wake:
-slower); tconv switches side by side on where that variable is at most 22.
+slower); tconv switches side by side on where that variable is at most 22. The variable
+has its own price: a product after a pause finds OpenBLAS's worker asleep and waits for it
+(in the per-layer benchmark, a pause before each call, batch-1 layers ran up to 3.5x slower).
 
 Why: on a layer of few channels a transposed convolution is memory-bound on both of its
 halves, the product writing its columns and col2im reading them back. Run one tile after
