@@ -92,7 +92,7 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
     if key is not None:
         prepared = _PREPARED.get(key)
         if prepared is not None and prepared.required <= budget.get_memory_budget():
-            return _execute(geometry, x, kernel, bias, prepared, settings)
+            return _execute(geometry, x, kernel, bias, prepared)
     x = _args.as_array(x, "input")
     kernel = _args.as_array(kernel, "kernel")
     bias = None if bias is None else _args.as_array(bias, "bias")
@@ -127,13 +127,15 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
                              f"address (input {x.shape}, kernel {g.kernel_shape}, stride "
                              f"{tuple(a.stride for a in g.axes)})")
         return np.zeros(out_shape, dtype)
+    if settings is None:  # a call no prepared call stands for: read them once, here
+        settings = gemm.settings()
     required = _check_budget(g, x, kernel, dtype, settings)
-    kernels = None if impl != "gemm" else gemm.prepare(g, x.shape[0], gemm.settings() if settings is None else settings)
+    kernels = gemm.prepare(g, x.shape[0], settings) if impl == "gemm" else None
     prepared = _Prepared(required, out_shape, dtype, data_format == "channels_first", impl,
                          tuple(a is not None and a.dtype != dtype for a in (x, kernel, bias)), kernels)
     if key is not None:
         _remember(_PREPARED, key, prepared)
-    return _execute(g, x, kernel, bias, prepared, settings)
+    return _execute(g, x, kernel, bias, prepared)
 
 
 @dataclass(frozen=True)
@@ -188,8 +190,7 @@ def _signature(geometry, x, kernel, bias, data_format, impl) -> tuple | None:
             None if bias is None else (bias.shape, bias.dtype), data_format, impl, gemm.settings())
 
 
-def _execute(g: Geometry, x: np.ndarray, kernel: np.ndarray, bias, prepared: _Prepared,
-             settings: tuple | None) -> np.ndarray:
+def _execute(g: Geometry, x: np.ndarray, kernel: np.ndarray, bias, prepared: _Prepared) -> np.ndarray:
     dtype = prepared.dtype
     if prepared.channels_first:
         x = np.moveaxis(x, 1, -1)
@@ -204,8 +205,8 @@ def _execute(g: Geometry, x: np.ndarray, kernel: np.ndarray, bias, prepared: _Pr
         # the tiles write straight into the requested layout (channels moved back in cache)
         y = np.empty(prepared.out_shape, dtype)
         compute = gemm.conv_transpose if g.transposed else gemm.conv
-        compute(x, kernel, g, bias, np.moveaxis(y, 1, -1) if prepared.channels_first else y, settings,
-                prepared.kernels)
+        compute(x, kernel, g, bias, np.moveaxis(y, 1, -1) if prepared.channels_first else y,
+                prepared=prepared.kernels)
         return y
     compute = reference.conv_transpose if g.transposed else reference.conv
     y = compute(x, kernel, g)

@@ -79,8 +79,7 @@ def _kernels():
         ``r0 <= o0 < r1``; ``q`` a cell of the other two axes, flattened) gets the sum of
         ``col[b, j0 - j_first, k * row_taps + offset[q, m], :]`` over its pairs along the
         first axis (kernel row ``k0_first + k``, ``k < k_rows``, input row ``j0``;
-        :func:`_row_pairs`) and
-        its ``count[q]`` pairs on the other two (``offset``: their input cell and tap in one
+        :func:`_row_pairs`) and its ``count[q]`` pairs on the other two (``offset``: their input cell and tap in one
         index of a kernel row's columns). A cell's first column writes ``bias + column``,
         later ones add in place (an accumulator per cell loaded and stored back was 20-25%
         slower). One merged index per pair instead of three tables read and a six-axis

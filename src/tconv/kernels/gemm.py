@@ -147,10 +147,10 @@ def _brief_blas_spin(environ=os.environ) -> bool:
 
 #: whether col, rows and shift may run their tiles side by side at all (where the rules below
 #: say so); off unless OpenBLAS's spin is cut short, since in a network with OpenBLAS's
-#: defaults it was slower on every such layer. A layer that
-#: follows any product on OpenBLAS's two threads finds OpenBLAS's worker thread spinning for
-#: work (for about 0.1 s after each of its calls, yielding the CPU between checks), and the
-#: helper tconv pins beside it shares a core with it: after one 256x256 product on two
+#: defaults it was slower on every such layer. A layer that follows any product on
+#: OpenBLAS's two threads finds OpenBLAS's worker thread spinning for work (for about 0.1 s
+#: after each of its calls, yielding the CPU between checks), and the helper tconv pins
+#: beside it shares a core with it: after one 256x256 product on two
 #: threads, 12x16x256->24x32x128 at batch 8 took 4.96 ms side by side against 3.88 one tile
 #: after another, 48x64x64->96x128x32 7.28 against 6.11, the 3-D layer 3.26 against 1.57
 #: (seventh session, the benchmark's protocol plus that product before the timed call); the
