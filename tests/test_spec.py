@@ -115,3 +115,34 @@ def test_round_trip_any_values(text, data):
     other = LayerSpec(spec.framework, spec.op, spec.transposed, spec.rank, args, spec.module)
     back = parse(repr(other))
     assert back.args == other.args
+
+
+def test_expressions_are_parsed_one_thread_at_a_time(monkeypatch):
+    """CPython 3.11's AST builder can fail when threads parse at once ("AST constructor
+    recursion depth mismatch", gh-106905; seen in the web server's concurrency test):
+    spec.parse_expression, which spec.parse and the web forms use, parses one thread at a
+    time. ast.parse is replaced by one that records how many run at once."""
+    import ast
+    import threading
+
+    from tconv import spec
+
+    real, lock, state = ast.parse, threading.Lock(), {"now": 0, "most": 0}
+
+    def counting(*args, **kwargs):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.002)  # long enough for another thread to enter, were it allowed
+        with lock:
+            state["now"] -= 1
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ast, "parse", counting)
+    threads = [threading.Thread(target=lambda: [spec.parse("torch.nn.ConvTranspose2d(4, 2, 3)")
+                                                for _ in range(5)]) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert state["most"] == 1

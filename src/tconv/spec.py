@@ -37,6 +37,7 @@ import functools
 import importlib
 import inspect
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -225,6 +226,21 @@ class LayerSpec:
 # ------------------------------------------------------------------------ parsing
 
 
+
+#: one ``ast.parse`` at a time (:func:`parse_expression`)
+_AST_LOCK = threading.Lock()
+
+
+def parse_expression(text: str) -> ast.expr:
+    """``ast.parse(text, mode="eval").body``, one thread at a time. CPython 3.11's AST
+    builder keeps one recursion-depth count per interpreter, and threads parsing at once can
+    trip it: "SystemError: AST constructor recursion depth mismatch" (CPython gh-106905).
+    The web page's server parses from many threads; one of its 200 concurrent requests
+    failed so in a CI run."""
+    with _AST_LOCK:
+        return ast.parse(text, mode="eval").body
+
+
 def parse(text: str) -> LayerSpec:
     """Read a text spec into a :class:`LayerSpec`, safely (literal nodes only, never eval).
 
@@ -250,13 +266,12 @@ def parse(text: str) -> LayerSpec:
             raise TconvError("spec", stripped[max(0, col - 10):col + 1],
                              f"at column {col + 1}: brackets nest deeper than {_MAX_DEPTH + 2}")
     try:
-        tree = ast.parse(stripped, mode="eval")
+        call = parse_expression(stripped)
     except SyntaxError as exc:
         col = exc.offset or 0
         raise TconvError("spec", stripped, f"is not valid Python call syntax at column {col}: {exc.msg}") from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise TconvError("spec", stripped, f"cannot be parsed: {exc}") from None
-    call = tree.body
     if not isinstance(call, ast.Call):
         raise TconvError("spec", stripped, "must be a single call, e.g. keras.Conv2DTranspose(512, 3, strides=2)")
     op = _callee(call.func, stripped)

@@ -17,7 +17,6 @@ holding the other arguments and the input shape fixed.
 
 from __future__ import annotations
 
-import ast
 import functools
 import importlib
 import inspect
@@ -25,7 +24,7 @@ from typing import Any
 
 from tconv.draw.scene import VIEWS
 from tconv.errors import TconvError
-from tconv.spec import _OPS, FRAMEWORKS, LayerSpec, parse
+from tconv.spec import _OPS, FRAMEWORKS, LayerSpec, parse, parse_expression
 
 __all__ = ["form", "example", "build_spec", "KINDS", "RANKS", "VIEWS"]
 
@@ -306,7 +305,7 @@ def _one(callee: str, name: str, text: str) -> Any:
     if not name.isidentifier():
         raise TconvError("field", name, "must be an argument name")
     try:
-        node = ast.parse(text.strip(), mode="eval").body if len(text) <= 200 else None
+        node = parse_expression(text.strip()) if len(text) <= 200 else None
     except SyntaxError:
         node = None
     if node is None:
