@@ -192,7 +192,7 @@ def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, s
     x, w, b = arrays_for(geometry, seed, batch=3)
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
-    threaded = dict(SIDE_BY_SIDE=True, COL_THREADS_MIN_COLUMNS=0, COL_THREADS_MAX_KERNEL=1 << 62, COL_THREADS_TILE=tile,
+    threaded = dict(SIDE_BY_SIDE=True, SIDE_BY_SIDE_IF_IDLE=False, COL_THREADS_MIN_COLUMNS=0, COL_THREADS_MAX_KERNEL=1 << 62, COL_THREADS_TILE=tile,
                     COL_THREADS_MIN_ROWS=1, ROWS_THREADS_MAX_KERNEL=1 << 62, ROWS_THREADS_MIN_OUTPUT=0,
                     SHIFT_THREADS_MAX_KERNEL=1 << 62, SHIFT_THREADS_MIN_OUTPUT=0) \
         if side_by_side else dict(COL_THREADS_MIN_COLUMNS=1 << 62, ROWS_THREADS_MIN_OUTPUT=1 << 62,
@@ -512,8 +512,9 @@ def test_forward_tiles_run_side_by_side_on_narrow_layers(data_format, mode, chan
     if not threads.available():
         pytest.skip("one core, or no threadpoolctl/OpenBLAS: nothing runs side by side")
     geometry = ops.plan_conv((19, 23), (3, 3), channels, 8, padding="same")
-    settings = {"rows": dict(SIDE_BY_SIDE=True, ROWS_THREADS_MIN_OUTPUT=0, ROWS_TILE_ELEMENTS=1),
-                "shift": dict(SIDE_BY_SIDE=True, SHIFT_THREADS_MIN_OUTPUT=0, SHIFT_TILE_ELEMENTS=1)}[mode]
+    settings = {"rows": dict(ROWS_THREADS_MIN_OUTPUT=0, ROWS_TILE_ELEMENTS=1),
+                "shift": dict(SHIFT_THREADS_MIN_OUTPUT=0, SHIFT_TILE_ELEMENTS=1)}[mode]
+    settings.update(SIDE_BY_SIDE=True, SIDE_BY_SIDE_IF_IDLE=False)
     with _gemm_settings(**settings):
         assert (gemm._rows_threaded if mode == "rows" else gemm._shift_threaded)(geometry, 3)
         with _threads_calling(workspace, "scratch", meet=2) as (seen, _):
@@ -573,8 +574,8 @@ def _threads_calling(module, name, fail_on_call=None, meet=0):
 
 
 #: gemm settings that run every col layer's tiles side by side, in one-row tiles of a few cells
-#: (their columns C-contiguous, so that every tile calls compiled.col2im)
-_COL_SIDE_BY_SIDE = dict(SIDE_BY_SIDE=True, COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1,
+#: (their columns C-contiguous, so that every tile calls compiled.col2im), busy CPUs or not
+_COL_SIDE_BY_SIDE = dict(SIDE_BY_SIDE=True, SIDE_BY_SIDE_IF_IDLE=False, COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1,
                          COL_MIN_TILE=1, COL_FEW_CELLS=0)
 
 
@@ -802,15 +803,70 @@ def test_only_transposed_layers_take_col_side_by_side():
         assert gemm._col_threaded(transposed, 8) == threads.available()
 
 
-def test_side_by_side_is_on_only_where_openblas_stops_spinning_soon():
-    """Side by side defaults to on only where OPENBLAS_THREAD_TIMEOUT (read by OpenBLAS when
-    NumPy loads it) cuts its worker's spin to 2^22 cycles or less; OpenBLAS's default (28) or
-    anything unreadable leaves it off."""
-    assert gemm.SIDE_BY_SIDE == gemm._brief_blas_spin()
-    for value, expected in [(None, False), ("28", False), ("23", False), ("22", True), ("20", True),
-                            ("4", True), (" 16 ", True), ("0", False), ("-5", False), ("2e1", False), ("", False)]:
-        environ = {} if value is None else {"OPENBLAS_THREAD_TIMEOUT": value}
-        assert gemm._brief_blas_spin(environ) is expected, value
+def test_idle_counts_the_machines_runnable_threads(monkeypatch, tmp_path):
+    """threads.idle reads the machine's runnable threads (the caller among them) from the
+    fourth field of /proc/loadavg: helpers go side by side only onto CPUs nothing else
+    wants; where the count cannot be read, never."""
+    monkeypatch.setattr(threads.os, "cpu_count", lambda: 2)
+    for text, helpers, expected in [("0.25 1.12 1.50 1/234 14541\n", 1, True), ("0.25 1.12 1.50 2/234 14541\n", 1, False),
+                                    ("0.25 1.12 1.50 2/234 14541\n", 0, True), ("0.25 1.12 1.50 1/234 14541\n", 2, False),
+                                    ("0.25 1.12 1.50\n", 1, False), ("0.25 1.12 1.50 x/234 1\n", 1, False), (None, 1, False)]:
+        path = tmp_path / f"loadavg{len(text or '')}{helpers}"
+        if text is not None:
+            path.write_text(text)
+        monkeypatch.setattr(threads, "LOADAVG", str(path))
+        threads._loadavg.cache_clear()
+        try:
+            assert threads.idle(helpers) is expected, (text, helpers)
+        finally:
+            threads._loadavg.cache_clear()
+
+
+def test_runnable_sees_a_thread_spinning_elsewhere():
+    """The count is live: a process spinning beside this one is counted while it runs."""
+    import subprocess
+    import sys
+    import time
+
+    if threads.runnable() is None:
+        pytest.skip("no /proc/loadavg (not Linux): side by side never goes by it")
+    spinner = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdout.write('go\\n'); sys.stdout.flush()\n"
+                                "while True: pass"], stdout=subprocess.PIPE)
+    try:
+        assert spinner.stdout.readline() == b"go\n"
+        seen = []
+        for _ in range(200):  # it runs (with this process: two or more) unless a CPU is busier still
+            seen.append(threads.runnable())
+            if seen[-1] >= 2:
+                break
+            time.sleep(0.005)
+        assert max(seen) >= 2, seen
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+@pytest.mark.parametrize("idle", [True, False])
+def test_col_tiles_go_side_by_side_only_onto_idle_cpus(monkeypatch, idle):
+    """With SIDE_BY_SIDE_IF_IDLE (the default), a layer that takes col side by side runs its
+    side-by-side tiles on two threads where threads.idle says the other CPU is free, and
+    else the tiles of one core, one after another on the calling thread; same values."""
+    import threading
+
+    geometry, x, w = _side_by_side_layer()
+    asked = []
+    monkeypatch.setattr(threads, "idle", lambda helpers: asked.append(helpers) or idle)
+    with _gemm_settings(**dict(_COL_SIDE_BY_SIDE, SIDE_BY_SIDE_IF_IDLE=True)):
+        threaded, tiles = gemm._col_plan(geometry, 4, gemm.settings())
+        assert threaded is not None and len(threaded) > len(tiles)
+        with _threads_calling(compiled, "col2im", meet=2 if idle else 0) as (seen, _):
+            got = gemm.conv_transpose(x, w, geometry)
+    assert asked == [threads.workers() - 1]
+    if idle:
+        assert len(set(seen)) == 2 and len(seen) == len(threaded)
+    else:
+        assert set(seen) == {threading.get_ident()} and len(seen) == len(tiles)
+    np.testing.assert_allclose(got, ops.run(geometry, x, w, impl="reference"), rtol=1e-4, atol=1e-4)
 
 
 def test_side_by_side_places_the_caller_where_it_runs_and_helpers_on_the_next_cpus(monkeypatch):

@@ -271,8 +271,9 @@ def _machine_info() -> dict:
                                "absent: the NumPy paths ran (pip install tconv[fast])")
     from tconv.kernels import gemm as kernels
 
-    # tiles side by side or one after another (on where OpenBLAS's spin is cut short)
+    # tiles side by side (where a layer's rules say so), only onto idle CPUs unless told otherwise
     info["side_by_side"] = bool(kernels.SIDE_BY_SIDE)
+    info["side_by_side_if_idle"] = bool(kernels.SIDE_BY_SIDE_IF_IDLE)
     info["openblas_thread_timeout"] = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
     gemm = {}
     for n in (2048, 4096):

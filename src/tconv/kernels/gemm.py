@@ -69,8 +69,9 @@ on most layers measured (the benchmark's 4096x64->8192x32 0.54 -> 0.45 ms back t
 and 1-13% slower on single items of kernels of 786k elements and more.
 
 Threads: the tiles run one after another on the calling thread, BLAS parallelising each
-product on its own threads. Where :data:`SIDE_BY_SIDE` is set (off with OpenBLAS's default
-spin: in a network it was slower, see there), "col" on layers of small kernels and many columns
+product on its own threads. Where :data:`SIDE_BY_SIDE` is set (the default) and, at the call,
+every helper finds an idle CPU (:data:`SIDE_BY_SIDE_IF_IDLE`: a core held by OpenBLAS's
+spinning worker made it slower in a network), "col" on layers of small kernels and many columns
 (:func:`_col_threaded`), and "rows" and "shift" on narrow layers with a large output
 (:func:`_narrow_threaded`) run their tiles (whole items, or blocks of output rows, so that
 they write disjoint rows) side by side, one per core, each product on one BLAS thread
@@ -99,7 +100,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -136,31 +136,24 @@ COL_MIN_GROUP_CHANNELS = 8
 #: product 20-30% faster than ``X @ W.T`` at 48-64 cells, alike at 192, slower beyond
 COL_FEW_CELLS = 128
 COL_MAX_TILE = 1 << 22
-def _brief_blas_spin(environ=os.environ) -> bool:
-    """Whether OpenBLAS's worker stops spinning soon after each call: ``OPENBLAS_THREAD_TIMEOUT``
-    (OpenBLAS spins 2^n cycles, n clamped to 4..30, read when NumPy loads it; the default is
-    28, about 0.1 s) of at most 22 (about 1.5 ms) in the environment. Side by side pays there:
-    2^20 and 2^22 measured faster than the defaults on the U-Net."""
-    value = environ.get("OPENBLAS_THREAD_TIMEOUT", "").strip()
-    return value.isdigit() and 0 < int(value) <= 22
-
-
 #: whether col, rows and shift may run their tiles side by side at all (where the rules below
-#: say so); off unless OpenBLAS's spin is cut short, since in a network with OpenBLAS's
-#: defaults it was slower on every such layer. A layer that follows any product on
-#: OpenBLAS's two threads finds OpenBLAS's worker thread spinning for work (for about 0.1 s
-#: after each of its calls, yielding the CPU between checks), and the helper tconv pins
-#: beside it shares a core with it: after one 256x256 product on two
-#: threads, 12x16x256->24x32x128 at batch 8 took 4.96 ms side by side against 3.88 one tile
-#: after another, 48x64x64->96x128x32 7.28 against 6.11, the 3-D layer 3.26 against 1.57
-#: (seventh session, the benchmark's protocol plus that product before the timed call); the
-#: course U-Net ran 3-8% faster with it off (b1 41-42 against 45-46 ms, b8 278-286 against
-#: 297-311). The rules were measured with the same layer called again and again, where no
-#: such product comes between: there it is 5-12% faster (docs/benchmarks.md). With
-#: OpenBLAS's spin cut short (``OPENBLAS_THREAD_TIMEOUT=20`` in the environment before NumPy
-#: loads: about 0.4 ms) and this set, the U-Net ran 2% faster at batch 1 and 6-9% at batch 8
-#: than with the defaults: so it is on where the environment says so (:func:`_brief_blas_spin`)
-SIDE_BY_SIDE = _brief_blas_spin()
+#: say so, and :data:`SIDE_BY_SIDE_IF_IDLE` at the call)
+SIDE_BY_SIDE = True
+#: ... only where, at the call, every helper finds a CPU with nothing to run
+#: (:func:`tconv.kernels.threads.idle`); else the tiles of one core, one after another on
+#: BLAS's threads. A layer that follows any product on OpenBLAS's two threads finds
+#: OpenBLAS's worker spinning for work (about 0.1 s after each of its calls), and a helper
+#: pinned beside it shares its core: after one 256x256 product on two threads,
+#: 12x16x256->24x32x128 at batch 8 took 4.96 ms side by side against 3.88 one tile after
+#: another, 48x64x64->96x128x32 7.28 against 6.11, the 3-D layer 3.26 against 1.57 (seventh
+#: session), and the course U-Net ran 3-8% slower side by side. With the check (eighth
+#: session, alternating processes, the benchmark's protocol): the U-Net alike or faster than
+#: with side by side off (b1 38.9-39.5 ms against 39.6-39.9, b8 280-281 against 285-288; on
+#: without the check 42-43, 302-316), the same layers called again and again as fast as side
+#: by side without it (12x16x256->24x32x128 b8 3.5-3.6 against 3.7-3.8 off, 24x32x128 b8
+#: 4.0 against 4.3-4.5, 48x64x64 b8 5.1-5.2 against 6.1-6.2). The check reads one line of
+#: /proc (about 1 us warm, 30-45 after a kernel's run), only on layers that may go side by side
+SIDE_BY_SIDE_IF_IDLE = True
 #: "col" runs its tiles side by side, one per core with BLAS on one thread
 #: (:mod:`tconv.kernels.threads`), where a group's kernel has at most COL_THREADS_MAX_KERNEL
 #: elements (each tile's product packs it again) and the layer at least
@@ -388,7 +381,7 @@ def settings() -> tuple:
             ROWS_MIN_CELLS, IM2COL_OVER_ROWS_CHANNELS, COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS,
             COL_THREADS_TILE, COL_THREADS_MIN_ROWS, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT,
             SHIFT_MIN_CHANNELS, SHIFT_MAX_WASTE, SHIFT_TILE_ELEMENTS, SHIFT_THREADS_MAX_KERNEL,
-            SHIFT_THREADS_MIN_OUTPUT, SIDE_BY_SIDE)
+            SHIFT_THREADS_MIN_OUTPUT, SIDE_BY_SIDE, SIDE_BY_SIDE_IF_IDLE)
 
 
 def temporary_elements(geometry: Geometry, batch: int, now: tuple | None = None) -> int:
@@ -470,7 +463,7 @@ class Prepared:
     a batch-1 layer of half a millisecond spent 30-40 us looking these up, once the
     kernel's run had evicted the interpreter's working set."""
     mode: str
-    col: tuple | None = None  # (tables, side_by_side, ((tile bounds, offsets), ...))
+    col: tuple | None = None  # (tables, threaded tiles or None, tiles); a tile: (bounds, offsets)
 
 
 @functools.lru_cache(maxsize=256)
@@ -480,9 +473,12 @@ def prepare(geometry: Geometry, batch: int, now: tuple) -> Prepared:
     mode = _mode(g)
     if mode != "col":
         return Prepared(mode)
-    side_by_side, tiles = _col_plan(g, batch, now)
-    tiles = tuple((t, None if g.rank == 1 else _col_offsets(g, t[5] - t[4])) for t in tiles)
-    return Prepared(mode, (_col_tables(g), side_by_side, tiles))
+    def with_offsets(tiles: tuple) -> tuple:
+        return tuple((t, None if g.rank == 1 else _col_offsets(g, t[5] - t[4])) for t in tiles)
+
+    threaded, tiles = _col_plan(g, batch, now)
+    return Prepared(mode, (_col_tables(g), None if threaded is None else with_offsets(threaded),
+                           with_offsets(tiles)))
 
 
 def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now,
@@ -826,6 +822,13 @@ def _col_threaded(geometry: Geometry, batch: int) -> bool:
             and threads.available())
 
 
+def _side_by_side_now(planned: bool) -> bool:
+    """Whether tiles that the layer's rules would run side by side (``planned``) run so at
+    this call: where :data:`SIDE_BY_SIDE_IF_IDLE`, only while every helper finds a CPU with
+    nothing to run (:func:`tconv.kernels.threads.idle`)."""
+    return planned and (not SIDE_BY_SIDE_IF_IDLE or threads.idle(threads.workers() - 1))
+
+
 def _col_budget(geometry: Geometry, batch: int, side_by_side: bool) -> int:
     """Elements of columns one tile holds: COL_TILE_PER_OUTPUT times the output's, within
     [COL_MIN_TILE, COL_MAX_TILE]; ``side_by_side`` (:func:`_col_threaded`), that shared
@@ -883,35 +886,43 @@ def _col_tiles(geometry: Geometry, batch: int, budget: int, disjoint: bool = Fal
 
 def _col_temporary_elements(geometry: Geometry, batch: int, now: tuple) -> int:
     """The largest tile's columns and input block (copied where the input is not
-    contiguous, channels-first), the int64 tables (two float32 elements a cell; the merged
-    ones of each tile's count of kernel rows too), the bias."""
+    contiguous, channels-first), one per core where the tiles run side by side, whichever
+    way the call runs them; the int64 tables (two float32 elements a cell; the merged ones
+    of each tile's count of kernel rows too), the bias."""
     g = geometry
     per_row = _col_row(g) // math.prod(g.input_spatial[1:])
-    side_by_side, tiles = _col_plan(g, batch, now)  # the tiles prepare() hands _col_run
-    tile = max((n1 - n0) * (j1 - j0) * ((k1 - k0) * per_row + g.input_channels)
-               for n0, n1, _, _, k0, k1, j0, j1 in tiles)
-    in_flight = threads.workers() if side_by_side else 1  # one tile per core
-    merged = (_col_offsets(g, k_rows) for k_rows in {k1 - k0 for _, _, _, _, k0, k1, _, _ in tiles})
-    tables = _table_elements(g) + sum(2 * (count.size + offset.size) for count, offset in filter(None, merged))
-    return in_flight * tile * math.prod(g.input_spatial[1:]) + tables + g.output_channels
+    threaded, tiles = _col_plan(g, batch, now)  # the tiles prepare() hands _col_run
+
+    def largest(tiles: tuple) -> int:
+        return max((n1 - n0) * (j1 - j0) * ((k1 - k0) * per_row + g.input_channels)
+                   for n0, n1, _, _, k0, k1, j0, j1 in tiles)
+
+    in_flight = largest(tiles) if threaded is None else max(largest(tiles), threads.workers() * largest(threaded))
+    k_rows = {k1 - k0 for _, _, _, _, k0, k1, _, _ in tiles + (threaded or ())}
+    merged = filter(None, (_col_offsets(g, k) for k in k_rows))
+    tables = _table_elements(g) + sum(2 * (count.size + offset.size) for count, offset in merged)
+    return in_flight * math.prod(g.input_spatial[1:]) + tables + g.output_channels
 
 
 @functools.lru_cache(maxsize=256)
-def _col_plan(geometry: Geometry, batch: int, now: tuple) -> tuple[bool, tuple]:
-    """Whether col's tiles run side by side, and the tiles (``now``: :func:`settings`)."""
-    side_by_side = _col_threaded(geometry, batch)
-    # side by side, the tiles write disjoint output rows; on 1-D data, always (col2im_1d)
-    disjoint = side_by_side or geometry.rank == 1
-    return side_by_side, _col_tiles(geometry, batch, _col_budget(geometry, batch, side_by_side), disjoint)
+def _col_plan(geometry: Geometry, batch: int, now: tuple) -> tuple[tuple | None, tuple]:
+    """col's tiles to run side by side (None where the layer does not take that,
+    :func:`_col_threaded`), and to run one after another (``now``: :func:`settings`)."""
+    threaded = None
+    if _col_threaded(geometry, batch):  # side by side, the tiles write disjoint output rows
+        threaded = _col_tiles(geometry, batch, _col_budget(geometry, batch, True), True)
+    # on 1-D data, always (col2im_1d)
+    return threaded, _col_tiles(geometry, batch, _col_budget(geometry, batch, False), geometry.rank == 1)
 
 
 def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, tables: tuple,
-             side_by_side: bool, tiles: tuple) -> np.ndarray:
+             threaded: tuple | None, tiles: tuple) -> np.ndarray:
     """Transposed convolution, per tile and group: one wide product of the input with
     every tap at once, ``(cells, C_in) @ (C_in, taps * C_out)`` with the kernel as it lies
     (views), then each output cell sums the columns of the taps that reach it (compiled
     col2im, bias fused; written once, or added to by later kernel-row groups). ``tables``,
-    ``side_by_side`` and ``tiles``: :attr:`Prepared.col`."""
+    ``threaded`` and ``tiles``: :attr:`Prepared.col`; the ``threaded`` tiles, side by side,
+    where the layer takes them and the cores are idle (:func:`_side_by_side_now`)."""
     g = geometry
     dtype = out.dtype
     taps_k_row = math.prod(g.kernel_shape) // g.kernel_shape[0]
@@ -944,7 +955,8 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out,
                 compiled.col2im_strided(col, out3[..., channels], *tables, n0, r0, r1, k0, j0, b[channels])
             del col
 
-    threads.run(tiles, tile, side_by_side)
+    side_by_side = _side_by_side_now(threaded is not None)
+    threads.run(threaded if side_by_side else tiles, tile, side_by_side)
     return out
 
 
@@ -1113,12 +1125,16 @@ def _rows_temporary_elements(geometry: Geometry, batch: int) -> int:
     the bias."""
     g = geometry
     _, lo, hi = _rows_spans(g)
-    side_by_side = _rows_threaded(g, batch)
-    rows = _rows_tile_rows(g, side_by_side)
     width = g.output_spatial[1]
-    in_flight = threads.workers() if side_by_side else 1
-    return in_flight * ((rows + hi - lo) * width * g.kernel_shape[1] * g.input_channels
-                        + 2 * rows * width * g.output_channels) + g.output_channels
+
+    def tiles(side_by_side: bool) -> int:
+        rows = _rows_tile_rows(g, side_by_side)
+        in_flight = threads.workers() if side_by_side else 1
+        return in_flight * ((rows + hi - lo) * width * g.kernel_shape[1] * g.input_channels
+                            + 2 * rows * width * g.output_channels)
+
+    # whichever way the call runs them (_side_by_side_now)
+    return max(tiles(False), tiles(True) if _rows_threaded(g, batch) else 0) + g.output_channels
 
 
 def _rows_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
@@ -1136,7 +1152,7 @@ def _rows_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
     kw = g.kernel_shape[1]
     rows_out, width = g.output_spatial
     spans, lo, hi = _rows_spans(g)
-    side_by_side = _rows_threaded(g, src.shape[0])
+    side_by_side = _side_by_side_now(_rows_threaded(g, src.shape[0]))
     step = _rows_tile_rows(g, side_by_side)
     w = kernel.reshape(g.kernel_shape[0], kw * cs, cd)
     columns = [a1.tap_span(t) for t in range(kw)]  # per tap: output columns, first input column
@@ -1242,13 +1258,16 @@ def _shift_temporary_elements(geometry: Geometry, batch: int) -> int:
     """A product per tile in flight (one per core side by side), a copy of the input where
     it is not C-contiguous (channels-first), the bias."""
     g = geometry
-    side_by_side = _shift_threaded(g, batch)
-    tiles = _shift_tiles(g, batch, _shift_budget(g, batch, side_by_side))
     _, _, rows_in, width = _shift_rows(g)
-    largest = max((n1 - n0) * (rows_in if n1 - n0 > 1 else r1 - r0) for n0, n1, r0, r1 in tiles)
-    in_flight = threads.workers() if side_by_side else 1
-    return (in_flight * largest * width * g.output_channels + batch * math.prod(g.input_spatial) * g.input_channels
-            + g.output_channels)
+
+    def products(side_by_side: bool) -> int:
+        tiles = _shift_tiles(g, batch, _shift_budget(g, batch, side_by_side))
+        largest = max((n1 - n0) * (rows_in if n1 - n0 > 1 else r1 - r0) for n0, n1, r0, r1 in tiles)
+        return (threads.workers() if side_by_side else 1) * largest * width * g.output_channels
+
+    # whichever way the call runs them (_side_by_side_now)
+    in_flight = max(products(False), products(True) if _shift_threaded(g, batch) else 0)
+    return in_flight + batch * math.prod(g.input_spatial) * g.input_channels + g.output_channels
 
 
 @functools.lru_cache(maxsize=256)
@@ -1328,7 +1347,7 @@ def _shift_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, ou
             dst += bias
 
     batch = src.shape[0]
-    side_by_side = _shift_threaded(g, batch)
+    side_by_side = _side_by_side_now(_shift_threaded(g, batch))
     plan = _shift_plan(g, batch, _shift_budget(g, batch, side_by_side))
     threads.run(plan, tile, side_by_side)  # each tile writes its own output rows
     return out

@@ -1,20 +1,19 @@
 """Tiles side by side on every core, BLAS held to one thread for the call.
 
-Off unless OpenBLAS's spin is cut short (:data:`tconv.kernels.gemm.SIDE_BY_SIDE`, see
-the end of this paragraph): the gains below were measured
-with the same layer called again and again. In a network, a layer follows products on
-OpenBLAS's own two threads, after each of which OpenBLAS's worker thread spins for work
-for about 0.1 s, and the helper pinned beside it shares its core: every layer measured
-was then slower side by side than one tile after another (48x64x64->96x128x32 at batch 8
-7.3 against 6.1 ms), and the course U-Net 5-8% slower. Running every product of a call on
+Only onto idle CPUs (:func:`idle`, asked by :mod:`tconv.kernels.gemm` at each call): the
+gains below were measured with the same layer called again and again. In a network, a
+layer follows products on OpenBLAS's own two threads, after each of which OpenBLAS's worker
+thread spins for work for about 0.1 s, and the helper pinned beside it shares its core:
+every layer measured was then slower side by side than one tile after another
+(48x64x64->96x128x32 at batch 8 7.3 against 6.1 ms), and the course U-Net 5-8% slower. The
+kernel counts a spinning thread as runnable, so :func:`idle` sees it; with the check the
+U-Net runs as fast as with side by side off, and a layer called again and again as fast as
+with it on (:data:`tconv.kernels.gemm.SIDE_BY_SIDE_IF_IDLE`). ``OPENBLAS_THREAD_TIMEOUT``
+(set before NumPy loads) cuts OpenBLAS's spin short, so that more calls find a CPU idle, at
+a price: a product after a pause finds OpenBLAS's worker asleep and waits for it (20, in the
+per-layer benchmark: batch-1 layers up to 3.5x slower). Running every product of a call on
 tconv's own threads (OpenBLAS on one thread throughout, so that its worker never wakes)
-would remove the contention; that is not built. Cutting OpenBLAS's spin short does it from
-outside: with ``OPENBLAS_THREAD_TIMEOUT=20`` set before NumPy loads (2^20 cycles, about 0.4
-ms) and side by side switched on, the U-Net ran 2% faster at batch 1 and 6-9% at batch 8
-than with the defaults (shorter still, 2^16, every product waits for the worker to wake:
-slower); tconv switches side by side on where that variable is at most 22. The variable
-has its own price: a product after a pause finds OpenBLAS's worker asleep and waits for it
-(in the per-layer benchmark, a pause before each call, batch-1 layers ran up to 3.5x slower).
+would remove the contention at its source; that is not built.
 
 Why: on a layer of few channels a transposed convolution is memory-bound on both of its
 halves, the product writing its columns and col2im reading them back. Run one tile after
@@ -191,6 +190,47 @@ def workers() -> int:
 def available() -> bool:
     """Whether :func:`run` would run tiles side by side now."""
     return workers() > 1
+
+
+#: where the kernel reports how many threads are runnable on the machine
+LOADAVG = "/proc/loadavg"
+
+
+@functools.lru_cache(maxsize=1)
+def _loadavg() -> int | None:
+    """A descriptor of :data:`LOADAVG`, kept open (one ``pread`` a call), or None where
+    there is none (not Linux)."""
+    try:
+        return os.open(LOADAVG, os.O_RDONLY)
+    except OSError:
+        return None
+
+
+def runnable() -> int | None:
+    """Threads runnable on the whole machine now, the caller among them (the fourth field
+    of ``/proc/loadavg``, "running/total", counted by the kernel as it is read), or None
+    where that cannot be read."""
+    fd = _loadavg()
+    if fd is None:
+        return None
+    try:
+        return int(os.pread(fd, 128, 0).split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def idle(helpers: int) -> bool:
+    """Whether ``helpers`` threads beside the caller would each find a CPU with nothing
+    to run now: the machine's runnable threads, the caller among them, leave that many of
+    its CPUs free. False where that cannot be read.
+
+    A thread spinning for work counts as runnable: OpenBLAS's worker spins for about 0.1 s
+    after each product on its threads, and a helper pinned beside it shares its core
+    (measured: 48x64x64->96x128x32 at batch 8 7.3 ms side by side against 6.1 one tile after
+    another). The count is the machine's: on a machine shared with other processes whose
+    CPUs this process may not use, it can find a CPU free that the helper cannot have."""
+    count = runnable()
+    return count is not None and (os.cpu_count() or 1) - count >= helpers
 
 
 def run(tasks: Sequence, work: Callable[[object], None], side_by_side: bool = True) -> None:
