@@ -70,7 +70,7 @@ and 1-13% slower on single items of kernels of 786k elements and more.
 
 Threads: the tiles run one after another on the calling thread, BLAS parallelising each
 product on its own threads. Where :data:`SIDE_BY_SIDE` is set (the default) and, at the call,
-every helper finds an idle CPU (:data:`SIDE_BY_SIDE_IF_IDLE`: a core held by OpenBLAS's
+every helper finds a CPU free of the process's other threads (:data:`SIDE_BY_SIDE_IF_IDLE`: a core held by OpenBLAS's
 spinning worker made it slower in a network), "col" on layers of small kernels and many columns
 (:func:`_col_threaded`), and "rows" and "shift" on narrow layers with a large output
 (:func:`_narrow_threaded`) run their tiles (whole items, or blocks of output rows, so that
@@ -139,8 +139,8 @@ COL_MAX_TILE = 1 << 22
 #: whether col, rows and shift may run their tiles side by side at all (where the rules below
 #: say so, and :data:`SIDE_BY_SIDE_IF_IDLE` at the call)
 SIDE_BY_SIDE = True
-#: ... only where, at the call, every helper finds a CPU with nothing to run
-#: (:func:`tconv.kernels.threads.idle`); else the tiles of one core, one after another on
+#: ... only where, at the call, every helper finds a CPU that none of the process's other
+#: threads is running on (:func:`tconv.kernels.threads.idle`); else the tiles of one core, one after another on
 #: BLAS's threads. A layer that follows any product on OpenBLAS's two threads finds
 #: OpenBLAS's worker spinning for work (about 0.1 s after each of its calls), and a helper
 #: pinned beside it shares its core: after one 256x256 product on two threads,
@@ -151,8 +151,8 @@ SIDE_BY_SIDE = True
 #: with side by side off (b1 38.9-39.5 ms against 39.6-39.9, b8 280-281 against 285-288; on
 #: without the check 42-43, 302-316), the same layers called again and again as fast as side
 #: by side without it (12x16x256->24x32x128 b8 3.5-3.6 against 3.7-3.8 off, 24x32x128 b8
-#: 4.0 against 4.3-4.5, 48x64x64 b8 5.1-5.2 against 6.1-6.2). The check reads one line of
-#: /proc (about 1 us warm, 30-45 after a kernel's run), only on layers that may go side by side
+#: 4.0 against 4.3-4.5, 48x64x64 b8 5.1-5.2 against 6.1-6.2). The check reads each thread's
+#: state (a few us), only on layers that may go side by side
 SIDE_BY_SIDE_IF_IDLE = True
 #: "col" runs its tiles side by side, one per core with BLAS on one thread
 #: (:mod:`tconv.kernels.threads`), where a group's kernel has at most COL_THREADS_MAX_KERNEL

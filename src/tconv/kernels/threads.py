@@ -6,7 +6,7 @@ layer follows products on OpenBLAS's own two threads, after each of which OpenBL
 thread spins for work for about 0.1 s, and the helper pinned beside it shares its core:
 every layer measured was then slower side by side than one tile after another
 (48x64x64->96x128x32 at batch 8 7.3 against 6.1 ms), and the course U-Net 5-8% slower. The
-kernel counts a spinning thread as runnable, so :func:`idle` sees it; with the check the
+kernel reports a spinning thread as running, so :func:`idle` sees it; with the check the
 U-Net runs as fast as with side by side off, and a layer called again and again as fast as
 with it on (:data:`tconv.kernels.gemm.SIDE_BY_SIDE_IF_IDLE`). ``OPENBLAS_THREAD_TIMEOUT``
 (set before NumPy loads) cuts OpenBLAS's spin short, so that more calls find a CPU idle, at
@@ -58,6 +58,7 @@ import functools
 import itertools
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
@@ -164,9 +165,12 @@ def _pin(cpus: set[int]) -> set[int] | None:
 
 def _after_fork_in_child() -> None:
     """A forked child has none of its parent's helper threads (a pool made before the fork
-    would take tasks that no thread runs): it makes its own, and no call is in flight."""
-    global _LOCK, _ACTIVE
+    would take tasks that no thread runs): it makes its own, no call is in flight, and it
+    lists its own threads (the descriptors kept would read the parent's)."""
+    global _LOCK, _ACTIVE, _TASK_LOCK
     _pool.cache_clear()
+    _TASK_LOCK = threading.Lock()  # a thread of the parent may have held it at the fork
+    _forget_tasks()
     _LOCK = threading.Lock()
     _ACTIVE = False
 
@@ -192,45 +196,80 @@ def available() -> bool:
     return workers() > 1
 
 
-#: where the kernel reports how many threads are runnable on the machine
-LOADAVG = "/proc/loadavg"
+#: where the kernel lists this process's threads, each with its state in ``<tid>/stat``
+TASKS = "/proc/self/task"
+#: seconds between listings of :data:`TASKS` (a thread started since is seen that much later)
+TASKS_RELIST = 1.0
+
+_TASK_LOCK = threading.Lock()
+_task_files: dict[str, int] = {}  # thread id -> descriptor of its stat file, kept open
+_listed: float | None = None  # time.monotonic() of the last listing
 
 
-@functools.lru_cache(maxsize=1)
-def _loadavg() -> int | None:
-    """A descriptor of :data:`LOADAVG`, kept open (one ``pread`` a call), or None where
-    there is none (not Linux)."""
-    try:
-        return os.open(LOADAVG, os.O_RDONLY)
-    except OSError:
-        return None
+def _forget_tasks() -> None:
+    """Close the descriptors kept (in a forked child they read the parent's threads)."""
+    global _listed
+    for fd in _task_files.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _task_files.clear()
+    _listed = None
 
 
-def runnable() -> int | None:
-    """Threads runnable on the whole machine now, the caller among them (the fourth field
-    of ``/proc/loadavg``, "running/total", counted by the kernel as it is read), or None
-    where that cannot be read."""
-    fd = _loadavg()
-    if fd is None:
-        return None
-    try:
-        return int(os.pread(fd, 128, 0).split()[3].split(b"/")[0])
-    except (OSError, ValueError, IndexError):
-        return None
+def running() -> int | None:
+    """Threads of this process other than the caller running or runnable now (state R in
+    ``/proc/self/task/<tid>/stat``), or None where that cannot be read (not Linux).
+
+    One ``pread`` a thread on descriptors kept open, the threads listed again every
+    :data:`TASKS_RELIST` seconds: about 3 us a thread warm."""
+    global _listed
+    me = str(threading.get_native_id())
+    with _TASK_LOCK:
+        now = time.monotonic()
+        if _listed is None or now - _listed > TASKS_RELIST:
+            try:
+                names = set(os.listdir(TASKS))
+            except OSError:
+                return None
+            for name in set(_task_files) - names:
+                os.close(_task_files.pop(name))
+            for name in names - set(_task_files):
+                try:
+                    _task_files[name] = os.open(f"{TASKS}/{name}/stat", os.O_RDONLY)
+                except OSError:  # the thread has ended since the listing
+                    pass
+            _listed = now
+        count = 0
+        for name, fd in list(_task_files.items()):
+            if name == me:
+                continue
+            try:
+                stat = os.pread(fd, 512, 0)
+            except OSError:  # the thread has ended
+                os.close(_task_files.pop(name))
+                continue
+            end = stat.rfind(b")")  # the name, in parentheses, may hold anything
+            count += end > 0 and stat[end + 2:end + 3] == b"R"
+        return count
 
 
 def idle(helpers: int) -> bool:
-    """Whether ``helpers`` threads beside the caller would each find a CPU with nothing
-    to run now: the machine's runnable threads, the caller among them, leave that many of
-    its CPUs free. False where that cannot be read.
+    """Whether ``helpers`` threads beside the caller would each find a CPU of this
+    process's set that none of its other threads is running on now. False where that cannot
+    be read.
 
-    A thread spinning for work counts as runnable: OpenBLAS's worker spins for about 0.1 s
-    after each product on its threads, and a helper pinned beside it shares its core
-    (measured: 48x64x64->96x128x32 at batch 8 7.3 ms side by side against 6.1 one tile after
-    another). The count is the machine's: on a machine shared with other processes whose
-    CPUs this process may not use, it can find a CPU free that the helper cannot have."""
-    count = runnable()
-    return count is not None and (os.cpu_count() or 1) - count >= helpers
+    A thread spinning for work is running: OpenBLAS's worker spins for about 0.1 s after
+    each product on its threads, and a helper pinned beside it shares its core (measured:
+    48x64x64->96x128x32 at batch 8 7.3 ms side by side against 6.1 one tile after another).
+    Other processes' threads are not counted. The kernel's count of the machine's runnable
+    threads (``/proc/loadavg``) would see them, but was measured useless here: on Linux
+    6.18 a thread that has just gone to sleep stays counted for some milliseconds (the
+    scheduler's delayed dequeue), so a worker woken through a pipe read 2 at 92-96% of its
+    calls, its writer asleep."""
+    count = running()
+    return count is not None and (_CORES or cores()) - 1 - count >= helpers
 
 
 def run(tasks: Sequence, work: Callable[[object], None], side_by_side: bool = True) -> None:
