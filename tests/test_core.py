@@ -161,6 +161,17 @@ def _gemm_settings(**values):
             setattr(gemm, name, value)
 
 
+@contextlib.contextmanager
+def _replaced(module, name, value):
+    """``module.name`` replaced by ``value`` for the block."""
+    real = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, real)
+
+
 def _check_forced_path(geometry, mode, data_format="channels_last", seed=0, x=None, **settings):
     """``geometry`` run on ``mode`` (asserted taken) with gemm ``settings``, against the
     reference loops, with a bias, in ``data_format``."""
@@ -861,6 +872,35 @@ def test_running_sees_a_thread_of_this_process_while_it_runs():
     while threads.running() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert threads.running() == 0
+
+
+@pytest.mark.parametrize("mode, geometry, batch", [
+    ("col", ops.plan_conv_transpose((48, 64), (3, 3), 64, 32, stride=2, crop="same"), 1),  # kernel rows / blocks
+    ("col", ops.plan_conv_transpose((12, 16), (3, 3), 256, 128, stride=2, crop="same"), 8),  # whole items
+    ("col", ops.plan_conv_transpose((40, 40), (4, 4), 32, 16, stride=2, crop="same"), 2),
+    ("col", ops.plan_conv_transpose((8, 8, 8), (3, 3, 3), 32, 16, stride=2, crop="same"), 1),
+    ("rows", ops.plan_conv((96, 128), (3, 3), 16, 32, padding="same"), 1),
+    ("shift", ops.plan_conv((96, 128), (3, 3), 32, 32, padding="same"), 2)])
+def test_side_by_side_or_not_gives_the_same_bits(mode, geometry, batch):
+    """Whether a call finds a CPU idle decides how its tiles run, never its values: side by
+    side and one after another (differently cut tiles, one BLAS thread or two) give the same
+    bits, so a result does not depend on the machine's load."""
+    if not threads.available():
+        pytest.skip("one core, or no threadpoolctl/OpenBLAS: nothing runs side by side")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((batch,) + geometry.input_spatial + (geometry.input_channels,)).astype(np.float32)
+    w = rng.standard_normal(geometry.neutral_kernel_shape).astype(np.float32)
+    b = rng.standard_normal(geometry.output_channels).astype(np.float32)
+    forced = dict(COL_THREADS_MIN_COLUMNS=0, ROWS_THREADS_MIN_OUTPUT=0, SHIFT_THREADS_MIN_OUTPUT=0, MODE=mode)
+    results = []
+    for idle in (True, False):
+        with _gemm_settings(SIDE_BY_SIDE=True, SIDE_BY_SIDE_IF_IDLE=True, **forced), \
+                _replaced(threads, "idle", lambda helpers, idle=idle: idle):
+            assert gemm._mode(geometry) == mode
+            with _threads_calling(workspace, "scratch", meet=2 if idle else 0) as (seen, _):
+                results.append(ops.run(geometry, x, w, b, impl="gemm"))
+            assert len(set(seen)) == (2 if idle else 1)
+    np.testing.assert_array_equal(results[0], results[1])
 
 
 @pytest.mark.parametrize("idle", [True, False])
