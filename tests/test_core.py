@@ -817,7 +817,8 @@ def test_only_transposed_layers_take_col_side_by_side():
 def test_idle_counts_this_processs_other_running_threads(monkeypatch, tmp_path):
     """threads.idle reads the state of each of this process's threads but the caller's
     (/proc/self/task/<tid>/stat, the state after the name's closing parenthesis): helpers go
-    side by side only onto CPUs none of them holds; where the states cannot be read, never."""
+    side by side only onto CPUs none of them holds; where the states cannot be read, or the
+    process has more than TASKS_MAX threads (each read costs), never."""
     import threading
 
     me = str(threading.get_native_id())
@@ -836,6 +837,8 @@ def test_idle_counts_this_processs_other_running_threads(monkeypatch, tmp_path):
             ({me: ("python", "R"), "7": ("python", "R")}, 0, True),
             ({me: ("python", "R"), "7": ("a) R (b", "S"), "8": ("x", "D")}, 1, True),  # a name holding ") R"
             ({me: ("python", "R"), "7": ("python", "S")}, 2, False),  # two helpers, one other CPU
+            ({me: ("python", "R"), **{str(10 + i): ("python", "S") for i in range(threads.TASKS_MAX)}}, 1, False),
+            ({me: ("python", "R"), **{str(10 + i): ("python", "S") for i in range(threads.TASKS_MAX - 1)}}, 1, True),
             (None, 1, False)]:
         monkeypatch.setattr(threads, "TASKS", tasks(states) if states else str(tmp_path / "absent"))
         threads._forget_tasks()

@@ -200,6 +200,9 @@ def available() -> bool:
 TASKS = "/proc/self/task"
 #: seconds between listings of :data:`TASKS` (a thread started since is seen that much later)
 TASKS_RELIST = 1.0
+#: a process of more threads is not read (each costs a few us; frameworks loaded beside
+#: tconv bring dozens, their own pools among them): its tiles run one after another
+TASKS_MAX = 32
 
 _TASK_LOCK = threading.Lock()
 _task_files: dict[str, int] = {}  # thread id -> descriptor of its stat file, kept open
@@ -218,9 +221,10 @@ def _forget_tasks() -> None:
     _listed = None
 
 
-def running() -> int | None:
+def running(enough: int | None = None) -> int | None:
     """Threads of this process other than the caller running or runnable now (state R in
-    ``/proc/self/task/<tid>/stat``), or None where that cannot be read (not Linux).
+    ``/proc/self/task/<tid>/stat``; counting stops at ``enough``), or None where that cannot
+    be read (not Linux, or more than :data:`TASKS_MAX` threads).
 
     One ``pread`` a thread on descriptors kept open, the threads listed again every
     :data:`TASKS_RELIST` seconds: about 3 us a thread warm."""
@@ -241,10 +245,14 @@ def running() -> int | None:
                 except OSError:  # the thread has ended since the listing
                     pass
             _listed = now
+        if len(_task_files) > TASKS_MAX:
+            return None
         count = 0
         for name, fd in list(_task_files.items()):
             if name == me:
                 continue
+            if enough is not None and count >= enough:
+                break
             try:
                 stat = os.pread(fd, 512, 0)
             except OSError:  # the thread has ended
@@ -267,9 +275,11 @@ def idle(helpers: int) -> bool:
     threads (``/proc/loadavg``) would see them, but was measured useless here: on Linux
     6.18 a thread that has just gone to sleep stays counted for some milliseconds (the
     scheduler's delayed dequeue), so a worker woken through a pipe read 2 at 92-96% of its
-    calls, its writer asleep."""
-    count = running()
-    return count is not None and (_CORES or cores()) - 1 - count >= helpers
+    calls, its writer asleep. A process of more than :data:`TASKS_MAX` threads is not read:
+    False."""
+    free = (_CORES or cores()) - 1 - helpers  # other threads that may run, leaving enough CPUs
+    count = running(enough=max(free + 1, 0))
+    return count is not None and count <= free
 
 
 def run(tasks: Sequence, work: Callable[[object], None], side_by_side: bool = True) -> None:
