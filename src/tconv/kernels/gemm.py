@@ -140,19 +140,18 @@ COL_MAX_TILE = 1 << 22
 #: say so, and :data:`SIDE_BY_SIDE_IF_IDLE` at the call)
 SIDE_BY_SIDE = True
 #: ... only where, at the call, every helper finds a CPU that none of the process's other
-#: threads is running on (:func:`tconv.kernels.threads.idle`); else the tiles of one core, one after another on
-#: BLAS's threads. A layer that follows any product on OpenBLAS's two threads finds
-#: OpenBLAS's worker spinning for work (about 0.1 s after each of its calls), and a helper
-#: pinned beside it shares its core: after one 256x256 product on two threads,
+#: threads is running on (:func:`tconv.kernels.threads.idle`); else the tiles of one core,
+#: one after another on BLAS's threads. A layer that follows any product on OpenBLAS's two
+#: threads finds OpenBLAS's worker spinning for work (about 0.1 s after each of its calls),
+#: and a helper pinned beside it shares its core: after one 256x256 product on two threads,
 #: 12x16x256->24x32x128 at batch 8 took 4.96 ms side by side against 3.88 one tile after
-#: another, 48x64x64->96x128x32 7.28 against 6.11, the 3-D layer 3.26 against 1.57 (seventh
-#: session), and the course U-Net ran 3-8% slower side by side. With the check (eighth
-#: session, alternating processes, the benchmark's protocol): the U-Net alike or faster than
-#: with side by side off (b1 38.9-39.5 ms against 39.6-39.9, b8 280-281 against 285-288; on
-#: without the check 42-43, 302-316), the same layers called again and again as fast as side
-#: by side without it (12x16x256->24x32x128 b8 3.5-3.6 against 3.7-3.8 off, 24x32x128 b8
-#: 4.0 against 4.3-4.5, 48x64x64 b8 5.1-5.2 against 6.1-6.2). The check reads each thread's
-#: state (a few us), only on layers that may go side by side
+#: another, 48x64x64->96x128x32 7.28 against 6.11, the 3-D layer 3.26 against 1.57, and the
+#: course U-Net ran 3-8% slower side by side (seventh session). With the check (eighth
+#: session, alternating processes, the benchmark's protocol, four rounds): 12x16x256 b8
+#: 3.52-3.88 ms against 3.78-4.09 with side by side off, 24x32x128 b8 4.05-4.42 against
+#: 4.32-4.86, 48x64x64 b8 5.25-5.67 against 6.16-6.46; the U-Net alike, every check in it
+#: finding OpenBLAS's worker running. Either way the same bits. The check reads each
+#: thread's state (a few us), only on layers that may go side by side
 SIDE_BY_SIDE_IF_IDLE = True
 #: "col" runs its tiles side by side, one per core with BLAS on one thread
 #: (:mod:`tconv.kernels.threads`), where a group's kernel has at most COL_THREADS_MAX_KERNEL
