@@ -69,9 +69,10 @@ on most layers measured (the benchmark's 4096x64->8192x32 0.54 -> 0.45 ms back t
 and 1-13% slower on single items of kernels of 786k elements and more.
 
 Threads: the tiles run one after another on the calling thread, BLAS parallelising each
-product on its own threads. Where :data:`SIDE_BY_SIDE` is set (the default) and, at the call,
-every helper finds a CPU free of the process's other threads (:data:`SIDE_BY_SIDE_IF_IDLE`: a core held by OpenBLAS's
-spinning worker made it slower in a network), "col" on layers of small kernels and many columns
+product on its own threads. Where :data:`SIDE_BY_SIDE` is set (the default) and, at the
+call, every helper finds a CPU free of the process's other threads
+(:data:`SIDE_BY_SIDE_IF_IDLE`: a core held by OpenBLAS's spinning worker made it slower in
+a network), "col" on layers of small kernels and many columns
 (:func:`_col_threaded`), and "rows" and "shift" on narrow layers with a large output
 (:func:`_narrow_threaded`) run their tiles (whole items, or blocks of output rows, so that
 they write disjoint rows) side by side, one per core, each product on one BLAS thread
@@ -472,6 +473,7 @@ def prepare(geometry: Geometry, batch: int, now: tuple) -> Prepared:
     mode = _mode(g)
     if mode != "col":
         return Prepared(mode)
+
     def with_offsets(tiles: tuple) -> tuple:
         return tuple((t, None if g.rank == 1 else _col_offsets(g, t[5] - t[4])) for t in tiles)
 
@@ -823,8 +825,8 @@ def _col_threaded(geometry: Geometry, batch: int) -> bool:
 
 def _side_by_side_now(planned: bool) -> bool:
     """Whether tiles that the layer's rules would run side by side (``planned``) run so at
-    this call: where :data:`SIDE_BY_SIDE_IF_IDLE`, only while every helper finds a CPU with
-    nothing to run (:func:`tconv.kernels.threads.idle`)."""
+    this call: where :data:`SIDE_BY_SIDE_IF_IDLE`, only while every helper finds a CPU that
+    none of the process's other threads is running on (:func:`tconv.kernels.threads.idle`)."""
     return planned and (not SIDE_BY_SIDE_IF_IDLE or threads.idle(threads.workers() - 1))
 
 
