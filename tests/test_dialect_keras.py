@@ -71,6 +71,35 @@ def test_softmax_takes_the_last_axis_even_channels_first():
     np.testing.assert_allclose(layer(x).sum(axis=-1), 1, rtol=1e-6)
 
 
+@pytest.mark.parametrize("activation", ["relu", "relu6", "tanh", "linear", "exponential", "sigmoid", "elu",
+                                        lambda x: x * 2])
+def test_activations_write_over_the_layers_own_output(activation):
+    """The activations that can (relu, relu6, tanh, linear, exponential) write over the
+    convolution's own new output instead of making another array of its size; the others,
+    and a callable of the user's, run as they are. The values are those of the activation
+    applied to the bare convolution, and the input is never written."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 64, 64, 3)).astype(np.float32)
+    keep = x.copy()
+    layer = dialect.Conv2D(32, 3, padding="same", activation=activation)
+    y = layer(x)
+    bare = dialect.Conv2D(32, 3, padding="same")
+    bare.build(x.shape)
+    bare.kernel, bare.bias = layer.kernel, layer.bias
+    fn = dialect._ACTIVATIONS[activation] if isinstance(activation, str) else activation
+    np.testing.assert_array_equal(y, np.asarray(fn(bare(x)), np.float32))
+    np.testing.assert_array_equal(x, keep)
+    tracemalloc.start()
+    layer(x)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    in_place = fn in dialect._IN_PLACE
+    assert in_place == (activation in ("relu", "relu6", "tanh", "linear", "exponential"))
+    assert (peak < 2 * y.nbytes) == in_place, (peak, y.nbytes)  # the output, and a second one or not
+
+
 def test_dtype_casts_inputs_and_weights():
     layer = dialect.Conv1D(2, 3, dtype="float64")
     y = layer(arr(1, 5, 2))

@@ -131,9 +131,9 @@ DIVERGENCES = {
 #: which does not (geometry.tf_conv3d_same_pads).
 
 _ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "linear": lambda x: x,
-    "relu": lambda x: np.maximum(x, 0),
-    "relu6": lambda x: np.clip(x, 0, 6),
+    "linear": lambda x, out=None: x,
+    "relu": lambda x, out=None: np.maximum(x, 0, out=out),
+    "relu6": lambda x, out=None: np.clip(x, 0, 6, out=out),
     "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
     "tanh": np.tanh,
     "softplus": lambda x: np.logaddexp(x, 0),
@@ -144,6 +144,14 @@ _ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "exponential": np.exp,
     "softmax": lambda x: _softmax(x),
 }
+
+
+#: activations that can write their result into their argument, ``fn(y, out=y)``: a
+#: convolution layer's output is its own (new from the kernels), and writing over it saves
+#: an array of the output's size. On this machine a new 1.5 MB array (96x128x32 float32)
+#: costs about a millisecond of page faults: the course U-Net's first layer took 2.3 ms with
+#: its ReLU out of place against 1.1 in place, its convolution alone 1.0
+_IN_PLACE = frozenset(_ACTIVATIONS[name] for name in ("linear", "relu", "relu6", "tanh", "exponential"))
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -399,6 +407,8 @@ class _BaseConv:
         geometry = self._geometry(tuple(x.shape[2:] if first else x.shape[1:-1]), channels)
         y = ops.run(geometry, x, self.kernel, self.bias,
                     data_format="channels_first" if first else "channels_last")
+        if self.activation in _IN_PLACE and y.dtype == self.dtype:
+            return self.activation(y, out=y)  # y is new: the activation writes over it
         return np.asarray(self.activation(y), dtype=self.dtype)
 
     def __repr__(self) -> str:
