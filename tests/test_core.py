@@ -203,8 +203,9 @@ def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, s
     x, w, b = arrays_for(geometry, seed, batch=3)
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
-    threaded = dict(SIDE_BY_SIDE=True, SIDE_BY_SIDE_IF_IDLE=False, COL_THREADS_MIN_COLUMNS=0, COL_THREADS_MAX_KERNEL=1 << 62, COL_THREADS_TILE=tile,
-                    COL_THREADS_MIN_ROWS=1, ROWS_THREADS_MAX_KERNEL=1 << 62, ROWS_THREADS_MIN_OUTPUT=0,
+    threaded = dict(SIDE_BY_SIDE=True, SIDE_BY_SIDE_IF_IDLE=False, COL_THREADS_MIN_COLUMNS=0,
+                    COL_THREADS_MAX_KERNEL=1 << 62, COL_THREADS_TILE=tile, COL_THREADS_MIN_ROWS=1,
+                    ROWS_THREADS_MAX_KERNEL=1 << 62, ROWS_THREADS_MIN_OUTPUT=0,
                     SHIFT_THREADS_MAX_KERNEL=1 << 62, SHIFT_THREADS_MIN_OUTPUT=0) \
         if side_by_side else dict(COL_THREADS_MIN_COLUMNS=1 << 62, ROWS_THREADS_MIN_OUTPUT=1 << 62,
                                   SHIFT_THREADS_MIN_OUTPUT=1 << 62)
@@ -589,8 +590,8 @@ def _threads_calling(module, name, fail_on_call=None, meet=0):
 
 #: gemm settings that run every col layer's tiles side by side, in one-row tiles of a few cells
 #: (their columns C-contiguous, so that every tile calls compiled.col2im), busy CPUs or not
-_COL_SIDE_BY_SIDE = dict(SIDE_BY_SIDE=True, SIDE_BY_SIDE_IF_IDLE=False, COL_THREADS_MIN_COLUMNS=0, COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1,
-                         COL_MIN_TILE=1, COL_FEW_CELLS=0)
+_COL_SIDE_BY_SIDE = dict(SIDE_BY_SIDE=True, SIDE_BY_SIDE_IF_IDLE=False, COL_THREADS_MIN_COLUMNS=0,
+                         COL_THREADS_TILE=4096, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1, COL_FEW_CELLS=0)
 
 
 def _side_by_side_layer():
