@@ -105,11 +105,13 @@ def test_layers_match_keras():
         ("Activation", dict(activation="sigmoid")),
         ("Softmax", dict()),
     ]
+    keep = x.copy()
     for cls, kwargs in cases:
         theirs = np.asarray(getattr(keras.layers, cls)(**kwargs)(x))
         mine = getattr(nn, cls)(**kwargs)(x)
         assert mine.shape == theirs.shape, (cls, kwargs)
         np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6, err_msg=f"{cls}{kwargs}")
+        np.testing.assert_array_equal(x, keep, err_msg=f"{cls}{kwargs} wrote into its input")
     bn = keras.layers.BatchNormalization(epsilon=0.01)
     bn.build(x.shape)
     bn.set_weights([rng.uniform(0.5, 1.5, 4).astype("float32") for _ in range(4)])

@@ -499,14 +499,18 @@ class MaxPooling2D(Layer):
         x = _to_last(np.asarray(x, dtype=self.dtype), self.data_format)
         axes = self._axes(x.shape[1:-1])
         (h, w) = axes
-        padded = np.pad(x, ((0, 0), (h.pad_lo, max(h.pad_hi, 0)), (w.pad_lo, max(w.pad_hi, 0)), (0, 0)),
-                        constant_values=-np.inf)
+        pads = ((0, 0), (h.pad_lo, max(h.pad_hi, 0)), (w.pad_lo, max(w.pad_hi, 0)), (0, 0))
+        # 'valid' reads the input as it lies; the windows' maximum builds in one array
+        padded = np.pad(x, pads, constant_values=-np.inf) if any(map(any, pads)) else x
         y = None
         for i in range(h.kernel):
             for j in range(w.kernel):
                 window = padded[:, i: i + h.stride * (h.out - 1) + 1: h.stride,
                                 j: j + w.stride * (w.out - 1) + 1: w.stride]
-                y = window.copy() if y is None else np.maximum(y, window)
+                if y is None:
+                    y = window.copy()
+                else:
+                    np.maximum(y, window, out=y)
         return _from_last(y, self.data_format)
 
     def get_config(self) -> dict:
