@@ -226,7 +226,6 @@ class LayerSpec:
 # ------------------------------------------------------------------------ parsing
 
 
-
 #: one ``ast.parse`` at a time (:func:`parse_expression`)
 _AST_LOCK = threading.Lock()
 

@@ -151,7 +151,8 @@ _ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 #: an array of the output's size. On this machine a new 1.5 MB array (96x128x32 float32)
 #: can cost about a millisecond of page faults: the course U-Net's first layer took 2.2 ms
 #: with its ReLU out of place (736 minor faults) against 1.1 in place, its convolution alone 1.0
-_IN_PLACE = frozenset(_ACTIVATIONS[name] for name in ("linear", "relu", "relu6", "tanh", "exponential"))
+#: (matched by identity: a user's callable need not be hashable)
+_IN_PLACE = tuple(_ACTIVATIONS[name] for name in ("linear", "relu", "relu6", "tanh", "exponential"))
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -407,7 +408,7 @@ class _BaseConv:
         geometry = self._geometry(tuple(x.shape[2:] if first else x.shape[1:-1]), channels)
         y = ops.run(geometry, x, self.kernel, self.bias,
                     data_format="channels_first" if first else "channels_last")
-        if self.activation in _IN_PLACE and y.dtype == self.dtype:
+        if any(self.activation is fn for fn in _IN_PLACE) and y.dtype == self.dtype:
             return self.activation(y, out=y)  # y is new: the activation writes over it
         return np.asarray(self.activation(y), dtype=self.dtype)
 
