@@ -457,8 +457,10 @@ def _src_block(read: tuple, lo: int, hi: int) -> tuple[slice, ...]:
 @dataclass(frozen=True)
 class Prepared:
     """What a call of a plan on a batch runs under :func:`settings`, worked out once: the
-    path :func:`_mode` picks and, for col, col2im's tables, whether the tiles run side by
-    side, and each tile with its merged offsets (:func:`_col_offsets`; None on 1-D).
+    path :func:`_mode` picks and, for col, col2im's tables and both tilings, side by side
+    (None where the layer does not take that) and one after another, each tile with its
+    merged offsets (:func:`_col_offsets`; None on 1-D): the call picks one
+    (:func:`_side_by_side_now`).
     Callers that run the same call again keep it (:mod:`tconv.ops` does, beside its checks):
     a batch-1 layer of half a millisecond spent 30-40 us looking these up, once the
     kernel's run had evicted the interpreter's working set."""
