@@ -259,24 +259,28 @@ def test_im2col_path_matches_reference(plan, data_format, tile):
 ])
 @pytest.mark.parametrize("tile", [None, 1])
 def test_rows_path_matches_reference(plan, data_format, tile):
-    """Forward "rows": the input rows a tile reads gathered once with each row's taps side
-    by side, one product per kernel row over a run of them, added into the output (or a
-    channels-first one's accumulator), one output row a tile or many; zeros where taps read
-    padding, kernel rows that reach nothing skipped; the same values as the reference loops."""
+    """Forward "rows": the input rows a step reads gathered once with each row's taps side
+    by side, one product with every kernel row, each output row the sum of its kernel rows'
+    products (into the output, or a channels-first one's accumulator); one output row a
+    step or many, later steps reusing the products they share with the one before; zeros
+    where taps read padding, kernel rows that reach nothing skipped; with Numba's gather and
+    sum and without (NumPy); the same values as the reference loops."""
     geometry = plan()
-    if geometry.input_channels == 8:  # C_in <= C_out, 19 x 23 cells: picked unforced
+    if geometry.input_channels == 8:  # a small kernel, 19 x 23 cells: picked unforced
         assert gemm._mode(geometry) == "rows"
     tiles = {} if tile is None else {"ROWS_TILE_ELEMENTS": tile}
     _check_forced_path(geometry, "rows", data_format, seed=5, **tiles)
+    with _replaced(compiled, "ENABLED", False):
+        _check_forced_path(geometry, "rows", data_format, seed=5, **tiles)
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 @pytest.mark.parametrize("plan", [
-    lambda: ops.plan_conv((12, 16), (3, 3), 32, 32, padding="same"),            # picked unforced
+    lambda: ops.plan_conv((12, 16), (3, 3), 128, 128, padding="same"),          # picked unforced
     lambda: ops.plan_conv((9, 7), (5, 3), 40, 8, dilation=(2, 1), padding=((3, -1), (0, 2))),
     lambda: ops.plan_conv((5, 4), (3, 3), 32, 4, dilation=2, padding=((4, 4), (3, 3))),  # cells no tap reaches
     lambda: ops.plan_conv((30,), (5,), 32, 8, padding="same"),                   # 1-D
-    lambda: ops.plan_conv((12, 16), (3, 3), 32, 16, padding="valid"),
+    lambda: ops.plan_conv((12, 16), (3, 3), 128, 64, padding="valid"),
 ])
 @pytest.mark.parametrize("tile", [None, 1])
 def test_shift_path_matches_reference(plan, data_format, tile):
@@ -402,8 +406,10 @@ _TEMPORARY_CASES = {
                                 (2, 64, 64, 64), None),
     "conv RGB 3x3 (im2col)": (lambda: ops.plan_conv((128, 128), (3, 3), 3, 64, padding="same"), (2, 128, 128, 3),
                               None),
-    "conv RGB 3x3 -> 32 (rows)": (lambda: ops.plan_conv((128, 128), (3, 3), 3, 32, padding="same"),
-                                  (2, 128, 128, 3), None),
+    "conv RGB 3x3 -> 32 (im2col)": (lambda: ops.plan_conv((128, 128), (3, 3), 3, 32, padding="same"),
+                                    (2, 128, 128, 3), None),
+    "conv 3x3 64 -> 32 (rows)": (lambda: ops.plan_conv((96, 128), (3, 3), 64, 32, padding="same"),
+                                 (2, 96, 128, 64), None),
     "conv 3x3 16 -> 16 (im2col, row tiles)": (lambda: ops.plan_conv((128, 128), (3, 3), 16, 16, padding="same"),
                                               (1, 128, 128, 16), "im2col"),
     "conv 3x3 32 -> 32 (rows)": (lambda: ops.plan_conv((96, 128), (3, 3), 32, 32, padding="same"),

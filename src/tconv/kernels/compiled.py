@@ -263,7 +263,30 @@ def _kernels():
                                     for c in range(c_n):
                                         cols[b, r, o1, o2, t, c] = src[n0 + b, j0, j1, j2, c]
 
-    return col2im, numba.__version__, grouped, im2col, col2im_strided, col2im_1d, im2col_strided
+    @jit
+    def rows_sum(product, dst, shifts, bias):
+        """``dst[r, q, :]`` = ``bias`` + the sum over ``i`` (in order) of ``product[r +
+        shifts[i], q, i, :]``: the kernel rows' products of the "rows" path of
+        :mod:`~tconv.kernels.gemm`, each read from the gathered row its kernel row reaches,
+        added down the rows. The same sums in the same order as the NumPy adds there; an
+        accumulator per cell (1.5-1.8x faster than adding into ``dst``, whose strides the
+        loop cannot know)."""
+        rows, cells, c_n = dst.shape
+        acc = np.empty(c_n, dst.dtype)
+        for r in range(rows):
+            for q in range(cells):
+                first = product[r + shifts[0], q, 0]
+                for c in range(c_n):
+                    acc[c] = bias[c] + first[c]
+                for i in range(1, shifts.shape[0]):
+                    src = product[r + shifts[i], q, i]
+                    for c in range(c_n):
+                        acc[c] += src[c]
+                cell = dst[r, q]
+                for c in range(c_n):
+                    cell[c] = acc[c]
+
+    return col2im, numba.__version__, grouped, im2col, col2im_strided, col2im_1d, im2col_strided, rows_sum
 
 
 def available() -> bool:
@@ -299,3 +322,7 @@ def im2col(*args) -> None:
 
 def im2col_strided(*args) -> None:
     _kernels()[6](*args)
+
+
+def rows_sum(*args) -> None:
+    _kernels()[7](*args)

@@ -178,14 +178,21 @@ COL_MAX_TABLE = 1 << 20
 COL_MAX_ROW = 1 << 22
 #: forward convolutions take "im2col" where a cell's columns (taps x C_in) are at most this
 #: many times its output channels: first layers (RGB in, 3x3 to 7x7) ran 1.8-2.6x faster than
-#: flat or per tap, 3x3 16 -> 64 1.9x, 16 -> 32 10-15%; at 9 (C_in = C_out) alike or slower
+#: flat or per tap, 3x3 16 -> 64 1.9x, 16 -> 32 10-15%; at 9 (C_in = C_out) alike or slower.
+#: It runs before "rows" (ninth session, im2col / rows, ms): 96x128x3->32 b1 0.72 / 1.17, b8
+#: 4.9 / 5.5; 96x128x16->32 b1 1.73 / 1.82, b8 9.2 / 8.8
 IM2COL_MAX_COLUMNS = 5
-#: "rows" (forward, 2-D, unit stride down the rows): the row gather of a tile holds at most
-#: this many elements (float32: 1 MiB, in L2 while its kernel rows' products read it)
+#: "rows" (forward, 2-D, unit stride down the rows): a step's gather and the products of its
+#: gathered rows hold at most this many elements (float32: 1 MiB, in L2 from the product to
+#: the sum), and at most COL_TILE_PER_OUTPUT times the output
 ROWS_TILE_ELEMENTS = 1 << 18
-#: ... and runs where C_in <= C_out and an item has at least this many output cells: on the
-#: U-Net's 3x3 layers it was 10-40% faster there, 5x5 1.7x; slower where C_in = 2 C_out
-#: (7-15%) and on 6x8 items at batch 8 (per tap's tiles span the batch, 1.5x)
+#: ... and runs, before "shift", where the kernel has at most ROWS_MAX_KERNEL elements and an
+#: item at least ROWS_MIN_CELLS output cells. Measured in the benchmark's protocol on 2 cores
+#: (ninth session, rows / shift, ms): 96x128x32->32 b1 2.13 / 2.17, b8 12.9 / 15.7;
+#: 96x128x64->32 b1 3.45 / 3.52, b8 25.8 / 28.8; 48x64x64->64 b1 1.53 / 1.60, b8 11.3 / 12.2;
+#: above it, 48x64x128->64 (kernel 74k) b1 2.68 / 2.46, b8 19.8 / 19.4, and wider layers
+#: slower still (24x32x128->128 b1 1.76 / 1.20): their products are wide enough as they are
+ROWS_MAX_KERNEL = 1 << 16
 ROWS_MIN_CELLS = 128
 #: "rows" runs its tiles side by side, one per core (:mod:`tconv.kernels.threads`), where
 #: the kernel has at most ROWS_THREADS_MAX_KERNEL elements and the output at least
@@ -198,10 +205,6 @@ ROWS_MIN_CELLS = 128
 #: slower at 24x32x128->128 (1.2 -> 1.6)
 ROWS_THREADS_MAX_KERNEL = 1 << 14
 ROWS_THREADS_MIN_OUTPUT = 1 << 18
-#: where both "im2col" and "rows" apply, "im2col" runs from this many output channels up:
-#: rows was faster at 16-32 (96x128x3->32 0.66 against 0.72 ms, 96x128x16->32 1.24 against
-#: 1.53), im2col at 64 (96x128x3->64 0.86 against 1.07, 224x224x3->64 3.2 against 4.5)
-IM2COL_OVER_ROWS_CHANNELS = 64
 #: forward convolutions of unit strides on 1-D and 2-D data take "shift" where they have at
 #: least SHIFT_MIN_CHANNELS input channels (with fewer, nine products of a tiny inner
 #: dimension: im2col or rows is faster, 96x128x16->32 1.49 against 1.68 ms) and a row's
@@ -319,8 +322,10 @@ def _mode(geometry: Geometry) -> str:
         return "per_tap" if MODE == "flat" and _flat_plan(g) is None else MODE
     if _col_ready(g):
         return "col"
-    if _im2col_ready(g) and (g.output_channels >= IM2COL_OVER_ROWS_CHANNELS or not _rows_ready(g)):
+    if _im2col_ready(g):
         return "im2col"
+    if _rows_ready(g) and math.prod(g.kernel_shape) * g.input_channels * g.output_channels <= ROWS_MAX_KERNEL:
+        return "rows"
     if _shift_ready(g):
         return "shift"
     if _rows_ready(g):
@@ -378,7 +383,7 @@ def settings() -> tuple:
             MAX_TILE_ELEMENTS, FLAT_MAX_WASTE, FLAT_NARROW_CHANNELS, FLAT_NARROW_MAX_WASTE,
             COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE, COL_MIN_GROUP_CHANNELS, COL_FEW_CELLS,
             COL_MAX_KERNEL, COL_MAX_TABLE, COL_MAX_ROW, IM2COL_MAX_COLUMNS, ROWS_TILE_ELEMENTS,
-            ROWS_MIN_CELLS, IM2COL_OVER_ROWS_CHANNELS, COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS,
+            ROWS_MIN_CELLS, ROWS_MAX_KERNEL, COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS,
             COL_THREADS_TILE, COL_THREADS_MIN_ROWS, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT,
             SHIFT_MIN_CHANNELS, SHIFT_MAX_WASTE, SHIFT_TILE_ELEMENTS, SHIFT_THREADS_MAX_KERNEL,
             SHIFT_THREADS_MIN_OUTPUT, SIDE_BY_SIDE, SIDE_BY_SIDE_IF_IDLE)
@@ -1075,12 +1080,11 @@ def _im2col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, o
 def _rows_ready(geometry: Geometry) -> bool:
     """Whether "rows" runs this layer: a forward convolution without groups on 2-D data,
     unit stride down the rows (each kernel row then reads a run of the gathered rows), with
-    no more input than output channels and at least ROWS_MIN_CELLS output cells an item."""
+    at least ROWS_MIN_CELLS output cells an item."""
     g = geometry
     if g.transposed or g.groups > 1 or g.rank != 2 or g.axes[0].stride != 1:
         return False
-    return MODE is not None or (g.input_channels <= g.output_channels
-                                and math.prod(g.output_spatial) >= ROWS_MIN_CELLS)
+    return MODE is not None or math.prod(g.output_spatial) >= ROWS_MIN_CELLS
 
 
 def _rows_spans(geometry: Geometry) -> tuple[list[tuple[int, int]], int, int]:
@@ -1097,15 +1101,18 @@ def _rows_spans(geometry: Geometry) -> tuple[list[tuple[int, int]], int, int]:
     return spans, min(offsets), max(offsets)
 
 
-def _rows_tile_rows(geometry: Geometry, side_by_side: bool) -> int:
-    """Output rows per tile: the gather (those rows plus the kernel's reach) within
-    ROWS_TILE_ELEMENTS, shared among the cores where tiles run ``side_by_side`` (the
-    temporaries stay those of one tile); at least one."""
+def _rows_step(geometry: Geometry, batch: int, side_by_side: bool) -> int:
+    """Output rows per step of a "rows" tile: the step's gather and the products of its
+    gathered rows (those rows plus the kernel's reach) within ROWS_TILE_ELEMENTS (to stay in
+    L2) and within COL_TILE_PER_OUTPUT times the output, each shared among the cores where
+    tiles run ``side_by_side``; at least one."""
     g = geometry
-    _, lo, hi = _rows_spans(g)
-    per_row = g.output_spatial[1] * g.kernel_shape[1] * g.input_channels
-    budget = ROWS_TILE_ELEMENTS // (threads.workers() if side_by_side else 1)
-    return max(1, min(g.output_spatial[0], budget // per_row - (hi - lo)))
+    spans, lo, hi = _rows_spans(g)
+    width = g.output_spatial[1]
+    gather, product = width * g.kernel_shape[1] * g.input_channels, width * len(spans) * g.output_channels
+    out = batch * math.prod(g.output_spatial) * g.output_channels
+    budget = min(ROWS_TILE_ELEMENTS, int(COL_TILE_PER_OUTPUT * out)) // (threads.workers() if side_by_side else 1)
+    return max(1, min(g.output_spatial[0], (budget - (hi - lo) * product) // (gather + product)))
 
 
 def _narrow_threaded(geometry: Geometry, batch: int, max_kernel: int, min_output: int) -> bool:
@@ -1122,83 +1129,145 @@ def _rows_threaded(geometry: Geometry, batch: int) -> bool:
     return _narrow_threaded(geometry, batch, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT)
 
 
-def _rows_temporary_elements(geometry: Geometry, batch: int) -> int:
-    """Per tile in flight (one per core side by side): its gather, a product and an
-    accumulator (the accumulator only where ``out`` is not C-contiguous; counted always);
-    the bias."""
+@functools.lru_cache(maxsize=256)
+def _rows_plan(geometry: Geometry) -> tuple:
+    """What "rows" works out once per layer: :func:`_rows_spans`; per kernel row reaching
+    an output row, the gathered row its first output row reads (``offset - lo``); per
+    kernel column, :meth:`~tconv.geometry.AxisGeometry.tap_span` (the NumPy gather's); and
+    the tables under which :func:`compiled.im2col` gathers, or None where there are none:
+    first-axis tables (:func:`_col_tables`' form) in which gathered row ``v`` reads input
+    row ``v + lo`` through tap 0 (nothing outside the input), then :func:`_col_pairs`."""
     g = geometry
-    _, lo, hi = _rows_spans(g)
+    spans, lo, hi = _rows_spans(g)
+    shifts = np.array([offset - lo for _, offset in spans], np.int64)
+    columns = tuple(g.axes[1].tap_span(t) for t in range(g.kernel_shape[1]))
+    tables = None
+    if _col_tables(g) is not None and _col_pairs(g) is not None:
+        rows = np.arange(g.output_spatial[0] + hi - lo) + lo
+        inside = (rows >= 0) & (rows < g.axes[0].size)
+        tables = (inside.astype(np.int64), np.zeros((rows.size, 1), np.int64),
+                  np.where(inside, rows, 0).astype(np.int64)[:, None]) + _col_pairs(g)
+    return spans, lo, hi, shifts, columns, tables
+
+
+def _rows_tiles(geometry: Geometry, batch: int, side_by_side: bool) -> list[tuple[int, int, int]]:
+    """Tiles ``(n, r0, r1)``: whole items, or, side by side on fewer items than cores, each
+    item's rows in one run per core (a tile's steps reuse the products they share)."""
+    rows = geometry.output_spatial[0]
+    parts = -(-threads.workers() // batch) if side_by_side else 1
+    size = -(-rows // parts)
+    return [(n, r0, min(rows, r0 + size)) for n in range(batch) for r0 in range(0, rows, size)]
+
+
+def _rows_temporary_elements(geometry: Geometry, batch: int) -> int:
+    """Per tile in flight (one per core side by side): a step's gather and the products of
+    its gathered rows, and its sum where ``out`` is not C-contiguous (counted always); the
+    kernel rows side by side (one copy a call, where there are two or more); the tables
+    of the compiled gather; the bias."""
+    g = geometry
+    spans, lo, hi = _rows_spans(g)
     width = g.output_spatial[1]
 
     def tiles(side_by_side: bool) -> int:
-        rows = _rows_tile_rows(g, side_by_side)
+        step = _rows_step(g, batch, side_by_side)
         in_flight = threads.workers() if side_by_side else 1
-        return in_flight * ((rows + hi - lo) * width * g.kernel_shape[1] * g.input_channels
-                            + 2 * rows * width * g.output_channels)
+        return in_flight * width * (step * g.kernel_shape[1] * g.input_channels
+                                    + (step + hi - lo) * len(spans) * g.output_channels + step * g.output_channels)
 
+    wide = g.kernel_shape[1] * g.input_channels * len(spans) * g.output_channels if len(spans) > 1 else 0
+    tables = _rows_plan(g)[-1]  # the gather's first-axis tables, then col's pairs
+    tables = _table_elements(g) + 2 * sum(t.size for t in tables[:3]) if tables is not None else 0
     # whichever way the call runs them (_side_by_side_now)
-    return max(tiles(False), tiles(True) if _rows_threaded(g, batch) else 0) + g.output_channels
+    return (max(tiles(False), tiles(True) if _rows_threaded(g, batch) else 0) + wide + tables
+            + g.output_channels)
 
 
 def _rows_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
-    """Forward 2-D convolution, unit stride down the rows: per tile of output rows, the
-    input rows it reads are gathered once with each row's kernel-width taps side by side,
-    ``(rows, width, kw * C_in)`` (zeros where a tap reads padding); kernel row ``k`` then
-    reads a run of those rows as one matrix, and its product ``(cells, kw * C_in) @
-    (kw * C_in, C_out)`` (the kernel row as it lies) adds into the tile: kernel-height
-    products over kw-times-wider inner dimensions instead of one product per tap, and
-    kernel-height - 1 adds instead of taps - 1."""
+    """Forward 2-D convolution, unit stride down the rows. Per step of output rows, the
+    input rows it reads are gathered with each row's kernel-width taps side by side,
+    ``(rows, width, kw * C_in)`` (zeros where a tap reads padding), and multiplied by every
+    kernel row at once, ``(cells, kw * C_in) @ (kw * C_in, kh * C_out)``; each output row
+    then sums the products of the kernel rows that reach it, each from the gathered row it
+    reaches (compiled where Numba is installed, else NumPy adds: the same sums in the same
+    order, bias first). A tile (an item, or a run of its rows) takes its steps in order and
+    keeps the products of the gathered rows the next step shares (kh - 1 for a 3x3), so no
+    row is gathered or multiplied twice. One product over a kw-times-wider inner dimension
+    and a kh-times-wider output instead of one per tap: (cells, 96) @ (96, 96) ran 1.4x
+    faster than (cells, 288) @ (288, 32) and nine (cells, 32) @ (32, 32) (96x128x32->32)."""
     g = geometry
     dtype = np.result_type(src, kernel)
     a0, a1 = g.axes
     cs, cd = g.input_channels, g.output_channels
     kw = g.kernel_shape[1]
     rows_out, width = g.output_spatial
-    spans, lo, hi = _rows_spans(g)
-    side_by_side = _side_by_side_now(_rows_threaded(g, src.shape[0]))
-    step = _rows_tile_rows(g, side_by_side)
+    spans, lo, hi, shifts, columns, tables = _rows_plan(g)
+    reach = hi - lo  # gathered rows a step shares with the next
+    batch = src.shape[0]
+    side_by_side = _side_by_side_now(_rows_threaded(g, batch))
+    step = _rows_step(g, batch, side_by_side)
     w = kernel.reshape(g.kernel_shape[0], kw * cs, cd)
-    columns = [a1.tap_span(t) for t in range(kw)]  # per tap: output columns, first input column
-    out_cells = out.reshape(-1, cd) if out.flags.c_contiguous else None
+    if len(spans) == 1:  # the kernel rows that reach an output row, side by side
+        wide = w[spans[0][0]]
+    elif len(spans) == g.kernel_shape[0]:
+        wide = np.ascontiguousarray(w.transpose(1, 0, 2)).reshape(kw * cs, -1)
+    else:
+        wide = np.ascontiguousarray(w[[k for k, _ in spans]].transpose(1, 0, 2)).reshape(kw * cs, -1)
+    out3 = out.reshape(-1, width, cd) if out.flags.c_contiguous else None
+    b = _zeros(cd, dtype) if bias is None else bias
+    src_cells = _cells_view(src, 2)
+    fast = tables is not None and src_cells is not None and compiled.available()
+
+    def gather_rows(n: int, v0: int, v1: int, into: np.ndarray) -> None:
+        """Gathered rows ``v0 <= v < v1`` (input rows ``v + lo``) of item ``n`` into ``into``."""
+        if fast:
+            compiled.im2col(src_cells, into.reshape(1, v1 - v0, width, kw, cs), *tables, kw, n, v0)
+            return
+        i0, i1 = max(0, v0 + lo), min(a0.size, v1 + lo)
+        into[:max(0, i0 - v0 - lo)] = 0
+        into[max(0, i1 - v0 - lo):] = 0
+        if i1 > i0:
+            rows = slice(i0 - v0 - lo, i1 - v0 - lo)
+            for t, (start, stop, first) in enumerate(columns):
+                into[rows, :start, t] = 0
+                into[rows, stop:, t] = 0
+                if stop > start:
+                    into[rows, start:stop, t] = src[n, i0:i1, first:first + (stop - start - 1) * a1.stride + 1:a1.stride]
 
     def tile(bounds: tuple) -> None:
-        n, r0 = bounds
-        r1 = min(rows_out, r0 + step)
-        cells = (r1 - r0) * width
-        # gathered row v holds input row r0 + lo + v (zeros outside the input)
-        gather = workspace.scratch((r1 - r0 + hi - lo, width, kw, cs), dtype, slot=0)
-        i0, i1 = max(0, r0 + lo), min(a0.size, r1 + hi)
-        gather[:max(0, i0 - r0 - lo)] = 0
-        gather[max(0, i1 - r0 - lo):] = 0
-        if i1 > i0:
-            rows = slice(i0 - r0 - lo, i1 - r0 - lo)
-            for t, (start, stop, first) in enumerate(columns):
-                gather[rows, :start, t] = 0
-                gather[rows, stop:, t] = 0
-                if stop > start:
-                    gather[rows, start:stop, t] = src[n, i0:i1, first:first + (stop - start - 1) * a1.stride + 1:a1.stride]
-        flat = gather.reshape(-1, kw * cs)
-        if out_cells is not None:
-            dst = out_cells[_cell_run(n, n + 1, r0, r1, g.output_spatial)]
-        else:
-            dst = workspace.scratch((cells, cd), dtype, slot=2)
-        if not spans:
-            dst[...] = 0
-        for i, (k, offset) in enumerate(spans):
-            operand = flat[(offset - lo) * width:(offset - lo) * width + cells]
-            if i == 0:
-                np.matmul(operand, w[k], out=dst)
+        n, r0, r1 = bounds
+        gather = workspace.scratch((step, width, kw, cs), dtype, slot=0)
+        products = workspace.scratch((step + reach, width, len(spans), cd), dtype, slot=1)
+        flat = products.reshape(step + reach, -1)
+        for a in range(r0, r1, step):
+            z = min(r1, a + step)
+            if out3 is not None:
+                dst = out3[n * rows_out + a:n * rows_out + z]
             else:
-                product = workspace.scratch((cells, cd), dtype, slot=1)
-                np.matmul(operand, w[k], out=product)
-                dst += product
-        if bias is not None:
-            dst += bias
-        if out_cells is None:
-            out[n, r0:r1] = dst.reshape(r1 - r0, width, cd)
+                dst = workspace.scratch((z - a, width, cd), dtype, slot=2)
+            if not spans:
+                dst[...] = b
+            else:
+                # products[v] holds gathered row a + v: a tile's first step makes them all,
+                # later ones take the previous step's last ``reach`` (it was a whole step)
+                keep = 0 if a == r0 else reach
+                if keep:
+                    flat[:keep] = flat[step:step + keep]
+                for c0 in range(a + keep, z + reach, step):  # (the gather holds a step's rows)
+                    c1 = min(z + reach, c0 + step)
+                    gather_rows(n, c0, c1, gather[:c1 - c0])
+                    np.matmul(gather[:c1 - c0].reshape(-1, kw * cs), wide,
+                              out=flat[c0 - a:c1 - a].reshape(-1, len(spans) * cd))
+                part = products[:z - a + reach]
+                if fast:
+                    compiled.rows_sum(part, dst, shifts, b)
+                else:
+                    np.add(b, part[shifts[0]:shifts[0] + z - a, :, 0], out=dst)
+                    for i in range(1, len(spans)):
+                        dst += part[shifts[i]:shifts[i] + z - a, :, i]
+            if out3 is None:
+                out[n, a:z] = dst
 
-    tiles = [(n, r0) for n in range(src.shape[0]) for r0 in range(0, rows_out, step)]
-    threads.run(tiles, tile, side_by_side)  # each tile writes its own output rows
+    threads.run(_rows_tiles(g, batch, side_by_side), tile, side_by_side)  # tiles write their own rows
     return out
 
 
