@@ -8,7 +8,10 @@ compiled, it runs near memory speed, output-stationary (each output cell written
 The "grouped" path runs grouped layers of a few channels per group (depthwise) as one
 direct loop, where NumPy would make a tiny product per group and tap. The backward pass
 of a transposed convolution gathers the output gradient once (im2col) for two products,
-the input and the weight gradients (:func:`tconv.kernels.grad.transposed_vjp`).
+the input and the weight gradients (:func:`tconv.kernels.grad.transposed_vjp`). The
+forward "rows" path gathers its rows with :func:`im2col` (each gathered row an "output row"
+reading one input row) and sums its kernel rows' products down the rows with
+:func:`rows_sum`.
 
 Numba is optional (the ``fast`` extra). :func:`available` says whether it imports; without
 it :mod:`~tconv.kernels.gemm` keeps to its NumPy paths, which compute the same values.

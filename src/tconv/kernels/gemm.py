@@ -33,19 +33,21 @@ Each tile's matrix products take one of eight shapes (:func:`_mode` picks, per s
   straight into the output. With few input channels the other paths make nine products
   of a tiny inner dimension; here BLAS sums over every tap at once. Where C_in is as large
   as C_out, the columns are nine times the output and the gather costs what it saves.
-* **rows** (forward convolutions on 2-D data, unit stride down the rows, C_in <= C_out):
-  the input rows a tile of output rows reads are gathered once, each row's kernel-width
-  taps side by side (``(rows, width, kw * C_in)``); kernel row ``k`` reads a run of those
-  rows as one matrix, and its product ``(cells, kw * C_in) @ (kw * C_in, C_out)`` adds into
-  the tile. Three products with a three-times-wider inner dimension and two adds, instead
-  of nine products and eight adds (3x3); NumPy only.
+* **rows** (forward convolutions on 2-D data, unit stride down the rows, kernels of at
+  most :data:`ROWS_MAX_KERNEL` elements): the input rows a step of output rows reads are
+  gathered once, each row's kernel-width taps side by side (``(rows, width, kw * C_in)``,
+  compiled where Numba is installed); one product of them with every kernel row at once,
+  ``(cells, kw * C_in) @ (kw * C_in, kh * C_out)``; then each output row sums the products
+  of the kernel rows that reach it (compiled, bias first). The next step keeps the products
+  of the gathered rows it shares. On 3x3 32 -> 32 that product ran 1.4x faster than
+  im2col's ``(cells, 288) @ (288, 32)`` or nine per tap.
 * **shift** (forward convolutions of unit strides on 1-D and 2-D data, at least 32 input
   channels): per tap, one product of the input rows it reads, whole rows as they lie
   ``(cells, C_in) @ (C_in, C_out)``, then its cells shifted into place: the covering tap
   writes the tile (in place), the others add their part. No gather and no padded copy: the
   temporaries are one product (at most the output), and it ran faster than rows, flat and
-  per tap on the U-Net's layers of 32 channels and more (the edge column or two of each
-  row's product is computed and dropped).
+  per tap on the U-Net's wider layers (the edge column or two of each row's product is
+  computed and dropped).
 * **flat**: where every tap reads without a stride (every transposed pass; forward
   convolutions of stride 1), the source is copied once into a zero-padded frame and
   flattened, so each tap's operand for a tile is one contiguous slice; one product per
@@ -196,14 +198,14 @@ ROWS_MAX_KERNEL = 1 << 16
 ROWS_MIN_CELLS = 128
 #: "rows" runs its tiles side by side, one per core (:mod:`tconv.kernels.threads`), where
 #: the kernel has at most ROWS_THREADS_MAX_KERNEL elements and the output at least
-#: ROWS_THREADS_MIN_OUTPUT: narrow layers, whose gathers and adds (NumPy, one thread) cost
-#: as much as their products; each core's tile then gathers a share of ROWS_TILE_ELEMENTS,
-#: so that the temporaries stay those of one tile. Measured in the benchmark's protocol, 2
-#: cores: 96x128x32->32 at batch 8 17.1 -> 14.1 ms, 96x128x3->32 at batch 8 5.3 -> 4.0; at
-#: batch 1 alike (2.3); with whole tiles per core 96x128x32->32 was 2.0 at batch 1 and 12 at
-#: batch 8, but twice the temporaries; no gain at 48x64x64->64 (kernel 37k elements),
-#: slower at 24x32x128->128 (1.2 -> 1.6)
-ROWS_THREADS_MAX_KERNEL = 1 << 14
+#: ROWS_THREADS_MIN_OUTPUT: each core then gathers, multiplies (one BLAS thread) and sums its
+#: own rows, in its own cache (whole items, or each item's rows in one run per core); the
+#: steps share ROWS_TILE_ELEMENTS, so the temporaries stay those of one. Measured in the
+#: benchmark's protocol on 2 cores (ninth session, at most 2^16 against 2^14, ms):
+#: 96x128x64->32 (kernel 18k) b1 3.17 / 3.66, b8 19.4 / 25.5; 48x64x64->64 (37k) b1 1.56 /
+#: 1.51, b8 8.8 / 10.7; 96x128x32->32 (9k, side by side either way) b1 2.2, b8 11.7-12.0. The
+#: course U-Net alike (its layers mostly find OpenBLAS's worker running: one after another)
+ROWS_THREADS_MAX_KERNEL = 1 << 16
 ROWS_THREADS_MIN_OUTPUT = 1 << 18
 #: forward convolutions of unit strides on 1-D and 2-D data take "shift" where they have at
 #: least SHIFT_MIN_CHANNELS input channels (with fewer, nine products of a tiny inner
@@ -300,9 +302,10 @@ def _mode(geometry: Geometry) -> str:
     and 3-D data where the taps read without a stride and the padded frame adds few extra
     cells (large or narrow layers, 5-25% faster); else "per_tap" (no gather of the taps
     side by side, no weight copy); "concat" for grouped convolutions. Before those, "col"
-    for the transposed layers :func:`_col_ready` accepts, and "im2col", "shift" and "rows"
-    for the forward ones :func:`_im2col_ready`, :func:`_shift_ready` and :func:`_rows_ready`
-    accept (measured on two threads)."""
+    for the transposed layers :func:`_col_ready` accepts, and for the forward ones "im2col"
+    (:func:`_im2col_ready`), "rows" on small kernels (:func:`_rows_ready`,
+    :data:`ROWS_MAX_KERNEL`), "shift" (:func:`_shift_ready`), then "rows" on any kernel
+    (measured on two threads)."""
     g = geometry
     if MODE is not None:
         if MODE == "col" and _col_ready(g):
@@ -1074,7 +1077,7 @@ def _im2col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, o
     return out
 
 
-# ------------------------------------------------------------------ rows (NumPy)
+# ------------------------------------------------------------------------ rows
 
 
 def _rows_ready(geometry: Geometry) -> bool:
