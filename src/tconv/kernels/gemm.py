@@ -196,6 +196,11 @@ ROWS_TILE_ELEMENTS = 1 << 18
 #: slower still (24x32x128->128 b1 1.76 / 1.20): their products are wide enough as they are
 ROWS_MAX_KERNEL = 1 << 16
 ROWS_MIN_CELLS = 128
+#: ... and where a step of one item holds at least ROWS_MIN_STEP output rows: small items,
+#: whose memory bound leaves a row or two a step, ran slower than shift (12x16x32->32 b1 0.15
+#: against 0.10 ms, 16x16x64->64 0.34 against 0.24; from 4 rows alike, 24x32x32->32 0.235 /
+#: 0.227, and 5x5 64x64x16->16 0.70 against 1.48)
+ROWS_MIN_STEP = 4
 #: "rows" runs its tiles side by side, one per core (:mod:`tconv.kernels.threads`), where
 #: the kernel has at most ROWS_THREADS_MAX_KERNEL elements and the output at least
 #: ROWS_THREADS_MIN_OUTPUT: each core then gathers, multiplies (one BLAS thread) and sums its
@@ -303,9 +308,9 @@ def _mode(geometry: Geometry) -> str:
     cells (large or narrow layers, 5-25% faster); else "per_tap" (no gather of the taps
     side by side, no weight copy); "concat" for grouped convolutions. Before those, "col"
     for the transposed layers :func:`_col_ready` accepts, and for the forward ones "im2col"
-    (:func:`_im2col_ready`), "rows" on small kernels (:func:`_rows_ready`,
-    :data:`ROWS_MAX_KERNEL`), "shift" (:func:`_shift_ready`), then "rows" on any kernel
-    (measured on two threads)."""
+    (:func:`_im2col_ready`), "rows" on small kernels and items of many rows
+    (:func:`_rows_ready`, :data:`ROWS_MAX_KERNEL`, :data:`ROWS_MIN_STEP`), "shift"
+    (:func:`_shift_ready`), then "rows" on any (measured on two threads)."""
     g = geometry
     if MODE is not None:
         if MODE == "col" and _col_ready(g):
@@ -327,7 +332,8 @@ def _mode(geometry: Geometry) -> str:
         return "col"
     if _im2col_ready(g):
         return "im2col"
-    if _rows_ready(g) and math.prod(g.kernel_shape) * g.input_channels * g.output_channels <= ROWS_MAX_KERNEL:
+    if (_rows_ready(g) and math.prod(g.kernel_shape) * g.input_channels * g.output_channels <= ROWS_MAX_KERNEL
+            and _rows_step(g, 1, False) >= ROWS_MIN_STEP):
         return "rows"
     if _shift_ready(g):
         return "shift"
@@ -386,7 +392,7 @@ def settings() -> tuple:
             MAX_TILE_ELEMENTS, FLAT_MAX_WASTE, FLAT_NARROW_CHANNELS, FLAT_NARROW_MAX_WASTE,
             COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE, COL_MIN_GROUP_CHANNELS, COL_FEW_CELLS,
             COL_MAX_KERNEL, COL_MAX_TABLE, COL_MAX_ROW, IM2COL_MAX_COLUMNS, ROWS_TILE_ELEMENTS,
-            ROWS_MIN_CELLS, ROWS_MAX_KERNEL, COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS,
+            ROWS_MIN_CELLS, ROWS_MAX_KERNEL, ROWS_MIN_STEP, COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS,
             COL_THREADS_TILE, COL_THREADS_MIN_ROWS, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT,
             SHIFT_MIN_CHANNELS, SHIFT_MAX_WASTE, SHIFT_TILE_ELEMENTS, SHIFT_THREADS_MAX_KERNEL,
             SHIFT_THREADS_MIN_OUTPUT, SIDE_BY_SIDE, SIDE_BY_SIDE_IF_IDLE)
@@ -1110,7 +1116,7 @@ def _rows_step(geometry: Geometry, batch: int, side_by_side: bool) -> int:
     L2) and within COL_TILE_PER_OUTPUT times the output, each shared among the cores where
     tiles run ``side_by_side``; at least one."""
     g = geometry
-    spans, lo, hi = _rows_spans(g)
+    spans, lo, hi = _rows_plan(g)[:3]
     width = g.output_spatial[1]
     gather, product = width * g.kernel_shape[1] * g.input_channels, width * len(spans) * g.output_channels
     out = batch * math.prod(g.output_spatial) * g.output_channels
@@ -1168,7 +1174,7 @@ def _rows_temporary_elements(geometry: Geometry, batch: int) -> int:
     kernel rows side by side (one copy a call, where there are two or more); the tables
     of the compiled gather; the bias."""
     g = geometry
-    spans, lo, hi = _rows_spans(g)
+    spans, lo, hi = _rows_plan(g)[:3]
     width = g.output_spatial[1]
 
     def tiles(side_by_side: bool) -> int:
