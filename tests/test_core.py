@@ -196,19 +196,20 @@ def _check_forced_path(geometry, mode, data_format="channels_last", seed=0, x=No
        st.sampled_from([0, 1 << 62]))
 def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, side_by_side, few_cells):
     """Every product shape (concat, per tap, flat, rows, shift, compiled col, im2col and grouped), tiny
-    tiles (one row of one item; for col, one kernel row or a block of output rows), col's, rows' and
-    shift's tiles side by side on every core, col's two col2im (``few_cells`` 0: every tile's columns
-    C-contiguous; else every tile's the transposed product, strided) and writing channels-first in
-    place change nothing."""
+    tiles (one row of one item; for col, one kernel row or a block of output rows), col's, rows',
+    shift's and im2col's tiles side by side on every core, col's two col2im (``few_cells`` 0:
+    every tile's columns C-contiguous; else every tile's the transposed product, strided) and
+    writing channels-first in place change nothing."""
     x, w, b = arrays_for(geometry, seed, batch=3)
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
     threaded = dict(SIDE_BY_SIDE=True, SIDE_BY_SIDE_IF_IDLE=False, COL_THREADS_MIN_COLUMNS=0,
                     COL_THREADS_MAX_KERNEL=1 << 62, COL_THREADS_TILE=tile, COL_THREADS_MIN_ROWS=1,
                     ROWS_THREADS_MAX_KERNEL=1 << 62, ROWS_THREADS_MIN_OUTPUT=0,
-                    SHIFT_THREADS_MAX_KERNEL=1 << 62, SHIFT_THREADS_MIN_OUTPUT=0) \
+                    SHIFT_THREADS_MAX_KERNEL=1 << 62, SHIFT_THREADS_MIN_OUTPUT=0,
+                    IM2COL_THREADS_MAX_KERNEL=1 << 62, IM2COL_THREADS_MIN_OUTPUT=0) \
         if side_by_side else dict(COL_THREADS_MIN_COLUMNS=1 << 62, ROWS_THREADS_MIN_OUTPUT=1 << 62,
-                                  SHIFT_THREADS_MIN_OUTPUT=1 << 62)
+                                  SHIFT_THREADS_MIN_OUTPUT=1 << 62, IM2COL_THREADS_MIN_OUTPUT=1 << 62)
     with _gemm_settings(MODE=mode, TILE_ELEMENTS=tile, MIN_TILE_CELLS=1, MAX_TILE_ELEMENTS=0, COL_MIN_TILE=1,
                         COL_MAX_TILE=tile, ROWS_TILE_ELEMENTS=tile, SHIFT_TILE_ELEMENTS=tile,
                         COL_FEW_CELLS=few_cells, **threaded):
@@ -891,6 +892,8 @@ def test_running_sees_a_thread_of_this_process_while_it_runs(monkeypatch):
     ("col", ops.plan_conv_transpose((40, 40), (4, 4), 32, 16, stride=2, crop="same"), 2),
     ("col", ops.plan_conv_transpose((8, 8, 8), (3, 3, 3), 32, 16, stride=2, crop="same"), 1),
     ("rows", ops.plan_conv((96, 128), (3, 3), 16, 32, padding="same"), 1),
+    ("im2col", ops.plan_conv((96, 128), (3, 3), 3, 32, padding="same"), 1),
+    ("im2col", ops.plan_conv((48, 64), (3, 3), 3, 32, padding="same"), 3),
     ("shift", ops.plan_conv((96, 128), (3, 3), 32, 32, padding="same"), 2)])
 def test_side_by_side_or_not_gives_the_same_bits(mode, geometry, batch):
     """Whether a call finds a CPU idle decides how its tiles run, never its values: side by
@@ -902,7 +905,8 @@ def test_side_by_side_or_not_gives_the_same_bits(mode, geometry, batch):
     x = rng.standard_normal((batch,) + geometry.input_spatial + (geometry.input_channels,)).astype(np.float32)
     w = rng.standard_normal(geometry.neutral_kernel_shape).astype(np.float32)
     b = rng.standard_normal(geometry.output_channels).astype(np.float32)
-    forced = dict(COL_THREADS_MIN_COLUMNS=0, ROWS_THREADS_MIN_OUTPUT=0, SHIFT_THREADS_MIN_OUTPUT=0, MODE=mode)
+    forced = dict(COL_THREADS_MIN_COLUMNS=0, ROWS_THREADS_MIN_OUTPUT=0, SHIFT_THREADS_MIN_OUTPUT=0,
+                  IM2COL_THREADS_MIN_OUTPUT=0, MODE=mode)
     results = []
     for idle in (True, False):
         with _gemm_settings(SIDE_BY_SIDE=True, SIDE_BY_SIDE_IF_IDLE=True, **forced), \
