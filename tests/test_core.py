@@ -251,6 +251,27 @@ def test_im2col_path_matches_reference(plan, data_format, tile):
     _check_forced_path(geometry, "im2col", data_format, seed=3, **tiles)
 
 
+def test_forward_paths_picked_by_the_kernels_shape():
+    """The rules of gemm._mode on the forward layers they were measured on: im2col for few
+    input channels, rows for narrow 3x3 and 5x5 layers of many rows, shift for wide ones,
+    for small items and for a kernel of one row or one tap (whose gather would stack
+    nothing, or copy the input) and for a dilated one."""
+    if not compiled.available():
+        pytest.skip("Numba is not installed (the fast extra): no im2col path to pick")
+    picks = {
+        "im2col": [((96, 128), (3, 3), 3, 32), ((48, 64), (3, 3), 32, 64)],
+        "rows": [((96, 128), (3, 3), 32, 32), ((96, 128), (3, 3), 64, 32), ((48, 64), (3, 3), 64, 64),
+                 ((64, 64), (5, 5), 32, 32)],
+        "shift": [((96, 128), (1, 1), 32, 23), ((48, 64), (3, 3), 128, 64), ((12, 16), (3, 3), 32, 32),
+                  ((96, 128), (1, 3), 64, 32)],
+    }
+    for mode, layers in picks.items():
+        for spatial, kernel, cin, cout in layers:
+            assert gemm._mode(ops.plan_conv(spatial, kernel, cin, cout, padding="same")) == mode, (spatial, kernel)
+    dilated = ops.plan_conv((48, 64), (3, 3), 64, 64, padding="same", dilation=2)
+    assert gemm._mode(dilated) == "shift"
+
+
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
 @pytest.mark.parametrize("plan", [
     lambda: ops.plan_conv((19, 23), (3, 3), 8, 8, padding="same"),              # picked unforced

@@ -204,7 +204,9 @@ ROWS_TILE_ELEMENTS = 1 << 18
 #: slower still (24x32x128->128 b1 1.76 / 1.20): their products are wide enough as they are
 ROWS_MAX_KERNEL = 1 << 16
 ROWS_MIN_CELLS = 128
-#: ... and where a step of one item holds at least ROWS_MIN_STEP output rows: small items,
+#: ... and where a step of one item holds at least ROWS_MIN_STEP output rows, and the kernel
+#: has more than one row, undilated (a single kernel row stacks nothing: 1x1 96x128x32->23 0.83
+#: ms against shift's 0.27; dilated 3x3 48x64x64->64 1.46 against 1.30): small items,
 #: whose memory bound leaves a row or two a step, ran slower than shift (12x16x32->32 b1 0.15
 #: against 0.10 ms, 16x16x64->64 0.34 against 0.24; from 4 rows alike, 24x32x32->32 0.235 /
 #: 0.227, and 5x5 64x64x16->16 0.70 against 1.48)
@@ -340,7 +342,8 @@ def _mode(geometry: Geometry) -> str:
         return "col"
     if _im2col_ready(g):
         return "im2col"
-    if (_rows_ready(g) and math.prod(g.kernel_shape) * g.input_channels * g.output_channels <= ROWS_MAX_KERNEL
+    if (_rows_ready(g) and g.kernel_shape[0] > 1 and g.axes[0].dilation == 1
+            and math.prod(g.kernel_shape) * g.input_channels * g.output_channels <= ROWS_MAX_KERNEL
             and _rows_step(g, 1, False) >= ROWS_MIN_STEP):
         return "rows"
     if _shift_ready(g):
@@ -1018,12 +1021,14 @@ def _cell_run(n0: int, n1: int, r0: int, r1: int, spatial: tuple[int, ...]) -> s
 def _im2col_ready(geometry: Geometry) -> bool:
     """Whether the compiled "im2col" path runs this layer: a forward convolution without
     groups whose columns per output cell (taps x C_in) are at most IM2COL_MAX_COLUMNS times
-    its output channels, Numba present, small tables, one output row's columns bounded."""
+    its output channels, Numba present, small tables, one output row's columns bounded; a
+    kernel of one tap only where forced (its gather would be a copy of the input: a 1x1
+    96x128x32->23 took 0.64 ms through im2col, 0.27 through shift's one product)."""
     g = geometry
     if g.transposed or g.groups > 1 or not compiled.available() or _col_tables(g) is None:
         return False
     columns = math.prod(g.kernel_shape) * g.input_channels
-    if MODE is None and columns > IM2COL_MAX_COLUMNS * g.output_channels:
+    if MODE is None and (columns > IM2COL_MAX_COLUMNS * g.output_channels or math.prod(g.kernel_shape) == 1):
         return False
     return columns * math.prod(g.output_spatial[1:]) <= COL_MAX_ROW
 
