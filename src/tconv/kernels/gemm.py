@@ -1276,7 +1276,8 @@ def _rows_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
                 into[rows, :start, t] = 0
                 into[rows, stop:, t] = 0
                 if stop > start:
-                    into[rows, start:stop, t] = src[n, i0:i1, first:first + (stop - start - 1) * a1.stride + 1:a1.stride]
+                    last = first + (stop - start - 1) * a1.stride
+                    into[rows, start:stop, t] = src[n, i0:i1, first:last + 1:a1.stride]
 
     def tile(bounds: tuple) -> None:
         n, r0, r1 = bounds
