@@ -82,12 +82,12 @@ def _kernels():
         ``r0 <= o0 < r1``; ``q`` a cell of the other two axes, flattened) gets the sum of
         ``col[b, j0 - j_first, k * row_taps + offset[q, m], :]`` over its pairs along the
         first axis (kernel row ``k0_first + k``, ``k < k_rows``, input row ``j0``;
-        :func:`_row_pairs`) and its ``count[q]`` pairs on the other two (``offset``: their input cell and tap in one
-        index of a kernel row's columns). A cell's first column writes ``bias + column``,
-        later ones add in place (an accumulator per cell loaded and stored back was 20-25%
-        slower). One merged index per pair instead of three tables read and a six-axis
-        index: 1.3-1.5x faster than :func:`col2im_strided` on the U-Net's narrow layers,
-        the same sums in the same order."""
+        :func:`_row_pairs`) and its ``count[q]`` pairs on the other two (``offset``: their
+        input cell and tap in one index of a kernel row's columns). A cell's first column
+        writes ``bias + column``, later ones add in place (an accumulator per cell loaded
+        and stored back was 20-25% slower). One merged index per pair instead of three
+        tables read and a six-axis index: 1.3-1.5x faster than :func:`col2im_strided` on
+        the U-Net's narrow layers, the same sums in the same order."""
         n, _, _, c_n = col.shape
         cells_n = out.shape[2]
         rows = np.empty(tap0.shape[1], np.int64)

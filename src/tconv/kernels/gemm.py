@@ -1038,7 +1038,7 @@ def _im2col_threaded(geometry: Geometry, batch: int) -> bool:
     return _narrow_threaded(geometry, batch, IM2COL_THREADS_MAX_KERNEL, IM2COL_THREADS_MIN_OUTPUT)
 
 
-def _im2col_tiles(geometry: Geometry, batch: int, side_by_side: bool = False) -> list[tuple[int, int, int, int]]:
+def _im2col_tiles(geometry: Geometry, batch: int, side_by_side: bool) -> list[tuple[int, int, int, int]]:
     """Tiles ``(n0, n1, r0, r1)`` of whole items or output rows of one item whose columns
     hold at most :func:`_col_budget` elements (at least one row), shared among the cores
     where the tiles run ``side_by_side``."""
