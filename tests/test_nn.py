@@ -137,6 +137,100 @@ def test_model_any_size_and_geometry():
         model.get_layer("nope")
 
 
+# ------------------------------------------------------- a batch in shares
+
+
+def _shares_seen(monkeypatch):
+    """Each call's shares of its batch, and the tasks each handed to
+    :func:`tconv.kernels.threads.run`, recorded."""
+    from tconv.kernels import threads
+    from tconv.nn import model as model_module
+
+    seen, handed = [], []
+    cut, run = model_module.Model._forward_in_shares, threads.run
+    monkeypatch.setattr(model_module.Model, "_forward_in_shares",
+                        lambda self, arrays, *shares: seen.append(shares) or cut(self, arrays, *shares))
+    monkeypatch.setattr(threads, "run", lambda tasks, work, side_by_side=True: handed.append(
+        (len(tasks), side_by_side)) or run(tasks, work, side_by_side))
+    return seen, handed
+
+
+@pytest.mark.parametrize("name", ["course_small", "depth2_bilinear", "depth3_bn_nearest", "valid_paper"])
+@pytest.mark.parametrize("batch", [2, 3, 5])
+def test_batch_in_shares_gives_the_same_values(monkeypatch, name, batch):
+    """A batch run as one share of whole items per core, side by side, gives the values
+    the batch run as one gives, to float32 rounding (a smaller tile may take OpenBLAS's
+    kernel for small products, which rounds otherwise), and a call repeated gives the same
+    bits: the shares do not depend on the load. Odd batches leave a rest, run after."""
+    from tconv.kernels import threads
+    from tconv.nn import model as model_module
+
+    if not threads.available():
+        pytest.skip("one core, or no threadpoolctl/OpenBLAS: nothing runs side by side")
+    config = dict(input_size=(48, 64, 3), n_filters=8, n_classes=5, depth=3) if name == "course_small" \
+        else CONFIGS[name]
+    model = nn.unet(**config)
+    randomise(model, np.random.default_rng(11))
+    x = np.random.default_rng(12).random((batch,) + tuple(config["input_size"]), dtype=np.float32)
+    monkeypatch.setattr(model_module, "SHARE_BATCH", False)
+    whole = model(x)
+    monkeypatch.setattr(model_module, "SHARE_BATCH", True)
+    seen, handed = _shares_seen(monkeypatch)
+    shared = model(x)
+    workers = threads.workers()
+    share = batch // workers
+    if not share:
+        pytest.skip(f"a batch of {batch} on {workers} cores runs as one")
+    assert seen == [([slice(k * share, (k + 1) * share) for k in range(workers)],
+                     slice(workers * share, batch) if batch % workers else None)]
+    assert handed[0] == (workers, True)  # the shares side by side, before any layer's tiles
+    np.testing.assert_allclose(shared, whole, rtol=1e-5, atol=1e-5 * float(np.abs(whole).max()))
+    np.testing.assert_array_equal(model(x), shared)
+
+
+def test_batch_in_shares_only_where_every_layer_acts_per_item(monkeypatch):
+    """A layer that reads across the batch axis (a Concatenate, Softmax or
+    BatchNormalization along axis 0) keeps the batch whole; so does a batch of fewer items
+    than cores."""
+    from tconv.kernels import threads
+
+    assert nn.Softmax().acts_per_item(4) and not nn.Softmax(axis=0).acts_per_item(4)
+    assert not nn.Softmax(axis=-4).acts_per_item(4) and nn.Softmax(axis=-3).acts_per_item(4)
+    assert not nn.Concatenate(axis=0).acts_per_item(4) and nn.Concatenate(axis=3).acts_per_item(4)
+    assert not nn.BatchNormalization(axis=0).acts_per_item(4) and nn.BatchNormalization().acts_per_item(4)
+    assert not nn.Softmax(axis=4).acts_per_item(4)  # out of range: the call refuses it anyway
+    i = nn.Input((6, 6, 3))
+    a, b = nn.Conv2D(4, 3, padding="same", name="a")(i), nn.Conv2D(4, 1, name="b")(i)
+    model = nn.Model(i, nn.Concatenate(axis=0, name="join")([a, b]))
+    randomise(model, np.random.default_rng(3))
+    workers = threads.workers()
+    x = np.random.default_rng(4).random((max(4, workers), 6, 6, 3), dtype=np.float32)
+    seen, _ = _shares_seen(monkeypatch)
+    got = model(x)
+    assert seen == []
+    np.testing.assert_array_equal(got, np.concatenate([model.get_layer("a")(x), model.get_layer("b")(x)]))
+    per_item = nn.Model(i, nn.Concatenate(name="join_channels")([a, b]))
+    for batch in (1, max(1, workers - 1), workers, 4):
+        seen.clear()
+        per_item(x[:batch])
+        assert bool(seen) == (batch >= workers > 1), batch
+
+
+def test_a_share_refused_names_the_whole_batch(monkeypatch):
+    """A layer that refuses its share is asked again on the whole batch: the message names
+    the shapes the caller passed, not a share's."""
+    from tconv.kernels import threads
+
+    if not threads.available():
+        pytest.skip("one core, or no threadpoolctl/OpenBLAS: nothing runs side by side")
+    i, j = nn.Input((None, None, 3)), nn.Input((None, None, 3))
+    model = nn.Model([i, j], nn.Conv2D(2, 1)(nn.Concatenate(name="join")([i, j])))
+    seen, _ = _shares_seen(monkeypatch)
+    with pytest.raises(TconvError, match=r"layer 'join' \(Concatenate\) on \[\(4, 8, 8, 3\), \(4, 8, 6, 3\)\]"):
+        model([np.zeros((4, 8, 8, 3), np.float32), np.zeros((4, 8, 6, 3), np.float32)])
+    assert len(seen) == 1
+
+
 # ---------------------------------------------------------------- the planner
 
 SIZES = [(h, w) for h, w in [

@@ -23,10 +23,10 @@ import numpy as np
 from tconv import _args, budget
 from tconv.errors import TconvError
 from tconv.geometry import AxisGeometry, Geometry, same_pads, tf_transpose_crops
-from tconv.kernels import gemm, reference
+from tconv.kernels import gemm, reference, threads
 
-__all__ = ["contiguous", "conv", "conv_transpose", "plan_conv", "plan_conv_transpose", "planning", "run",
-           "shape_only"]
+__all__ = ["contiguous", "conv", "conv_transpose", "cores", "plan_conv", "plan_conv_transpose", "planning",
+           "run", "shape_only", "side_by_side"]
 
 _KERNELS = {"gemm": gemm, "reference": reference}
 _PLANS: contextvars.ContextVar[list | None] = contextvars.ContextVar("tconv_plans", default=None)
@@ -64,6 +64,21 @@ class TooLarge(TconvError):
 def contiguous(array: np.ndarray) -> np.ndarray:
     """``np.ascontiguousarray``, except that a :func:`planning` placeholder stays one (no copy)."""
     return array if _PLANS.get() is not None else np.ascontiguousarray(array)
+
+
+def cores() -> int:
+    """How many tasks :func:`side_by_side` would run at once now: the cores the process may
+    use, at most BLAS's thread count (1: one after another)."""
+    return threads.workers()
+
+
+def side_by_side(tasks, work) -> None:
+    """``work(task)`` for every task, one per core at once on the kernels' own threads,
+    BLAS on one thread each (:func:`tconv.kernels.threads.run`; one after another where
+    that cannot be: one core, or another call already side by side). The tasks must write
+    disjoint outputs; calls to :func:`run` within them run their own tiles one after
+    another. For work above the kernels: a model's shares of a batch."""
+    threads.run(tasks, work)
 
 
 def shape_only(shape, dtype=np.float32) -> np.ndarray:

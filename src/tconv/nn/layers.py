@@ -108,6 +108,11 @@ class Layer:
     multiple_inputs: bool = False
     #: the number of axes the layer's input must have (None: any)
     input_ndim: int | None = None
+    #: whether the call computes each batch item's output from that item alone, whatever
+    #: the rest of the batch holds (:meth:`acts_per_item`). A :class:`~tconv.nn.Model` runs
+    #: shares of a batch side by side only where every layer does, so a layer that reads
+    #: across the batch axis must leave it False
+    per_item: bool = False
 
     def __init__(self, name: str | None = None, dtype: Any = None, trainable: bool = True,
                  **kwargs: Any) -> None:
@@ -160,6 +165,11 @@ class Layer:
     def geometry(self, input_shape) -> Geometry | None:
         """The windowed operation this layer performs on ``input_shape``, or None (pointwise)."""
         return None
+
+    def acts_per_item(self, rank: int) -> bool:
+        """Whether, on inputs of ``rank`` axes, each batch item's output depends on that item
+        alone (:attr:`per_item`; layers of an ``axis`` say False where it is the batch axis)."""
+        return self.per_item
 
     # ---------------------------------------------------------------- call
 
@@ -285,6 +295,7 @@ class InputLayer(Layer):
     """``keras.layers.InputLayer``: where a functional graph starts."""
 
     keras_class = "InputLayer"
+    per_item = True
 
     def __init__(self, shape=None, batch_size=None, dtype=None, batch_shape=None, name=None,
                  sparse=None, ragged=None, optional=False, **kwargs):
@@ -345,6 +356,7 @@ class _ConvWrapper(Layer):
     """A :mod:`tconv.dialects.keras` layer inside the graph: Keras' arguments and weights."""
 
     dialect_class: type
+    per_item = True
 
     def __init__(self, *args, **kwargs):
         common = {k: kwargs.pop(k) for k in ("name", "dtype", "trainable") if k in kwargs}
@@ -463,6 +475,7 @@ class MaxPooling2D(Layer):
     """``keras.layers.MaxPooling2D``: the largest value of each window ('same' pads are ignored)."""
 
     keras_class = "MaxPooling2D"
+    per_item = True
     input_ndim = 4
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None,
@@ -525,6 +538,7 @@ class UpSampling2D(Layer):
     ('bilinear', half-pixel centres, edges clamped: TensorFlow's ``resize_bilinear``)."""
 
     keras_class = "UpSampling2D"
+    per_item = True
     input_ndim = 4
 
     def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", name=None, **kwargs):
@@ -578,6 +592,7 @@ class Cropping2D(Layer):
     """``keras.layers.Cropping2D``: cut ``((top, bottom), (left, right))`` cells."""
 
     keras_class = "Cropping2D"
+    per_item = True
     input_ndim = 4
 
     def __init__(self, cropping=((0, 0), (0, 0)), data_format=None, name=None, **kwargs):
@@ -615,6 +630,7 @@ class ZeroPadding2D(Layer):
     """``keras.layers.ZeroPadding2D``: add ``((top, bottom), (left, right))`` zero cells."""
 
     keras_class = "ZeroPadding2D"
+    per_item = True
     input_ndim = 4
 
     def __init__(self, padding=(1, 1), data_format=None, name=None, **kwargs):
@@ -674,6 +690,9 @@ class Concatenate(Layer):
         out[axis] = None if None in joined else sum(joined)
         return tuple(out)
 
+    def acts_per_item(self, rank: int) -> bool:
+        return -rank <= self.axis < rank and self.axis % rank != 0  # not along the batch axis
+
     def call(self, xs):
         self.compute_output_shape([x.shape for x in xs])
         return np.concatenate(xs, axis=self.axis)
@@ -688,6 +707,7 @@ class Dropout(Layer):
     """``keras.layers.Dropout``: the identity at inference."""
 
     keras_class = "Dropout"
+    per_item = True
 
     def __init__(self, rate, noise_shape=None, seed=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -766,6 +786,9 @@ class BatchNormalization(Layer):
                                  context=f"layer {self.name!r}")
             setattr(self, key, w.astype(self.dtype))
 
+    def acts_per_item(self, rank: int) -> bool:
+        return -rank <= self.axis < rank and self.axis % rank != 0  # not along the batch axis
+
     def call(self, x):
         x = np.asarray(x, dtype=self.dtype)
         shape = [1] * x.ndim
@@ -787,6 +810,7 @@ class Activation(Layer):
     """``keras.layers.Activation``: 'relu', 'sigmoid', 'softmax' (last axis), 'tanh', ..."""
 
     keras_class = "Activation"
+    per_item = True
 
     def __init__(self, activation, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -812,6 +836,7 @@ class ReLU(Layer):
     """``keras.layers.ReLU``: ``max_value``, ``negative_slope`` and ``threshold`` as Keras."""
 
     keras_class = "ReLU"
+    per_item = True
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
@@ -844,6 +869,9 @@ class Softmax(Layer):
     def __init__(self, axis=-1, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self.axis = _axis(axis, "keras.layers.Softmax")
+
+    def acts_per_item(self, rank: int) -> bool:
+        return -rank <= self.axis < rank and self.axis % rank != 0  # not along the batch axis
 
     def call(self, x):
         x = np.asarray(x, dtype=self.dtype)

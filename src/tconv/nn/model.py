@@ -22,12 +22,27 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from tconv import _args
+from tconv import _args, ops
 from tconv.errors import TconvError
 from tconv.geometry import Geometry
 from tconv.nn.layers import InputLayer, KerasTensor, Layer, Node, snake_case
 
 __all__ = ["Model", "Step"]
+
+#: a call on a batch of at least as many items as cores runs the whole network on a share
+#: of whole items per core, side by side, BLAS on one thread each
+#: (:meth:`Model._shares`). Within one layer the cores must meet after every product (a
+#: tile's col2im waits for its columns) and OpenBLAS packs the kernel on both; a share per
+#: core meets once per call. Tenth session, the course U-Net, in process, ms: batch 8 191-195
+#: against 239-244 as one share, batch 4 99 against 122, batch 2 54 against 67-83; right
+#: after a product on OpenBLAS's two threads (its worker spinning beside a share) 246
+#: against 294. So the shares do not wait for idle CPUs, and whether a call runs in shares
+#: depends on its batch and the machine's cores only, never on the load: a call repeated
+#: gives the same bits. A share's values equal the whole batch's to float32 rounding, not
+#: always bit for bit: OpenBLAS multiplies products of at most 10^6 multiply-adds with
+#: another kernel (on SkylakeX), so a tile cut smaller for a smaller batch may round
+#: differently (the course U-Net: the same bits). False: every call runs its batch as one
+SHARE_BATCH = True
 
 
 @dataclass(frozen=True)
@@ -227,8 +242,7 @@ class Model:
         arrays = _as_list(inputs) if len(self.inputs) > 1 else [inputs]
         if len(arrays) != len(self.inputs):
             raise TconvError("inputs", f"{len(arrays)} arrays", f"must be {len(self.inputs)} arrays")
-        values: dict[int, np.ndarray] = {}
-        for t, a in zip(self.inputs, arrays):
+        for i, (t, a) in enumerate(zip(self.inputs, arrays)):
             a = _args.as_array(a, "inputs", context=f"model {self.name!r}")
             if a.ndim != len(t.shape):
                 raise TconvError("inputs", a, f"must have {len(t.shape)} axes like {t.shape} "
@@ -236,7 +250,55 @@ class Model:
             if t.shape[-1] is not None and a.shape[-1] != t.shape[-1]:
                 raise TconvError("inputs", a, f"must have {t.shape[-1]} channels on the last axis "
                                  f"(input {t.node.layer.name!r})")
-            values[id(t)] = a.astype(t.node.layer.dtype, copy=False)
+            arrays[i] = a.astype(t.node.layer.dtype, copy=False)
+        shares = self._shares(arrays)
+        results = self._forward(arrays) if shares is None else self._forward_in_shares(arrays, *shares)
+        return results[0] if self._single_output else results
+
+    def _shares(self, arrays: list[np.ndarray]) -> tuple[list[slice], slice | None] | None:
+        """The batch cut into one share of whole items per core, where the call may run them
+        side by side (:data:`SHARE_BATCH`): a batch of at least as many items as
+        :func:`tconv.ops.cores`, every layer acting on each item alone
+        (:meth:`Layer.acts_per_item`); else None. With the shares, the items past the last
+        (``batch % cores``; None where there are none). The load is not asked
+        (:data:`SHARE_BATCH`)."""
+        if not SHARE_BATCH:
+            return None
+        batch = arrays[0].shape[0]
+        if any(a.shape[0] != batch for a in arrays):
+            return None
+        workers = ops.cores()
+        if workers < 2 or batch < workers:
+            return None
+        if not all(node.layer.acts_per_item(len(node.output.shape)) for node in self._nodes):
+            return None
+        share = batch // workers
+        return ([slice(k * share, (k + 1) * share) for k in range(workers)],
+                slice(workers * share, batch) if batch % workers else None)
+
+    def _forward_in_shares(self, arrays: list[np.ndarray], shares: list[slice],
+                           rest: slice | None) -> list[np.ndarray]:
+        """:meth:`_forward` on each share of the batch, the whole shares side by side (one
+        per core, BLAS on one thread each: :func:`tconv.ops.side_by_side`) and the rest
+        after them on every core; the shares' outputs joined. A layer that refuses a share
+        (a :class:`TconvError`) is asked again on the whole batch, so that its message names
+        the shapes the caller passed."""
+        parts: list = [None] * len(shares)
+
+        def run(k: int) -> None:
+            parts[k] = self._forward([a[shares[k]] for a in arrays])
+
+        try:
+            ops.side_by_side(range(len(shares)), run)
+            if rest is not None:
+                parts.append(self._forward([a[rest] for a in arrays]))
+        except TconvError:
+            return self._forward(arrays)
+        return [np.concatenate([part[j] for part in parts]) for j in range(len(self.outputs))]
+
+    def _forward(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
+        """Every layer in order on ``arrays`` (validated, one per input): the outputs."""
+        values: dict[int, np.ndarray] = {id(t): a for t, a in zip(self.inputs, arrays)}
         remaining = defaultdict(int)
         for node in self._nodes:
             for t in node.inputs:
@@ -256,8 +318,7 @@ class Model:
                 remaining[id(t)] -= 1
                 if remaining[id(t)] == 0 and id(t) not in keep:
                     values.pop(id(t), None)
-        results = [values[id(t)] for t in self.outputs]
-        return results[0] if self._single_output else results
+        return [values[id(t)] for t in self.outputs]
 
     def predict(self, x, batch_size: int | None = 32, verbose: int = 0) -> np.ndarray:
         """``model(x)`` in batches of ``batch_size`` (single-input, single-output models)."""
