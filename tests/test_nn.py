@@ -231,6 +231,38 @@ def test_a_share_refused_names_the_whole_batch(monkeypatch):
     assert len(seen) == 1
 
 
+def test_model_refuses_an_output_over_the_budget_before_making_it(monkeypatch):
+    """A layer run inside a model checks its output against the memory budget first, as
+    the layer called alone does: an UpSampling2D of 10^4 is a TconvError naming the
+    layer, not a 70 GiB allocation. Shares of a batch side by side divide the budget
+    among them, so a batch refused whole is refused in shares too, its message naming the
+    whole batch and the whole budget."""
+    from tconv import budget
+
+    i = nn.Input((8, 8, 3))
+    huge = nn.Model(i, nn.UpSampling2D(10000, name="up")(i))
+    with pytest.raises(TconvError, match=r"layer 'up' \(UpSampling2D\) on \(1, 8, 8, 3\).*memory budget"):
+        huge(np.zeros((1, 8, 8, 3), np.float32))
+    model = nn.Model(i, nn.UpSampling2D(4, name="up4")(i))
+    x = np.random.default_rng(0).random((4, 8, 8, 3), dtype=np.float32)
+    need = 2 * x.size * 16 * 4  # the output and one temporary of its size
+    seen, _ = _shares_seen(monkeypatch)
+    with budget.memory_budget(need - 1):
+        with pytest.raises(TconvError, match=r"on \(4, 8, 8, 3\).*needs 48\.0 KiB.*, more than the memory budget of 96\.0 KiB"):
+            model(x)
+    with budget.memory_budget(need):
+        np.testing.assert_array_equal(model(x), x.repeat(4, 1).repeat(4, 2))
+    from tconv.kernels import threads
+
+    assert len(seen) == (2 if threads.workers() > 1 else 0)
+    with budget.memory_budget(need):
+        with budget.shared(2):
+            budget.check(need // 2, "output", "half")
+            with pytest.raises(TconvError, match="more than 1/2 of the memory budget"):
+                budget.check(need // 2 + 1, "output", "half")
+        budget.check(need, "output", "whole")  # the share undone after the block
+
+
 # ---------------------------------------------------------------- the planner
 
 SIZES = [(h, w) for h, w in [

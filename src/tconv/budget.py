@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import threading
 from typing import Any, Iterator
 
 try:
@@ -38,7 +39,7 @@ except ImportError:  # not on Unix: no address-space limit to read
 
 from tconv.errors import TconvError
 
-__all__ = ["DEFAULT_FRACTION", "ENV", "physical_memory", "memory_budget", "set_memory_budget",
+__all__ = ["DEFAULT_FRACTION", "ENV", "physical_memory", "memory_budget", "set_memory_budget", "shared",
            "get_memory_budget", "check", "format_bytes"]
 
 #: the default budget as a fraction of physical memory (and of free address space)
@@ -49,6 +50,8 @@ _FALLBACK_MEMORY = 8 << 30  # where the machine's memory cannot be read
 _SUFFIX = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 _override: int | None = None
+_sharing = 1  # computations running at once that share the budget (:func:`shared`)
+_SHARING_LOCK = threading.Lock()
 
 
 def _environment() -> str | None:
@@ -158,6 +161,21 @@ def memory_budget(nbytes: int | None) -> Iterator[None]:
         _override = before
 
 
+@contextlib.contextmanager
+def shared(count: int) -> Iterator[None]:
+    """Within this block :func:`check` gives each computation ``1/count`` of the budget:
+    ``count`` of them run at once (a model's shares of a batch, side by side), so that
+    together they stay within it. Blocks nested or on other threads divide it further."""
+    global _sharing
+    with _SHARING_LOCK:
+        _sharing *= count
+    try:
+        yield
+    finally:
+        with _SHARING_LOCK:
+            _sharing //= count
+
+
 def format_bytes(n: int | float) -> str:
     """``1536`` -> ``'1.5 KiB'``; beyond pebibytes, a power of ten (``'~10^30 B'``).
 
@@ -183,12 +201,13 @@ def check(nbytes: int, argument: str, value: Any, what: str = "", *, temporaries
 
     ``what`` says what the bytes are for (``"as float32 from input (1, 8, 8, 3), stride (10000000,)"``).
     """
-    budget = get_memory_budget()
+    budget, sharing = get_memory_budget(), _sharing
     total = int(nbytes) + int(temporaries)
-    if total <= budget:
+    if total <= budget // sharing:
         return
     extra = f" (+ {format_bytes(temporaries)} of temporaries)" if temporaries else ""
-    rule = (f"{what + ' ' if what else ''}needs {format_bytes(nbytes)}{extra}, more than the memory "
+    share = f"1/{sharing} of " if sharing > 1 else ""
+    rule = (f"{what + ' ' if what else ''}needs {format_bytes(nbytes)}{extra}, more than {share}the memory "
             f"budget of {format_bytes(budget)}; allow more with tconv.set_memory_budget(bytes) or "
             f"the {ENV} environment variable")
     raise TconvError(argument, value, rule, context=context)

@@ -113,6 +113,11 @@ class Layer:
     #: shares of a batch side by side only where every layer does, so a layer that reads
     #: across the batch axis must leave it False
     per_item: bool = False
+    #: whether the call itself checks its output (and temporaries) against the memory
+    #: budget before computing (the convolutions: :func:`tconv.ops.run`); a
+    #: :class:`~tconv.nn.Model` checks every other layer's output first
+    #: (:func:`check_output_budget`)
+    checks_budget: bool = False
 
     def __init__(self, name: str | None = None, dtype: Any = None, trainable: bool = True,
                  **kwargs: Any) -> None:
@@ -202,7 +207,7 @@ class Layer:
                              context=f"keras.layers.{type(self).__name__}")
         if not self.built:
             self.build(shapes)
-        _check_output_budget(self, shapes)
+        check_output_budget(self, shapes)
         return self.call(arrays if isinstance(inputs, (list, tuple)) else arrays[0])
 
     # -------------------------------------------------------------- config
@@ -218,7 +223,7 @@ class Layer:
         return f"<{type(self).__name__} name={self.name!r}>"
 
 
-def _check_output_budget(layer: Layer, shapes) -> None:
+def check_output_budget(layer: Layer, shapes) -> None:
     """The layer's output (and one temporary of its size) must fit the memory budget before
     it is computed: an UpSampling2D of 10^4 or a ZeroPadding2D of 10^6 is refused by size."""
     from tconv import budget
@@ -357,6 +362,7 @@ class _ConvWrapper(Layer):
 
     dialect_class: type
     per_item = True
+    checks_budget = True
 
     def __init__(self, *args, **kwargs):
         common = {k: kwargs.pop(k) for k in ("name", "dtype", "trainable") if k in kwargs}

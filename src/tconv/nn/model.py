@@ -22,10 +22,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from tconv import _args, ops
+from tconv import _args, budget, ops
 from tconv.errors import TconvError
 from tconv.geometry import Geometry
-from tconv.nn.layers import InputLayer, KerasTensor, Layer, Node, snake_case
+from tconv.nn.layers import InputLayer, KerasTensor, Layer, Node, check_output_budget, snake_case
 
 __all__ = ["Model", "Step"]
 
@@ -280,16 +280,19 @@ class Model:
                            rest: slice | None) -> list[np.ndarray]:
         """:meth:`_forward` on each share of the batch, the whole shares side by side (one
         per core, BLAS on one thread each: :func:`tconv.ops.side_by_side`) and the rest
-        after them on every core; the shares' outputs joined. A layer that refuses a share
-        (a :class:`TconvError`) is asked again on the whole batch, so that its message names
-        the shapes the caller passed."""
+        after them on every core; the shares' outputs joined. The shares side by side divide
+        the memory budget among them (:func:`tconv.budget.shared`): together they stay
+        within it. A layer that refuses a share (a :class:`TconvError`) is asked again on
+        the whole batch, so that its message names the shapes the caller passed and the
+        whole budget."""
         parts: list = [None] * len(shares)
 
         def run(k: int) -> None:
             parts[k] = self._forward([a[shares[k]] for a in arrays])
 
         try:
-            ops.side_by_side(range(len(shares)), run)
+            with budget.shared(len(shares)):
+                ops.side_by_side(range(len(shares)), run)
             if rest is not None:
                 parts.append(self._forward([a[rest] for a in arrays]))
         except TconvError:
@@ -308,7 +311,9 @@ class Model:
             if isinstance(node.layer, InputLayer):
                 continue
             args = [values[id(t)] for t in node.inputs]
-            try:
+            try:  # the output must fit the memory budget before it is made, as a layer called alone
+                if not node.layer.checks_budget:
+                    check_output_budget(node.layer, [a.shape for a in args] if node.nested else args[0].shape)
                 values[id(node.output)] = node.layer.call(args if node.nested else args[0])
             except TconvError as exc:
                 shapes = [a.shape for a in args]
