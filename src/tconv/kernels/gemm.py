@@ -214,8 +214,8 @@ ROWS_MIN_STEP = 4
 #: "rows" runs its tiles side by side, one per core (:mod:`tconv.kernels.threads`), where
 #: the kernel has at most ROWS_THREADS_MAX_KERNEL elements and the output at least
 #: ROWS_THREADS_MIN_OUTPUT: each core then gathers, multiplies (one BLAS thread) and sums its
-#: own rows, in its own cache (whole items, or each item's rows in one run per core); the
-#: steps share ROWS_TILE_ELEMENTS, so the temporaries stay those of one. Measured in the
+#: own rows, in its own cache (whole items, or each item's rows in one run per core), each
+#: step within ROWS_TILE_ELEMENTS (:func:`_rows_step`). Measured in the
 #: benchmark's protocol on 2 cores (ninth session, at most 2^16 against 2^14, ms):
 #: 96x128x64->32 (kernel 18k) b1 3.17 / 3.66, b8 19.4 / 25.5; 48x64x64->64 (37k) b1 1.56 /
 #: 1.51, b8 8.8 / 10.7; 96x128x32->32 (9k, side by side either way) b1 2.2, b8 11.7-12.0. The
@@ -1149,14 +1149,22 @@ def _rows_spans(geometry: Geometry) -> tuple[list[tuple[int, int]], int, int]:
 def _rows_step(geometry: Geometry, batch: int, side_by_side: bool) -> int:
     """Output rows per step of a "rows" tile: the step's gather and the products of its
     gathered rows (those rows plus the kernel's reach) within ROWS_TILE_ELEMENTS (to stay in
-    L2) and within COL_TILE_PER_OUTPUT times the output, each shared among the cores where
-    tiles run ``side_by_side``; at least one."""
+    the L2 of the core that runs it) and within COL_TILE_PER_OUTPUT times the output, that
+    shared among the cores where tiles run ``side_by_side``; at least one.
+
+    Each core has an L2 of its own, so side by side a step keeps the whole
+    ROWS_TILE_ELEMENTS (tenth session; it was shared among the cores too): steps twice as
+    tall, half as many, and half the Python between products that the two threads take
+    turns at (the GIL). In the benchmark's protocol, five alternating rounds, ms:
+    96x128x32->32 b8 11.2-12.0 against 12.1-13.8, 48x64x64->64 b8 8.6-9.1 against 9.1-9.6,
+    96x128x32->32 b1 1.93-2.14 against 1.95-2.35; temporaries of the 96x128 layers at b1 up
+    from 0.75 to 1.44-1.48 times the output."""
     g = geometry
     spans, lo, hi = _rows_plan(g)[:3]
     width = g.output_spatial[1]
     gather, product = width * g.kernel_shape[1] * g.input_channels, width * len(spans) * g.output_channels
     out = batch * math.prod(g.output_spatial) * g.output_channels
-    budget = min(ROWS_TILE_ELEMENTS, int(COL_TILE_PER_OUTPUT * out)) // (threads.workers() if side_by_side else 1)
+    budget = min(ROWS_TILE_ELEMENTS, int(COL_TILE_PER_OUTPUT * out) // (threads.workers() if side_by_side else 1))
     return max(1, min(g.output_spatial[0], (budget - (hi - lo) * product) // (gather + product)))
 
 
