@@ -8,6 +8,7 @@ import pytest
 
 from oracles.harness import require
 from tconv.dialects import keras as dialect
+from tconv.errors import TconvError
 from oracles.harness import assert_refuses
 
 
@@ -54,6 +55,25 @@ def test_seed_case_keeps_the_first_cells_of_the_full_scatter():
     layer, _ = layer_with(dialect.Conv2DTranspose, x, 3, 3, strides=2, padding="same", use_bias=False)
     full, _ = layer_with(dialect.Conv2DTranspose, x, 3, 3, strides=2, padding="valid", use_bias=False)
     np.testing.assert_allclose(layer(x), full(x)[:, :16, :16])
+
+
+def test_a_layer_called_on_several_shapes_plans_each():
+    """A layer keeps the Geometry of each input shape it meets (a network calls it on one
+    shape again and again): another shape gets its own, a refused one is refused each time
+    (nothing kept), and arguments changed after a call are planned afresh."""
+    layer = dialect.Conv2D(3, 3, padding="valid", use_bias=False)
+    small, large = arr(1, 2, 2, 4), arr(1, 9, 7, 4)
+    assert layer(large).shape == (1, 7, 5, 3)
+    for _ in range(2):
+        with pytest.raises(TconvError, match="too small"):
+            layer(small)
+    assert layer(arr(1, 5, 6, 4)).shape == (1, 3, 4, 3) and layer(large).shape == (1, 7, 5, 3)
+    fresh = dialect.Conv2D(3, 3, padding="valid", use_bias=False)
+    fresh.build(large.shape)
+    fresh.set_weights(layer.get_weights())
+    np.testing.assert_array_equal(layer(large), fresh(large))
+    layer.strides = (2, 2)
+    assert layer(large).shape == (1, 4, 3, 3)
 
 
 def test_output_padding_none_is_not_zero():

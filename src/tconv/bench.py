@@ -275,6 +275,10 @@ def _machine_info() -> dict:
     info["side_by_side"] = bool(kernels.SIDE_BY_SIDE)
     info["side_by_side_if_idle"] = bool(kernels.SIDE_BY_SIDE_IF_IDLE)
     info["openblas_thread_timeout"] = os.environ.get("OPENBLAS_THREAD_TIMEOUT")
+    from tconv.nn import model
+
+    # the network workloads: a batch as one share of whole items per core
+    info["share_batch"] = bool(model.SHARE_BATCH)
     gemm = {}
     for n in (2048, 4096):
         a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)

@@ -350,6 +350,22 @@ class _BaseConv:
     # ---------------------------------------------------------------------- call
 
     def _geometry(self, spatial: tuple[int, ...], channels: int) -> Geometry:
+        """The layer's Geometry on an input of ``spatial`` sizes and ``channels``, kept per
+        input shape and arguments (a network calls each layer on the same shape again and
+        again: building and checking it took about 40 us a call, and a kept one keeps its
+        cached properties); refusals are raised afresh each time."""
+        key = (spatial, channels, self.filters, self.kernel_size, self.strides, self.dilation_rate,
+               self.padding, self.output_padding if self.transposed else self.groups)
+        kept = self.__dict__.setdefault("_geometries", {})
+        geometry = kept.get(key)
+        if geometry is None:
+            geometry = self._plan(spatial, channels)
+            if len(kept) >= 16:  # a bound on the shapes one layer keeps
+                kept.clear()
+            kept[key] = geometry
+        return geometry
+
+    def _plan(self, spatial: tuple[int, ...], channels: int) -> Geometry:
         axes = []
         if self.transposed:
             out_pad = self.output_padding or (None,) * self.rank
