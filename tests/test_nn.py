@@ -216,6 +216,38 @@ def test_batch_in_shares_only_where_every_layer_acts_per_item(monkeypatch):
         assert bool(seen) == (batch >= workers > 1), batch
 
 
+def test_batch_in_shares_with_several_inputs_and_outputs(monkeypatch):
+    """Each input is cut into the same shares and each output joined from them, in order;
+    ``predict`` in batches takes shares per batch."""
+    from tconv.kernels import threads
+    from tconv.nn import model as model_module
+
+    i, j = nn.Input((6, 6, 3)), nn.Input((6, 6, 2))
+    joined = nn.Concatenate(name="join")([nn.Conv2D(4, 3, padding="same", name="a")(i), j])
+    model = nn.Model([i, j], [nn.Conv2D(2, 1, name="b")(joined), nn.MaxPooling2D(name="pool")(joined)])
+    randomise(model, np.random.default_rng(5))
+    rng = np.random.default_rng(6)
+    workers = threads.workers()
+    batch = 2 * workers + 1
+    xs = [rng.random((batch, 6, 6, 3), dtype=np.float32), rng.random((batch, 6, 6, 2), dtype=np.float32)]
+    monkeypatch.setattr(model_module, "SHARE_BATCH", False)
+    whole = model(xs)
+    monkeypatch.setattr(model_module, "SHARE_BATCH", True)
+    seen, _ = _shares_seen(monkeypatch)
+    shared = model(xs)
+    assert len(seen) == (1 if workers > 1 else 0)
+    assert [a.shape for a in shared] == [(batch, 6, 6, 2), (batch, 3, 3, 6)]
+    for got, want in zip(shared, whole):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    single = nn.Model(i, nn.Conv2D(2, 3, padding="same", name="c")(i))
+    size = workers + 1
+    seen.clear()
+    np.testing.assert_allclose(single.predict(xs[0], batch_size=size),
+                               np.concatenate([single(xs[0][k:k + 1]) for k in range(batch)]), rtol=1e-5, atol=1e-6)
+    batches = [min(size, batch - k) for k in range(0, batch, size)]  # 3 and 2 items on 2 cores
+    assert len(seen) == sum(n >= workers > 1 for n in batches)
+
+
 def test_a_share_refused_names_the_whole_batch(monkeypatch):
     """A layer that refuses its share is asked again on the whole batch: the message names
     the shapes the caller passed, not a share's."""
