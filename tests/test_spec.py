@@ -146,3 +146,27 @@ def test_expressions_are_parsed_one_thread_at_a_time(monkeypatch):
     for thread in threads:
         thread.join()
     assert state["most"] == 1
+
+
+@pytest.mark.parametrize("entry", ["resolve", "translate", "explain", "draw"])
+def test_input_shapes_are_checked_in_one_place(entry):
+    """Every entry point that takes an input shape checks it alike (``spec.shape_tuple``): a
+    0-d array (it has ``__iter__`` but cannot be iterated; the long fuzz profile found
+    translate raising NumPy's TypeError on one), text, bools and negative lengths are
+    refused by name; an array of lengths is taken as its ints."""
+    import numpy as np
+
+    import tconv
+    from tconv.draw import draw
+
+    text = "keras.Conv1D(2, 3)"
+    call = {"resolve": lambda shape: parse(text).resolve(shape),
+            "translate": lambda shape: tconv.translate(text, "torch", shape),
+            "explain": lambda shape: tconv.explain(text, shape),
+            "draw": lambda shape: draw(text, shape, format="svg")}[entry]
+    for shape, rule in ((np.array(2), "must be a sequence of integers"), (5, "must be a sequence of integers"),
+                        ("1x8x3", "use tconv.cli"), ((1, 8, True), "must be a sequence of integers"),
+                        ((1, -8, 3), "must not contain negative lengths"), ((), "must be a sequence of integers")):
+        with pytest.raises(TconvError, match=rf"input_shape=.*{rule}"):
+            call(shape)
+    assert call(np.array([1, 8, 3])) is not None

@@ -24,7 +24,7 @@ from tconv.errors import TconvError
 from tconv.geometry import (AxisGeometry, keras_transpose_length, phase_tap_counts, same_pads,
                             symmetric_reading, tf_valid_outputs, torch_args_for_crops,
                             torch_transpose_crops)
-from tconv.spec import LayerSpec, Refused, Resolved, parse
+from tconv.spec import LayerSpec, Refused, Resolved, parse, shape_tuple
 
 __all__ = ["explain", "Explanation", "AxisExplanation"]
 
@@ -221,10 +221,7 @@ def explain(spec_or_text: LayerSpec | str, input_shape=None, *, equivalents: boo
         input_shape = next((spec.get(n) for n in ("input", "lhs", "X") if spec.get(n) is not None), None)
         if input_shape is None:
             raise TconvError("input_shape", None, f"is needed to explain {spec!r} (or write input=(...) in the spec)")
-    try:
-        shape = tuple(input_shape)
-    except TypeError:
-        raise TconvError("input_shape", input_shape, "must be a sequence of integers") from None
+    shape = shape_tuple(input_shape)
     try:
         r = spec.resolve(shape)
     except Refused as exc:

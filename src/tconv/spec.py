@@ -41,6 +41,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from tconv import _args
 from tconv.errors import TconvError
 from tconv.geometry import (Geometry, jax_pads_for_crops, lhs_dilated_axis, torch_args_for_crops,
                             torch_output_padding_for_size)
@@ -220,7 +221,7 @@ class LayerSpec:
         Raises :class:`Refused` where the framework refuses, :class:`TconvError` where the
         spec lacks something tconv needs (a kernel size, a channel count).
         """
-        return _resolve(self, _shape_tuple(input_shape))
+        return _resolve(self, shape_tuple(input_shape))
 
 
 # ------------------------------------------------------------------------ parsing
@@ -501,15 +502,19 @@ def _no_values(shape, dtype):
 # ..................................................................... reading
 
 
-def _shape_tuple(shape) -> tuple[int, ...]:
-    if isinstance(shape, str):
+def shape_tuple(shape) -> tuple[int, ...]:
+    """An input shape as a tuple of ints (NumPy integers taken as theirs: ``x.shape`` of an
+    array, or an array of lengths), or the TconvError that names it: the one check of the
+    shapes that ``resolve``, ``translate``, ``explain`` and ``draw`` take."""
+    if isinstance(shape, (str, bytes)):
         raise TconvError("input_shape", shape, "must be a sequence of integers (use tconv.cli for '8x8x1024')")
-    try:
+    try:  # a 0-d array has __iter__ but cannot be iterated
         items = tuple(shape)
     except TypeError:
         raise TconvError("input_shape", shape, "must be a sequence of integers") from None
-    if not items or not all(_is_int(v) for v in items):
+    if not items or not all(_args.is_int(v) for v in items):
         raise TconvError("input_shape", shape, "must be a sequence of integers")
+    items = tuple(int(v) for v in items)
     if any(v < 0 for v in items):
         raise TconvError("input_shape", shape, "must not contain negative lengths")
     return items

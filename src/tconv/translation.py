@@ -36,7 +36,7 @@ from tconv.geometry import (AxisGeometry, Geometry, jax_pads_for_crops,
                             keras_transpose_crops, onnx_transpose_crops, symmetric_reading,
                             tf_transpose_crops, tf_valid_outputs, torch_args_for_crops)
 from tconv.layout import SPATIAL, permutation
-from tconv.spec import LayerSpec, parse
+from tconv.spec import LayerSpec, parse, shape_tuple
 
 __all__ = ["translate", "Translation", "DIALECTS", "equivalents"]
 
@@ -962,9 +962,7 @@ def translate(spec_or_text, to: str, input_shape=None) -> Translation:
         input_shape = next((spec.get(n) for n in ("input", "lhs", "X") if spec.get(n) is not None), None)
         if input_shape is None:
             raise TconvError("input_shape", None, f"is needed to translate {spec!r}")
-    if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
-        raise TconvError("input_shape", input_shape, "must be a sequence of integers")
-    r, shape = _with_batch(spec, tuple(input_shape))
+    r, shape = _with_batch(spec, shape_tuple(input_shape))
     g = r.geometry
     if any(ax.stride > MAX_SEARCH_STRIDE for ax in g.axes):
         raise TconvError("stride", tuple(ax.stride for ax in g.axes),

@@ -114,7 +114,7 @@ def scene(spec_or_text: Any, input_shape: Sequence[int] | None = None, view: str
     if isinstance(spec_or_text, Geometry):
         g, title = spec_or_text, ""
     else:
-        from tconv.spec import LayerSpec, parse
+        from tconv.spec import LayerSpec, parse, shape_tuple
 
         spec = parse(spec_or_text) if isinstance(spec_or_text, str) else spec_or_text
         if not isinstance(spec, LayerSpec):
@@ -123,10 +123,9 @@ def scene(spec_or_text: Any, input_shape: Sequence[int] | None = None, view: str
             input_shape = next((spec.get(n) for n in ("input", "lhs", "X") if spec.get(n) is not None), None)
             if input_shape is None:
                 raise TconvError("input_shape", None, f"is needed to draw {spec!r}")
-        if isinstance(input_shape, (str, bytes)) or not hasattr(input_shape, "__iter__"):
-            raise TconvError("input_shape", input_shape, "must be a sequence of integers")
-        g = spec.resolve(tuple(input_shape)).geometry
-        title = f"{spec!r} on {tuple(input_shape)}"
+        input_shape = shape_tuple(input_shape)
+        g = spec.resolve(input_shape).geometry
+        title = f"{spec!r} on {input_shape}"
     if axes is None:
         axes = (1, 2) if g.rank == 3 else tuple(range(g.rank))
     axes = tuple(axes)
