@@ -47,7 +47,7 @@ from tconv.geometry import (Geometry, jax_pads_for_crops, lhs_dilated_axis, torc
                             torch_output_padding_for_size)
 from tconv.layout import SPATIAL
 
-__all__ = ["LayerSpec", "Resolved", "Refused", "parse", "FRAMEWORKS", "MAX_TEXT"]
+__all__ = ["LayerSpec", "Resolved", "Refused", "parse", "shape_tuple", "FRAMEWORKS", "MAX_TEXT"]
 
 FRAMEWORKS = ("keras", "tf", "torch", "jax", "onnx")
 #: longest text spec accepted, in characters

@@ -247,6 +247,12 @@ def _axis(value, context: str) -> int:
     return int(value)
 
 
+def _off_the_batch_axis(axis: int, ndim: int) -> bool:
+    """Whether a layer's ``axis`` on inputs of ``ndim`` axes is one of them but not the batch
+    axis (0): such a layer computes each item alone (:meth:`Layer.acts_per_item`)."""
+    return -ndim <= axis < ndim and axis % ndim != 0
+
+
 def _check_axis(axis: int, ndim: int, context: str) -> int:
     if not -ndim <= axis < ndim:
         raise TconvError("axis", axis, f"is out of range for inputs with {ndim} axes", context=context)
@@ -697,7 +703,7 @@ class Concatenate(Layer):
         return tuple(out)
 
     def acts_per_item(self, rank: int) -> bool:
-        return -rank <= self.axis < rank and self.axis % rank != 0  # not along the batch axis
+        return _off_the_batch_axis(self.axis, rank)
 
     def call(self, xs):
         self.compute_output_shape([x.shape for x in xs])
@@ -793,7 +799,7 @@ class BatchNormalization(Layer):
             setattr(self, key, w.astype(self.dtype))
 
     def acts_per_item(self, rank: int) -> bool:
-        return -rank <= self.axis < rank and self.axis % rank != 0  # not along the batch axis
+        return _off_the_batch_axis(self.axis, rank)
 
     def call(self, x):
         x = np.asarray(x, dtype=self.dtype)
@@ -877,7 +883,7 @@ class Softmax(Layer):
         self.axis = _axis(axis, "keras.layers.Softmax")
 
     def acts_per_item(self, rank: int) -> bool:
-        return -rank <= self.axis < rank and self.axis % rank != 0  # not along the batch axis
+        return _off_the_batch_axis(self.axis, rank)
 
     def call(self, x):
         x = np.asarray(x, dtype=self.dtype)

@@ -113,6 +113,8 @@ class Model:
 
     Calling it on NumPy arrays (``(batch, *spatial, channels)``; a list for several
     inputs) runs every layer in order and returns an array (a list for several outputs).
+    A batch of at least as many items as cores runs as one share of whole items per core,
+    side by side (:data:`SHARE_BATCH`).
     """
 
     def __init__(self, inputs, outputs, name: str | None = None, **kwargs: Any) -> None:
@@ -259,8 +261,8 @@ class Model:
         """The batch cut into one share of whole items per core, where the call may run them
         side by side (:data:`SHARE_BATCH`): a batch of at least as many items as
         :func:`tconv.ops.cores`, every layer acting on each item alone
-        (:meth:`Layer.acts_per_item`); else None. With the shares, the items past the last
-        (``batch % cores``; None where there are none). The load is not asked
+        (:meth:`Layer.acts_per_item`); else None. Returned with the shares: the slice of the
+        items past the last one (``batch % cores`` of them), or None. The load is not asked
         (:data:`SHARE_BATCH`)."""
         if not SHARE_BATCH:
             return None
