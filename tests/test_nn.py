@@ -295,6 +295,31 @@ def test_model_refuses_an_output_over_the_budget_before_making_it(monkeypatch):
         budget.check(need, "output", "whole")  # the share undone after the block
 
 
+def test_convolutions_in_shares_keep_to_their_share_of_the_budget(monkeypatch):
+    """The convolutions check their output and temporaries in ``ops.run`` (and a repeated
+    call against its prepared need): in shares each may hold its share of the budget
+    (``budget.allowance``), so a batch whose convolution is refused whole is refused in
+    shares too, by the whole batch's message."""
+    from tconv import budget, ops
+    from tconv.kernels import threads
+
+    i = nn.Input((16, 16, 8))
+    model = nn.Model(i, nn.Conv2D(16, 3, padding="same", name="conv")(i))
+    randomise(model, np.random.default_rng(7))
+    x = np.random.default_rng(8).random((4, 16, 16, 8), dtype=np.float32)
+    conv = model.get_layer("conv")
+    need = ops._check_budget(conv.geometry(x.shape), x, conv.get_weights()[0], np.dtype(np.float32))
+    seen, _ = _shares_seen(monkeypatch)
+    expected = model(x)  # in shares, the whole budget: prepared calls remembered
+    for _ in range(2):  # the first call checks, the second finds its prepared call
+        with budget.memory_budget(need - 1):
+            with pytest.raises(TconvError, match=r"layer 'conv' \(Conv2D\) on \(4, 16, 16, 8\).* more than the memory budget"):
+                model(x)
+    with budget.memory_budget(need):
+        np.testing.assert_array_equal(model(x), expected)
+    assert len(seen) == (4 if threads.workers() > 1 else 0)
+
+
 # ---------------------------------------------------------------- the planner
 
 SIZES = [(h, w) for h, w in [

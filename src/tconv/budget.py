@@ -40,7 +40,7 @@ except ImportError:  # not on Unix: no address-space limit to read
 from tconv.errors import TconvError
 
 __all__ = ["DEFAULT_FRACTION", "ENV", "physical_memory", "memory_budget", "set_memory_budget", "shared",
-           "get_memory_budget", "check", "format_bytes"]
+           "get_memory_budget", "allowance", "check", "format_bytes"]
 
 #: the default budget as a fraction of physical memory (and of free address space)
 DEFAULT_FRACTION = 0.5
@@ -163,7 +163,8 @@ def memory_budget(nbytes: int | None) -> Iterator[None]:
 
 @contextlib.contextmanager
 def shared(count: int) -> Iterator[None]:
-    """Within this block :func:`check` gives each computation ``1/count`` of the budget:
+    """Within this block each computation may hold ``1/count`` of the budget
+    (:func:`allowance`, which :func:`check` and the convolutions' own check ask):
     ``count`` of them run at once (a model's shares of a batch, side by side), so that
     together they stay within it. Blocks nested or on other threads divide it further."""
     global _sharing
@@ -174,6 +175,12 @@ def shared(count: int) -> Iterator[None]:
     finally:
         with _SHARING_LOCK:
             _sharing //= count
+
+
+def allowance() -> int:
+    """The bytes one computation may hold now: the budget, divided among the computations
+    running at once where a :func:`shared` block says so."""
+    return get_memory_budget() // _sharing
 
 
 def format_bytes(n: int | float) -> str:
@@ -201,10 +208,10 @@ def check(nbytes: int, argument: str, value: Any, what: str = "", *, temporaries
 
     ``what`` says what the bytes are for (``"as float32 from input (1, 8, 8, 3), stride (10000000,)"``).
     """
-    budget, sharing = get_memory_budget(), _sharing
     total = int(nbytes) + int(temporaries)
-    if total <= budget // sharing:
+    if total <= allowance():
         return
+    budget, sharing = get_memory_budget(), _sharing
     extra = f" (+ {format_bytes(temporaries)} of temporaries)" if temporaries else ""
     share = f"1/{sharing} of " if sharing > 1 else ""
     rule = (f"{what + ' ' if what else ''}needs {format_bytes(nbytes)}{extra}, more than {share}the memory "

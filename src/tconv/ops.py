@@ -106,7 +106,7 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
     settings = None if key is None else key[-1]
     if key is not None:
         prepared = _PREPARED.get(key)
-        if prepared is not None and prepared.required <= budget.get_memory_budget():
+        if prepared is not None and prepared.required <= budget.allowance():
             return _execute(geometry, x, kernel, bias, prepared)
     x = _args.as_array(x, "input")
     kernel = _args.as_array(kernel, "kernel")
@@ -251,7 +251,7 @@ def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtyp
         temporaries += x.size * dtype.itemsize
     if kernel.dtype != dtype or not kernel.flags.c_contiguous:  # cast, or copied by the kernels' reshape
         temporaries += kernel.size * dtype.itemsize
-    if nbytes + temporaries <= budget.get_memory_budget():
+    if nbytes + temporaries <= budget.allowance():
         return nbytes + temporaries  # the common case, without building the message
     strides = tuple(a.stride for a in g.axes)
     budget.check(nbytes, "output", out_shape,
