@@ -147,3 +147,28 @@ def test_dialects_never_import_each_other():
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tconv.dialects."):
                 other = node.module.split(".")[2]
                 assert other in ("_common", path.stem, path.stem + "_grad"), f"{path.name} imports {node.module}"
+
+
+def test_side_by_side_tasks_see_the_callers_context():
+    """``ops.side_by_side`` runs each task in a copy of the caller's context: NumPy's
+    errstate (a context variable in NumPy 2) and tconv's planning hold on the helper too."""
+    import threading
+
+    import numpy as np
+
+    from tconv import ops
+    from tconv.kernels import threads
+
+    if ops.cores() < 2:
+        pytest.skip("one core, or no threadpoolctl/OpenBLAS: nothing runs side by side")
+    meet = threading.Barrier(2, timeout=10)  # each thread takes one task
+    seen = {}
+
+    def work(task):
+        seen[task] = (np.geterr()["over"], ops._PLANS.get() is not None, threading.get_native_id())
+        meet.wait()
+
+    with np.errstate(over="raise"), ops.planning():
+        ops.side_by_side(["a", "b"], work)
+    assert {v[:2] for v in seen.values()} == {("raise", True)}
+    assert len({v[2] for v in seen.values()}) == 2 and threads.workers() >= 2
