@@ -150,7 +150,7 @@ def test_dialects_never_import_each_other():
 
 
 def test_side_by_side_tasks_see_the_callers_context():
-    """``ops.side_by_side`` runs each task in a copy of the caller's context: NumPy's
+    """``ops.side_by_side`` (``threads.run``) runs each helper in a copy of the caller's context: NumPy's
     errstate (a context variable in NumPy 2) and tconv's planning hold on the helper too."""
     import threading
 

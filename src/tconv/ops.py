@@ -77,12 +77,10 @@ def side_by_side(tasks, work) -> None:
     BLAS on one thread each (:func:`tconv.kernels.threads.run`; one after another where
     that cannot be: one core, or another call already side by side). The tasks must write
     disjoint outputs; calls to :func:`run` within them run their own tiles one after
-    another. Each task runs in a copy of the caller's context, so what the caller set there
-    holds in every task (NumPy's ``errstate``, :func:`planning`). For work above the
+    another. The helpers run in copies of the caller's context, so what the caller set
+    there holds in every task (NumPy's ``errstate``, :func:`planning`). For work above the
     kernels: a model's shares of a batch."""
-    tasks = list(tasks)
-    contexts = [contextvars.copy_context() for _ in tasks]  # a context runs on one thread at a time
-    threads.run(range(len(tasks)), lambda k: contexts[k].run(work, tasks[k]))
+    threads.run(tasks, work)
 
 
 def shape_only(shape, dtype=np.float32) -> np.ndarray:

@@ -53,6 +53,7 @@ threadpoolctl, gets one core), on more than one core, with threadpoolctl install
 
 from __future__ import annotations
 
+import contextvars
 import ctypes
 import functools
 import itertools
@@ -284,7 +285,8 @@ def idle(helpers: int) -> bool:
 
 def run(tasks: Sequence, work: Callable[[object], None], side_by_side: bool = True) -> None:
     """``work(task)`` for every task, the tasks shared out among the cores as each
-    finishes its last (the calling thread takes its share), with BLAS on one thread.
+    finishes its last (the calling thread takes its share), with BLAS on one thread; each
+    helper runs in a copy of the caller's context (``contextvars``: NumPy's ``errstate``).
     The tasks must write disjoint outputs. Where ``side_by_side`` or :func:`available` is
     False, or for a single task, one after another on the calling thread (BLAS as it is)."""
     global _ACTIVE
@@ -320,7 +322,8 @@ def run(tasks: Sequence, work: Callable[[object], None], side_by_side: bool = Tr
     placed = _placement(_cpus(), helpers + 1)
     former = _pin({placed[0]})  # the caller where it runs, each helper on a CPU of its own
     try:
-        futures = [_pool(helpers).submit(share_on, cpu) for cpu in placed[1:]]
+        # each helper in a copy of the caller's context (NumPy's errstate, tconv's planning)
+        futures = [_pool(helpers).submit(contextvars.copy_context().run, share_on, cpu) for cpu in placed[1:]]
         try:
             share()
         finally:
