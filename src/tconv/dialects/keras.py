@@ -350,53 +350,11 @@ class _BaseConv:
     # ---------------------------------------------------------------------- call
 
     def _geometry(self, spatial: tuple[int, ...], channels: int) -> Geometry:
-        """The layer's Geometry on an input of ``spatial`` sizes and ``channels``, kept per
-        input shape and arguments (a network calls each layer on the same shape again and
-        again: building and checking it took about 40 us a call, and a kept one keeps its
-        cached properties); refusals are raised afresh each time."""
-        key = (spatial, channels, self.filters, self.kernel_size, self.strides, self.dilation_rate,
-               self.padding, self.output_padding if self.transposed else self.groups)
-        kept = self.__dict__.setdefault("_geometries", {})
-        geometry = kept.get(key)
-        if geometry is None:
-            geometry = self._plan(spatial, channels)
-            if len(kept) >= 16:  # a bound on the shapes one layer keeps
-                kept.clear()
-            kept[key] = geometry
-        return geometry
-
-    def _plan(self, spatial: tuple[int, ...], channels: int) -> Geometry:
-        axes = []
-        if self.transposed:
-            out_pad = self.output_padding or (None,) * self.rank
-            for i, (n, k, s, d, op) in enumerate(zip(spatial, self.kernel_size, self.strides,
-                                                     self.dilation_rate, out_pad)):
-                length = keras_transpose_length(n, k, s, d, self.padding, op)
-                try:  # Keras hands that length to tf.nn.conv_transpose, which checks it
-                    lo, hi = tf_transpose_crops(n, k, s, d, length, self.padding.upper())
-                except TconvError as exc:
-                    raise refuse(REFUSALS, "transpose_size", self.output_padding, self._context,
-                                 rule=f"gives length {length} on axis {i}, which TensorFlow "
-                                      f"refuses: {exc.rule}") from None
-                axes.append(AxisGeometry.transposed(n, k, s, d, lo, hi))
-            return Geometry(tuple(axes), self.filters, channels, 1, transposed=True)
-        # Keras' TF backend runs grouped Conv3D under XLA, which clamps a negative 'same'
-        # total at zero; ungrouped Conv3D keeps it (tf_conv3d_same_pads). Channels-first
-        # data are the channels-last computation transposed (DIVERGENCES).
-        cpu_conv3d = self.rank == 3 and self.groups == 1
-        same = tf_conv3d_same_pads if cpu_conv3d else same_pads
-        pads = []
-        for n, k, s, d in zip(spatial, self.kernel_size, self.strides, self.dilation_rate):
-            pads.append((0, 0) if self.padding == "valid" else causal_pads(k, d)
-                        if self.padding == "causal" else same(n, k, s, d))
-        sizes = [conv_output_length(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
-                 in zip(spatial, self.kernel_size, self.strides, self.dilation_rate, pads)]
-        if any(n + lo + hi < dilated_kernel(k, d) for n, k, d, (lo, hi)
-               in zip(spatial, self.kernel_size, self.dilation_rate, pads)):
-            raise refuse(REFUSALS, "output_size", spatial, self._context, sizes=sizes)
-        axes = tuple(AxisGeometry(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
-                     in zip(spatial, self.kernel_size, self.strides, self.dilation_rate, pads))
-        return Geometry(axes, channels, self.filters, self.groups)
+        """The layer's Geometry on an input of ``spatial`` sizes and ``channels``
+        (:func:`_plan`, planned once per input shape and arguments)."""
+        return _plan(self._context, int(self.transposed), spatial, channels, self.filters,  # a bool is not plain
+                     self.kernel_size, self.strides, self.dilation_rate, self.padding, self.output_padding,
+                     self.groups)
 
     def compute_output_shape(self, input_shape) -> tuple:
         """The output shape for ``input_shape`` (all entries known)."""
@@ -437,6 +395,48 @@ class _BaseConv:
         elif self.groups != 1:
             args.append(f"groups={self.groups!r}")
         return f"keras.layers.{type(self).__name__}({', '.join(args)})"
+
+
+@_args.memo_plain
+def _plan(context: str, transposed: int, spatial: tuple[int, ...], channels: int, filters: int,
+          kernel_size: tuple[int, ...], strides: tuple[int, ...], dilation_rate: tuple[int, ...],
+          padding: str, output_padding: tuple[int, ...] | None, groups: int) -> Geometry:
+    """A Keras convolution layer's Geometry on an input of ``spatial`` sizes and
+    ``channels``, from the layer's arguments; refused as Keras refuses, in ``context``.
+    Planned once per input shape and arguments (:func:`tconv._args.memo_plain`): a network
+    calls each layer on one shape again and again, and building and checking a Geometry
+    took about 40 us a call (a kept one also keeps its cached properties)."""
+    rank = len(kernel_size)
+    if transposed:
+        axes = []
+        out_pad = output_padding or (None,) * rank
+        for i, (n, k, s, d, op) in enumerate(zip(spatial, kernel_size, strides, dilation_rate, out_pad)):
+            length = keras_transpose_length(n, k, s, d, padding, op)
+            try:  # Keras hands that length to tf.nn.conv_transpose, which checks it
+                lo, hi = tf_transpose_crops(n, k, s, d, length, padding.upper())
+            except TconvError as exc:
+                raise refuse(REFUSALS, "transpose_size", output_padding, context,
+                             rule=f"gives length {length} on axis {i}, which TensorFlow "
+                                  f"refuses: {exc.rule}") from None
+            axes.append(AxisGeometry.transposed(n, k, s, d, lo, hi))
+        return Geometry(tuple(axes), filters, channels, 1, transposed=True)
+    # Keras' TF backend runs grouped Conv3D under XLA, which clamps a negative 'same'
+    # total at zero; ungrouped Conv3D keeps it (tf_conv3d_same_pads). Channels-first
+    # data are the channels-last computation transposed (DIVERGENCES).
+    cpu_conv3d = rank == 3 and groups == 1
+    same = tf_conv3d_same_pads if cpu_conv3d else same_pads
+    pads = []
+    for n, k, s, d in zip(spatial, kernel_size, strides, dilation_rate):
+        pads.append((0, 0) if padding == "valid" else causal_pads(k, d)
+                    if padding == "causal" else same(n, k, s, d))
+    sizes = [conv_output_length(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
+             in zip(spatial, kernel_size, strides, dilation_rate, pads)]
+    if any(n + lo + hi < dilated_kernel(k, d) for n, k, d, (lo, hi)
+           in zip(spatial, kernel_size, dilation_rate, pads)):
+        raise refuse(REFUSALS, "output_size", spatial, context, sizes=sizes)
+    axes = tuple(AxisGeometry(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi)
+                 in zip(spatial, kernel_size, strides, dilation_rate, pads))
+    return Geometry(axes, channels, filters, groups)
 
 
 class _Conv(_BaseConv):
