@@ -1218,7 +1218,7 @@ def _rows_temporary_elements(geometry: Geometry, batch: int) -> int:
     kernel rows side by side (one copy a call, where there are two or more); the tables
     of the compiled gather; the bias."""
     g = geometry
-    spans, lo, hi = _rows_plan(g)[:3]
+    spans, lo, hi, *_, tables = _rows_plan(g)  # tables: the gather's first-axis ones, then col's pairs
     width = g.output_spatial[1]
 
     def tiles(side_by_side: bool) -> int:
@@ -1228,7 +1228,6 @@ def _rows_temporary_elements(geometry: Geometry, batch: int) -> int:
                                     + (step + hi - lo) * len(spans) * g.output_channels + step * g.output_channels)
 
     wide = g.kernel_shape[1] * g.input_channels * len(spans) * g.output_channels if len(spans) > 1 else 0
-    tables = _rows_plan(g)[-1]  # the gather's first-axis tables, then col's pairs
     tables = _table_elements(g) + 2 * sum(t.size for t in tables[:3]) if tables is not None else 0
     # whichever way the call runs them (_side_by_side_now)
     return (max(tiles(False), tiles(True) if _rows_threaded(g, batch) else 0) + wide + tables
