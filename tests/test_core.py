@@ -354,9 +354,37 @@ def test_col_kernel_row_tiles_write_each_row_once_then_add(stride, dilation, cro
     # a budget of one kernel row over one item: each item runs as three tiles of one kernel row
     row = gemm._col_row(geometry) * geometry.input_spatial[0]
     with _gemm_settings(MODE="col", COL_MIN_TILE=row, COL_MAX_TILE=row):
-        tiles = gemm._col_tiles(geometry, 2, gemm._col_budget(geometry, 2, False))
+        tiles = gemm._col_tiles(geometry, 2, gemm._col_budget(geometry, 2, False), False,
+                                gemm.COL_ROW_GROUPS_GAIN)
     assert [t[4:6] for t in tiles] == [(0, 1), (1, 2), (2, 3)] * 2
     _check_forced_path(geometry, "col", seed=7, x=x, COL_MIN_TILE=row, COL_MAX_TILE=row)
+
+
+@pytest.mark.parametrize("spatial, channels, gain, tiles", [
+    # the kernel the larger: one kernel row over all four items a tile (BLAS packs 0.46 of
+    # what blocks of whole items pack), unless the gain asked for is smaller than that
+    ((3, 4), (64, 16), 0.7, [(0, 4, 0, 1), (0, 4, 1, 2), (0, 4, 2, 3)]),
+    ((3, 4), (64, 16), 0.4, [(0, 1, 0, 3), (1, 2, 0, 3), (2, 3, 0, 3), (3, 4, 0, 3)]),
+    # the input the larger: whole items, every kernel row a tile
+    ((3, 16), (8, 4), 0.7, [(0, 1, 0, 3), (1, 2, 0, 3), (2, 3, 0, 3), (3, 4, 0, 3)]),
+])
+def test_col_tiles_a_batch_by_kernel_rows_where_blas_packs_less(spatial, channels, gain, tiles):
+    """Where every tap over the batch does not fit, col takes groups of kernel rows over
+    blocks of items or blocks of whole items, whichever makes BLAS pack less (the kernel
+    once per block of items, the input once per group of kernel rows); both give the
+    reference's values, and side by side the tiles stay whole items (disjoint outputs)."""
+    if not compiled.available():
+        pytest.skip("Numba is not installed (the fast extra): no col path to test")
+    g = ops.plan_conv_transpose(spatial, (3, 3), *channels, stride=2, crop="same")
+    budget = 4 * gemm._col_row(g) * g.input_spatial[0]  # one kernel row over four items
+    settings = dict(COL_MIN_TILE=budget, COL_MAX_TILE=budget, COL_ROW_GROUPS_GAIN=gain)
+    with _gemm_settings(MODE="col", **settings):
+        planned = gemm._col_plan(g, 4, gemm.settings())[1]
+        side_by_side = gemm._col_tiles(g, 4, budget, True, gain)
+    assert [t[:2] + t[4:6] for t in planned] == tiles
+    assert all(t[4:6] == (0, 3) for t in side_by_side)
+    x = np.random.default_rng(3).standard_normal((4,) + g.input_spatial + (g.input_channels,))
+    _check_forced_path(g, "col", seed=3, x=x, **settings)
 
 
 @pytest.mark.parametrize("spatial, kernel, stride, dilation, crop, groups, data_format", [
