@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from oracles.harness import compare, golden_path, load_golden, oracle, require, run_live
+from oracles.harness import compare, golden_path, load_golden, note_case, oracle, require, run_live
 
 HERE = Path(__file__).resolve().parent
 DIALECTS = sorted(p.stem for p in (HERE / "oracles").glob("*.py")
@@ -27,6 +27,7 @@ def test_live_framework(dialect, seed):
     mod = oracle(dialect)
     require(mod.FRAMEWORK)
     case = mod.random_case(np.random.default_rng(seed))
+    note_case(dialect, seed, case)
     expected, refused, message = run_live(mod, case)
     compare(case, mod.run_tconv, expected, refused, message, getattr(mod, "accepts_refusal", None))
 
@@ -66,3 +67,21 @@ def test_jax_oracle_survives_the_xla_abort_on_negative_padding():
     result = subprocess.run([sys.executable, "-c", code], cwd=HERE, capture_output=True, text=True,
                             env={**os.environ, "PYTHONPATH": str(HERE)}, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_a_live_case_is_noted_before_the_framework_runs(tmp_path, monkeypatch):
+    """Where ``TCONV_ORACLE_LAST_CASE_DIR`` is set (CI), the live test notes each case in a
+    file of its process before the framework runs it: a process the framework aborts leaves
+    the case behind (``.ci/run`` prints it), its seed and a command that reruns it."""
+    from oracles.harness import LAST_CASE_DIR
+
+    monkeypatch.setenv(LAST_CASE_DIR, str(tmp_path))
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw7")
+    mod = oracle("torch")
+    seed = 12467459133
+    case = mod.random_case(np.random.default_rng(seed))
+    note_case("torch", seed, case)
+    noted = (tmp_path / "gw7").read_text()
+    assert f"seed={seed}" in noted and case.repro() in noted
+    command = noted.split("rerun: cd tests && ../.venv/bin/python -c ")[1].strip()
+    assert f"default_rng({seed})" in command and "oracle('torch')" in command

@@ -96,6 +96,26 @@ def compare(case: Case, run_tconv: Callable[[Case], Any], expected: Any, refused
                                err_msg=f"repro: {case.repro()}")
 
 
+#: a directory where each test process notes the live case it is about to run (CI sets it):
+#: a framework that aborts the process (XLA once did) leaves its case behind, which the
+#: test's own report, lost with the process, would have named
+LAST_CASE_DIR = "TCONV_ORACLE_LAST_CASE_DIR"
+
+
+def note_case(dialect: str, seed: int, case: Case) -> None:
+    """Note the case about to run in ``$TCONV_ORACLE_LAST_CASE_DIR/<worker>`` (replacing the
+    last one); nothing where the variable is unset."""
+    directory = os.environ.get(LAST_CASE_DIR)
+    if not directory:
+        return
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    Path(directory, worker).write_text(
+        f"test_live_framework[{dialect}] seed={seed}\n  repro: {case.repro()}\n"
+        f"  rerun: cd tests && ../.venv/bin/python -c \"import numpy as np; from oracles.harness import "
+        f"oracle, run_live; m = oracle('{dialect}'); print(run_live(m, m.random_case("
+        f"np.random.default_rng({seed}))))\"\n")
+
+
 def run_live(mod, case: Case) -> tuple[Any, bool, str]:
     """Run the framework: ``(output, refused, message)``."""
     try:
