@@ -14,7 +14,7 @@ import tconv
 from tconv import budget, ops
 from tconv.errors import TconvError
 from tconv.geometry import AxisGeometry, Geometry, same_pads, tf_transpose_crops
-from tconv.kernels import compiled, gemm, threads, workspace
+from tconv.kernels import blas, compiled, gemm, threads, workspace
 
 from strategies import arrays_for, geometries
 
@@ -191,7 +191,8 @@ def _check_forced_path(geometry, mode, data_format="channels_last", seed=0, x=No
 
 @settings(max_examples=200, deadline=None)
 @given(geometries(), st.integers(0, 2**32 - 1),
-       st.sampled_from([None, "concat", "per_tap", "flat", "col", "im2col", "rows", "shift", "grouped"]),
+       st.sampled_from([None, "concat", "per_tap", "flat", "col", "im2col", "rows", "shift", "grouped",
+                        "accumulate"]),
        st.sampled_from([1, 7, 1 << 18]), st.sampled_from(["channels_last", "channels_first"]), st.booleans(),
        st.sampled_from([0, 1 << 62]))
 def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, side_by_side, few_cells):
@@ -251,13 +252,130 @@ def test_im2col_path_matches_reference(plan, data_format, tile):
     _check_forced_path(geometry, "im2col", data_format, seed=3, **tiles)
 
 
+@pytest.mark.parametrize("plan", [
+    lambda: ops.plan_conv((19, 23), (3, 3), 5, 4, padding="same"),                  # the U-Net's kind
+    lambda: ops.plan_conv((9, 12), (3, 5), 4, 3, padding="same", dilation=(2, 1)),  # two columns cut a side
+    lambda: ops.plan_conv((9, 12), (2, 4), 3, 2, padding="same"),                   # even: uneven sides
+    lambda: ops.plan_conv((9, 12), (3, 3), 3, 2, padding=((0, 2), (1, 1))),         # rows: any padding
+    lambda: ops.plan_conv((13,), (5,), 3, 4, padding=((3, 1),)),                    # 1-D: no column cut
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_accumulate_adds_each_taps_product_into_the_output(plan, dtype):
+    """accumulate: each tap's product added by BLAS into the output's cells as they lie,
+    the cells of the columns a tap does not reach taken back. The reference's values, with
+    a bias, on several items; an output of other strides (channels-first, written in place)
+    takes the other path and gets the same."""
+    if not blas.available():
+        pytest.skip("threadpoolctl is not installed (the fast extra): NumPy's BLAS is not called directly")
+    g = plan()
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3,) + g.input_spatial + (g.input_channels,)).astype(dtype)
+    w = rng.standard_normal(g.neutral_kernel_shape).astype(dtype)
+    b = rng.standard_normal(g.output_channels).astype(dtype)
+    want = ops.run(g, x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), impl="reference")
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    with _gemm_settings(MODE="accumulate"):
+        assert gemm._mode(g) == "accumulate"
+        got = ops.run(g, x, w, b)
+        first = ops.run(g, np.ascontiguousarray(np.moveaxis(x, -1, 1)), w, b, data_format="channels_first")
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
+    np.testing.assert_allclose(np.moveaxis(first, 1, -1), want, rtol=tolerance, atol=tolerance)
+
+
+def test_accumulate_runs_the_other_path_where_an_edge_is_not_finite():
+    """A cell whose product accumulate takes back (a column a tap does not reach) would turn
+    an infinite or NaN edge cell of the input into NaN where the convolution reads no such
+    cell: such a call runs again on the other path, exactly (the reference's NaNs and
+    infinities, no others). Finite inputs keep to accumulate."""
+    if not blas.available():
+        pytest.skip("threadpoolctl is not installed (the fast extra): NumPy's BLAS is not called directly")
+    g = ops.plan_conv((6, 7), (3, 3), 4, 3, padding="same")
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, 6, 7, 4))
+    x[0, 2, 6, 1] = np.inf  # the last column: the tap reading one to the right wraps onto it
+    x[1, 3, 0, 2] = np.nan  # the first column
+    w = rng.standard_normal(g.neutral_kernel_shape)
+    calls = []
+    real = gemm._run_mode
+
+    def counted(mode, *args):
+        calls.append(mode)
+        return real(mode, *args)
+
+    with _gemm_settings(MODE=None), _replaced(gemm, "ACCUMULATE_MIN_CHANNELS", 1), \
+            _replaced(gemm, "ACCUMULATE_MIN_CELLS", 1), _replaced(gemm, "_run_mode", counted), \
+            np.errstate(invalid="ignore"):
+        assert gemm._mode(g) == "accumulate"
+        got = ops.run(g, x, w)
+        assert calls[-1] != "accumulate"  # run again on the other path
+        calls.clear()
+        huge = ops.run(g, np.nan_to_num(x), w)  # finite, but products at an edge overflow
+        assert calls[-1] != "accumulate"
+        calls.clear()
+        finite = ops.run(g, np.nan_to_num(x, nan=0.0, posinf=0.0), w)
+        assert calls == ["accumulate"]
+    for result, source in ((got, x), (huge, np.nan_to_num(x))):
+        expected = ops.run(g, source, w, impl="reference")
+        np.testing.assert_array_equal(np.isnan(result), np.isnan(expected))
+        np.testing.assert_array_equal(np.isinf(result), np.isinf(expected))
+        kept = np.isfinite(expected)
+        np.testing.assert_allclose(result[kept], expected[kept], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(finite, ops.run(g, np.nan_to_num(x, nan=0.0, posinf=0.0), w, impl="reference"),
+                               rtol=1e-12, atol=1e-12)
+
+
+def test_accumulate_holds_no_temporaries_beyond_its_bound():
+    """accumulate gathers nothing and keeps no scratch: a call's traced peak beyond the
+    output is a few kB (the edge check), far below the bound the budget checks, which
+    covers the other path it may run again."""
+    import tracemalloc
+
+    if not blas.available():
+        pytest.skip("threadpoolctl is not installed (the fast extra): NumPy's BLAS is not called directly")
+    g = ops.plan_conv((96, 128), (3, 3), 32, 32, padding="same")
+    assert gemm._mode(g) == "accumulate"
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 96, 128, 32)).astype(np.float32)
+    w = rng.standard_normal(g.neutral_kernel_shape).astype(np.float32)
+    out = np.empty((2, 96, 128, 32), np.float32)
+    gemm.conv(x, w, g, None, out=out)
+    tracemalloc.start()
+    gemm.conv(x, w, g, None, out=out)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak <= 2 * 96 * 2 * 32 * 4 + 16384, peak  # the two edge columns of both items, checked
+    assert peak < gemm.temporary_elements(g, 2) * 4
+
+
+def test_blas_adds_a_product_into_rows_of_any_stride():
+    """tconv.kernels.blas.add_product: NumPy's own BLAS, ``c = alpha a @ b + beta c`` in
+    place on strided rows; rows whose elements are not adjacent are refused by name."""
+    if not blas.available():
+        pytest.skip("threadpoolctl is not installed (the fast extra): NumPy's BLAS is not called directly")
+    rng = np.random.default_rng(4)
+    for dtype in (np.float32, np.float64):
+        a = rng.standard_normal((9, 8)).astype(dtype)
+        b = rng.standard_normal((5, 6)).astype(dtype)
+        c = rng.standard_normal((10, 10)).astype(dtype)
+        want = c.copy()
+        want[1::3, 2:8] = 0.5 * want[1::3, 2:8] - 2.0 * a[::3, 3:8] @ b
+        blas.add_product(a[::3, 3:8], b, c[1::3, 2:8], alpha=-2.0, beta=0.5)
+        np.testing.assert_allclose(c, want, rtol=1e-5)
+    with pytest.raises(ValueError, match="adjacent"):
+        blas.add_product(a[:, ::2], b[:4], c[:9, :6])
+    with pytest.raises(ValueError, match="shapes"):
+        blas.add_product(a, b, c)
+
+
 def test_forward_paths_picked_by_the_kernels_shape():
-    """The rules of gemm._mode on the forward layers they were measured on: im2col for few
-    input channels, rows for narrow 3x3 and 5x5 layers of many rows, shift for wide ones,
-    for small items and for a kernel of one row or one tap (whose gather would stack
-    nothing, or copy the input) and for a dilated one."""
-    if not compiled.available():
-        pytest.skip("Numba is not installed (the fast extra): no im2col path to pick")
+    """The rules of gemm._mode on the forward layers they were measured on. Without NumPy's
+    BLAS to add in place: im2col for few input channels, rows for narrow 3x3 and 5x5 layers
+    of many rows, shift for wide ones, for small items and for a kernel of one row or one
+    tap (whose gather would stack nothing, or copy the input) and for a dilated one. With
+    it, accumulate for the narrow layers of many cells, the others as they were."""
+    if not compiled.available() or not blas.available():
+        pytest.skip("Numba or threadpoolctl is not installed (the fast extra): no im2col or accumulate path")
     picks = {
         "im2col": [((96, 128), (3, 3), 3, 32), ((48, 64), (3, 3), 32, 64)],
         "rows": [((96, 128), (3, 3), 32, 32), ((96, 128), (3, 3), 64, 32), ((48, 64), (3, 3), 64, 64),
@@ -265,11 +383,19 @@ def test_forward_paths_picked_by_the_kernels_shape():
         "shift": [((96, 128), (1, 1), 32, 23), ((48, 64), (3, 3), 128, 64), ((12, 16), (3, 3), 32, 32),
                   ((96, 128), (1, 3), 64, 32)],
     }
-    for mode, layers in picks.items():
-        for spatial, kernel, cin, cout in layers:
-            assert gemm._mode(ops.plan_conv(spatial, kernel, cin, cout, padding="same")) == mode, (spatial, kernel)
+    accumulate = {((48, 64), (3, 3), 32, 64), ((96, 128), (3, 3), 32, 32), ((96, 128), (3, 3), 64, 32),
+                  ((48, 64), (3, 3), 64, 64), ((64, 64), (5, 5), 32, 32), ((48, 64), (3, 3), 128, 64),
+                  ((96, 128), (1, 3), 64, 32)}
     dilated = ops.plan_conv((48, 64), (3, 3), 64, 64, padding="same", dilation=2)
-    assert gemm._mode(dilated) == "shift"
+    wide = ops.plan_conv((12, 16), (3, 3), 256, 256, padding="same")  # a kernel of 590k elements
+    for with_blas in (False, True):
+        with _replaced(blas, "ENABLED", with_blas):
+            for mode, layers in picks.items():
+                for layer in layers:
+                    want = "accumulate" if with_blas and layer in accumulate else mode
+                    assert gemm._mode(ops.plan_conv(*layer, padding="same")) == want, (layer, with_blas)
+            assert gemm._mode(dilated) == ("accumulate" if with_blas else "shift")
+            assert gemm._mode(wide) == "shift"
 
 
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
@@ -459,11 +585,11 @@ _TEMPORARY_CASES = {
     "conv RGB 3x3 -> 32 (im2col)": (lambda: ops.plan_conv((128, 128), (3, 3), 3, 32, padding="same"),
                                     (2, 128, 128, 3), None),
     "conv 3x3 64 -> 32 (rows)": (lambda: ops.plan_conv((96, 128), (3, 3), 64, 32, padding="same"),
-                                 (2, 96, 128, 64), None),
+                                 (2, 96, 128, 64), "rows"),
     "conv 3x3 16 -> 16 (im2col, row tiles)": (lambda: ops.plan_conv((128, 128), (3, 3), 16, 16, padding="same"),
                                               (1, 128, 128, 16), "im2col"),
     "conv 3x3 32 -> 32 (rows)": (lambda: ops.plan_conv((96, 128), (3, 3), 32, 32, padding="same"),
-                                 (1, 96, 128, 32), None),
+                                 (1, 96, 128, 32), "rows"),
     "conv grouped (concat)": (lambda: ops.plan_conv((64, 64), (3, 3), 64, 64, padding="same", groups=4),
                               (2, 64, 64, 64), None),
     "transposed k3 s2 (col)": (lambda: ops.plan_conv_transpose((48, 64), (3, 3), 64, 32, stride=2, crop="same"),

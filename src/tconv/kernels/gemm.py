@@ -108,7 +108,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tconv.geometry import Geometry
-from tconv.kernels import compiled, threads, workspace
+from tconv.kernels import blas, compiled, threads, workspace
 
 #: elements of one tile's gather plus product (float32: 1 MiB), sized to stay in cache
 TILE_ELEMENTS = 1 << 18
@@ -242,7 +242,26 @@ SHIFT_TILE_ELEMENTS = 1 << 20
 #: at most SHIFT_THREADS_MAX_KERNEL elements and the output at least SHIFT_THREADS_MIN_OUTPUT
 SHIFT_THREADS_MAX_KERNEL = 1 << 14
 SHIFT_THREADS_MIN_OUTPUT = 1 << 18
-#: force "col", "im2col", "rows", "shift", "grouped", "concat", "per_tap" or "flat" (tests; where the
+#: forward convolutions of unit strides whose output rows are as wide as their input rows take
+#: "accumulate" (each tap's product added by BLAS straight into the output, no gather and no
+#: scratch: :func:`_accumulate_run`) where they have at least ACCUMULATE_MIN_CHANNELS input
+#: channels, an item at least ACCUMULATE_MIN_CELLS output cells, a kernel of at most
+#: ACCUMULATE_MAX_KERNEL elements, and no tap leaves more than ACCUMULATE_MAX_CUT of a row
+#: unreached. Measured against the path each layer took before (eleventh session, in process,
+#: the two alternating, medians of 25, 3x3 'same', ms, b1 / b8):
+#: 96x128x32->32 rows 2.04 -> 1.38 / 15.2 -> 10.2; 96x128x64->32 rows 3.43 -> 2.53 / 25.7 ->
+#: 18.6; 48x64x64->64 rows 1.46 -> 1.06 / 10.5 -> 7.6; 48x64x128->64 shift 2.50 -> 1.99 / 18.4
+#: -> 14.0; 48x64x32->64 im2col 0.87 -> 0.64 / 5.3 -> 4.5; 24x32x128->128 shift 1.10 -> 0.95 /
+#: 8.1 -> 6.7; 24x32x256->128 shift 1.89 -> 1.74 / 14.3 -> 12.8; 16x16x32->32 b1 / b4 0.10 ->
+#: 0.09 / 0.34 -> 0.29. Items of fewer cells lose at batch 4 (one product per item and tap:
+#: 8x8x32->32 0.11 -> 0.17, 4x4x64->64 0.10 -> 0.18), and kernels of 256 x 256 channels and more
+#: gain nothing (their products are wide enough: 16x16x256->256 b1 / b4 1.39 -> 1.42 / 4.9 ->
+#: 5.6, 32x32x256->256 4.55 -> 4.22 / 18.1 -> 17.2, 6x8x512->512 b1 1.34 -> 1.55)
+ACCUMULATE_MIN_CHANNELS = 32
+ACCUMULATE_MIN_CELLS = 256
+ACCUMULATE_MAX_KERNEL = 1 << 19
+ACCUMULATE_MAX_CUT = 0.25
+#: force "col", "im2col", "rows", "shift", "grouped", "accumulate", "concat", "per_tap" or "flat" (tests; where the
 #: layer cannot take the one forced, the nearest NumPy path); None chooses per shape
 MODE: str | None = None
 
@@ -316,6 +335,15 @@ def _unit_strides(geometry: Geometry) -> bool:
 
 
 def _mode(geometry: Geometry) -> str:
+    """How the layer runs: "accumulate" where :func:`_accumulate_ready` takes it, else
+    :func:`_other_mode`'s path (which "accumulate" also falls back to at a call it cannot
+    run: an output of other strides, other dtypes, values that are not finite)."""
+    if MODE in (None, "accumulate") and _accumulate_ready(geometry):
+        return "accumulate"
+    return _other_mode(geometry)
+
+
+def _other_mode(geometry: Geometry) -> str:
     """How the tiles multiply (measured on the benchmark layers, one thread): "flat" on 2-D
     and 3-D data where the taps read without a stride and the padded frame adds few extra
     cells (large or narrow layers, 5-25% faster); else "per_tap" (no gather of the taps
@@ -338,7 +366,7 @@ def _mode(geometry: Geometry) -> str:
             return "grouped"
         if g.groups > 1 or (MODE == "flat" and not _unit_strides(g)):
             return "concat"
-        if MODE in ("col", "im2col", "rows", "shift", "grouped"):
+        if MODE in ("col", "im2col", "rows", "shift", "grouped", "accumulate"):
             return "per_tap"
         return "per_tap" if MODE == "flat" and _flat_plan(g) is None else MODE
     if _col_ready(g):
@@ -410,7 +438,8 @@ def settings() -> tuple:
             ROWS_MIN_CELLS, ROWS_MAX_KERNEL, ROWS_MIN_STEP, COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS,
             COL_THREADS_TILE, COL_THREADS_MIN_ROWS, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT,
             SHIFT_MIN_CHANNELS, SHIFT_MAX_WASTE, SHIFT_TILE_ELEMENTS, SHIFT_THREADS_MAX_KERNEL,
-            SHIFT_THREADS_MIN_OUTPUT, SIDE_BY_SIDE, SIDE_BY_SIDE_IF_IDLE)
+            SHIFT_THREADS_MIN_OUTPUT, SIDE_BY_SIDE, SIDE_BY_SIDE_IF_IDLE, ACCUMULATE_MIN_CHANNELS,
+            ACCUMULATE_MIN_CELLS, ACCUMULATE_MAX_KERNEL, ACCUMULATE_MAX_CUT, blas.available())
 
 
 def temporary_elements(geometry: Geometry, batch: int, now: tuple | None = None) -> int:
@@ -425,6 +454,14 @@ def _temporary_elements(geometry: Geometry, batch: int, now: tuple) -> int:
     # ``now``: settings(), so that a change of any is a new cache entry, not a stale bound
     g = geometry
     mode = _mode(g)
+    if mode == "accumulate":  # none of its own but C-contiguous copies; its fallback's
+        copies = batch * math.prod(g.input_spatial) * g.input_channels + math.prod(g.neutral_kernel_shape)
+        return copies + _mode_temporary_elements(g, batch, _other_mode(g), now)
+    return _mode_temporary_elements(g, batch, mode, now)
+
+
+def _mode_temporary_elements(geometry: Geometry, batch: int, mode: str, now: tuple) -> int:
+    g = geometry
     if mode == "col":
         return _col_temporary_elements(g, batch, now)
     if mode == "im2col":
@@ -529,9 +566,14 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now
     mode = prepared.mode
     if mode == "col":
         return _col_run(src, kernel, g, bias, out, *prepared.col)
-    if mode not in ("im2col", "rows", "shift", "grouped") and not _covers_everything(g):
+    return _run_mode(mode, src, kernel, g, bias, out)
+
+
+def _run_mode(mode: str, src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
+    """A path other than col on the whole call."""
+    if mode not in ("im2col", "rows", "shift", "grouped", "accumulate") and not _covers_everything(geometry):
         out[...] = 0 if bias is None else bias  # cells no tap reaches: zeros, or the bias
-    return _RUNS[mode](src, kernel, g, bias, out)
+    return _RUNS[mode](src, kernel, geometry, bias, out)
 
 
 def _concat_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
@@ -1530,6 +1572,97 @@ def _shift_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, ou
     return out
 
 
+def _accumulate_ready(geometry: Geometry) -> bool:
+    """Whether "accumulate" runs this layer: a forward convolution without groups on 1-D or
+    2-D data, every stride 1, output rows as wide as the input's (a tap's cells then lie a
+    fixed offset from the cells it reads, in both arrays), where NumPy's BLAS adds products
+    in place (:mod:`tconv.kernels.blas`); chosen (:data:`MODE` unset) with at least
+    ACCUMULATE_MIN_CHANNELS input channels, ACCUMULATE_MIN_CELLS output cells an item, at
+    most ACCUMULATE_MAX_KERNEL kernel elements, and no tap leaving more than
+    ACCUMULATE_MAX_CUT of a row's cells unreached."""
+    g = geometry
+    if g.transposed or g.groups > 1 or g.rank > 2 or any(a.stride != 1 for a in g.axes) or not blas.available():
+        return False
+    rows_out, cols_out, _, width = _shift_rows(g)
+    if cols_out != width:
+        return False
+    if MODE is not None:
+        return True
+    if math.prod(g.kernel_shape) == 1:  # one tap: shift's product lands in the output as it is
+        return False
+    cut = max((width - (spans[1][1] - spans[1][0]) for _, spans in g.taps()), default=0) if g.rank == 2 else 0
+    return (g.input_channels >= ACCUMULATE_MIN_CHANNELS and rows_out * cols_out >= ACCUMULATE_MIN_CELLS
+            and math.prod(g.neutral_kernel_shape) <= ACCUMULATE_MAX_KERNEL and cut <= ACCUMULATE_MAX_CUT * width)
+
+
+@functools.lru_cache(maxsize=256)
+def _accumulate_plan(geometry: Geometry) -> tuple[tuple, tuple[int, ...]]:
+    """Per tap reaching anything ``(tap, p0, p1, offset, fixes)`` in cells of an item, its
+    rows flattened (the 2-D view of :func:`_shift_rows`): the tap's product covers output
+    cells ``p0 <= p < p1``, each reading input cell ``p + offset``; within that run, the
+    cells of the columns the tap does not reach read the neighbouring row's edge instead,
+    and each ``fixes`` entry ``(first, count)`` names such a column (``count`` cells a
+    row apart from output cell ``first``) whose product is taken back. Also the columns
+    taken back anywhere (checked after the call, :func:`_accumulate_run`)."""
+    g = geometry
+    _, _, _, width = _shift_rows(g)
+    taps, columns = [], set()
+    for tap, spans in g.taps():
+        (o0, o1, i0), (c0, c1, j0) = spans[0], spans[1] if g.rank == 2 else (0, 1, 0)
+        rows = o1 - o0
+        fixes = []
+        if rows > 1:  # the run's inner rows: the columns before c0 (rows 2..) and from c1 (rows ..-1)
+            fixes += [((o0 + 1) * width + c, rows - 1) for c in range(c0)]
+            fixes += [(o0 * width + c, rows - 1) for c in range(c1, width)]
+            columns.update(range(c0))
+            columns.update(range(c1, width))
+        taps.append((_flat(tap, g.kernel_shape), o0 * width + c0, (o1 - 1) * width + c1,
+                     (i0 - o0) * width + (j0 - c0), tuple(fixes)))
+    return tuple(taps), tuple(sorted(columns))
+
+
+def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
+    """Forward convolution of unit strides on rows as wide as the output's, per item and
+    tap: one product of the input's cells as they lie, ``(cells, C_in) @ (C_in, C_out)``
+    with the tap's weights, added by BLAS straight into the output's cells the tap reaches
+    (GEMM's ``beta = 1``, :mod:`tconv.kernels.blas`): no gather, no scratch, no second
+    pass. The output's rows are flattened into one run of cells per tap; the few cells of
+    that run whose column the tap does not reach (a column at a row's edge for a 3x3 'same'
+    kernel) read the neighbouring row's edge cell, and a second product over those columns
+    takes it back (``alpha = -1``, :func:`_accumulate_plan`). That leaves those cells off
+    by a rounding of the product taken back; if any of them is not finite (an infinite or
+    NaN edge cell, or an overflow), the call is run again by :func:`_other_mode`'s path,
+    exactly. The output must be C-contiguous and of the inputs' floating dtype, else the
+    other path runs it."""
+    g = geometry
+    dtype = out.dtype
+    if not (out.flags.c_contiguous and dtype in (np.float32, np.float64) and src.dtype == dtype):
+        return _run_mode(_other_mode(g), src, kernel, g, bias, out)
+    cs, cd = g.input_channels, g.output_channels
+    rows_out, _, rows_in, width = _shift_rows(g)
+    taps, columns = _accumulate_plan(g)
+    source = np.ascontiguousarray(src)
+    weights = np.ascontiguousarray(kernel.reshape(-1, cs, cd), dtype)
+    out[...] = 0 if bias is None else bias  # the products add to it
+    gemm, size = blas.gemm(dtype), out.itemsize
+    x_base, o_base, w_base = source.ctypes.data, out.ctypes.data, weights.ctypes.data
+    x_item, o_item, w_tap = rows_in * width * cs * size, rows_out * width * cd * size, cs * cd * size
+    for n in range(out.shape[0]):
+        x, o = x_base + n * x_item, o_base + n * o_item
+        for t, p0, p1, offset, fixes in taps:
+            w = w_base + t * w_tap
+            gemm(101, 111, 111, p1 - p0, cd, cs, 1.0, x + (p0 + offset) * cs * size, cs, w, cd, 1.0,
+                 o + p0 * cd * size, cd)
+            for first, count in fixes:
+                gemm(101, 111, 111, count, cd, cs, -1.0, x + (first + offset) * cs * size, width * cs, w, cd,
+                     1.0, o + first * cd * size, width * cd)
+    if columns:
+        edges = out.reshape(out.shape[0], rows_out, width, cd)[:, :, list(columns)]
+        if not np.isfinite(edges).all():
+            return _run_mode(_other_mode(g), src, kernel, g, bias, out)
+    return out
+
+
 def _grouped_ready(geometry: Geometry) -> bool:
     """Whether the compiled direct loop runs this layer: grouped (either direction) with
     fewer than COL_MIN_GROUP_CHANNELS input channels per group (depthwise among them),
@@ -1555,7 +1688,7 @@ def _grouped_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, 
 
 
 _RUNS = {"flat": _flat_run, "per_tap": _per_tap_run, "concat": _concat_run, "im2col": _im2col_run,
-         "rows": _rows_run, "shift": _shift_run, "grouped": _grouped_run}
+         "rows": _rows_run, "shift": _shift_run, "grouped": _grouped_run, "accumulate": _accumulate_run}
 
 
 def conv(x: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias=None, out=None,
