@@ -14,7 +14,7 @@ the taps; no zero is inserted and no product is formed that a crop throws away. 
 spans come from :meth:`~tconv.geometry.AxisGeometry.tap_span`, the same ones the forward
 kernel and the weight gradient use, so the three are one bilinear form read three ways.
 
-Each tile's matrix products take one of eight shapes (:func:`_mode` picks, per shape):
+Each tile's matrix products take one of nine shapes (:func:`_mode` picks, per shape):
 
 * **col** (transposed convolutions, where Numba is installed; grouped ones with at least
   8 input channels per group, a product per group): one wide product
@@ -48,6 +48,15 @@ Each tile's matrix products take one of eight shapes (:func:`_mode` picks, per s
   temporaries are one product (at most the output), and it ran faster than rows, flat and
   per tap on the U-Net's wider layers (the edge column or two of each row's product is
   computed and dropped).
+* **accumulate** (forward convolutions of unit strides on 1-D and 2-D data whose output
+  rows are as wide as their input rows, where NumPy's BLAS can be called directly,
+  :mod:`tconv.kernels.blas`): per item and tap, one product of the input's cells as they
+  lie, ``(cells, C_in) @ (C_in, C_out)``, added by BLAS straight into the output's cells
+  (GEMM's ``beta = 1``): the rows flattened into one run, so a tap's cells lie a fixed
+  offset from the cells they read; the few cells of that run whose column the tap does not
+  reach read the neighbouring row's edge, and a second product over those columns takes it
+  back. No gather, no scratch, no second pass over the output: 15-35% faster than rows or
+  shift on the U-Net's narrow layers.
 * **flat**: where every tap reads without a stride (every transposed pass; forward
   convolutions of stride 1), the source is copied once into a zero-padded frame and
   flattened, so each tap's operand for a tile is one contiguous slice; one product per
