@@ -260,11 +260,13 @@ def test_im2col_path_matches_reference(plan, data_format, tile):
     lambda: ops.plan_conv((13,), (5,), 3, 4, padding=((3, 1),)),                    # 1-D: no column cut
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_accumulate_adds_each_taps_product_into_the_output(plan, dtype):
+@pytest.mark.parametrize("block", [1 << 19, 1])
+def test_accumulate_adds_each_taps_product_into_the_output(plan, dtype, block):
     """accumulate: each tap's product added by BLAS into the output's cells as they lie,
-    the cells of the columns a tap does not reach taken back. The reference's values, with
-    a bias, on several items; an output of other strides (channels-first, written in place)
-    takes the other path and gets the same."""
+    the cells of the columns a tap does not reach taken back, a block of output rows at a
+    time (``block``: 1, one row a block). The reference's values, with a bias, on several
+    items; an output of other strides (channels-first, written in place) takes the other
+    path and gets the same."""
     if not blas.available():
         pytest.skip("threadpoolctl is not installed (the fast extra): NumPy's BLAS is not called directly")
     g = plan()
@@ -274,8 +276,9 @@ def test_accumulate_adds_each_taps_product_into_the_output(plan, dtype):
     b = rng.standard_normal(g.output_channels).astype(dtype)
     want = ops.run(g, x.astype(np.float64), w.astype(np.float64), b.astype(np.float64), impl="reference")
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
-    with _gemm_settings(MODE="accumulate"):
+    with _gemm_settings(MODE="accumulate", ACCUMULATE_BLOCK_ELEMENTS=block):
         assert gemm._mode(g) == "accumulate"
+        assert len(gemm._accumulate_plan(g, 1)[0]) == g.output_spatial[0]  # one row a block
         got = ops.run(g, x, w, b)
         first = ops.run(g, np.ascontiguousarray(np.moveaxis(x, -1, 1)), w, b, data_format="channels_first")
     assert got.dtype == dtype
@@ -414,8 +417,10 @@ def test_rows_path_matches_reference(plan, data_format, tile):
     where taps read padding, kernel rows that reach nothing skipped; with Numba's gather and
     sum and without (NumPy); the same values as the reference loops."""
     geometry = plan()
-    if geometry.input_channels == 8:  # a small kernel, 19 x 23 cells: picked unforced
-        assert gemm._mode(geometry) == "rows"
+    if geometry.input_channels == 8:  # a small kernel, 19 x 23 cells: picked unforced (accumulate first)
+        with _replaced(blas, "ENABLED", False):
+            assert gemm._mode(geometry) == "rows"
+        assert gemm._mode(geometry) == ("accumulate" if blas.available() else "rows")
     tiles = {} if tile is None else {"ROWS_TILE_ELEMENTS": tile}
     _check_forced_path(geometry, "rows", data_format, seed=5, **tiles)
     with _replaced(compiled, "ENABLED", False):

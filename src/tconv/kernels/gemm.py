@@ -111,6 +111,7 @@ concat (the kernel's): :func:`temporary_elements` states the bound the memory bu
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -265,11 +266,21 @@ SHIFT_THREADS_MIN_OUTPUT = 1 << 18
 #: 0.09 / 0.34 -> 0.29. Items of fewer cells lose at batch 4 (one product per item and tap:
 #: 8x8x32->32 0.11 -> 0.17, 4x4x64->64 0.10 -> 0.18), and kernels of 256 x 256 channels and more
 #: gain nothing (their products are wide enough: 16x16x256->256 b1 / b4 1.39 -> 1.42 / 4.9 ->
-#: 5.6, 32x32x256->256 4.55 -> 4.22 / 18.1 -> 17.2, 6x8x512->512 b1 1.34 -> 1.55)
-ACCUMULATE_MIN_CHANNELS = 32
+#: 5.6, 32x32x256->256 4.55 -> 4.22 / 18.1 -> 17.2, 6x8x512->512 b1 1.34 -> 1.55). Few input
+#: channels gain too, against im2col or rows (b1): 96x128x16->32 1.32 -> 0.79, 96x128x8->16
+#: 0.64 -> 0.35, 224x224x8->64 4.79 -> 4.27, 128x128x4->32 0.77 -> 0.67; but RGB is left to
+#: im2col, whose one product sums every tap (224x224x3->64 2.76 -> 3.19, 96x128x3->32 0.54 ->
+#: 0.48); and 1-D (4096x64->32 k3 0.42 -> 0.34, 4096x32->32 k5 0.54 -> 0.28), dilated
+#: (48x64x64->64 d2 1.55 -> 1.12) and 5x5 kernels (96x128x32->32 4.11 -> 3.24) alike
+ACCUMULATE_MIN_CHANNELS = 4
 ACCUMULATE_MIN_CELLS = 256
 ACCUMULATE_MAX_KERNEL = 1 << 19
 ACCUMULATE_MAX_CUT = 0.25
+#: ... a block of output rows at a time, each tap's product added to it in turn: at most
+#: this many elements of output a block (float32: 2 MiB, an L2 here), so that it stays in
+#: cache meanwhile: 224x224x8->64 b1 4.51 -> 4.27 ms, 256x256x32->32 6.71 -> 6.42, the
+#: U-Net's layers alike (2^17 and 2^18 measured no better)
+ACCUMULATE_BLOCK_ELEMENTS = 1 << 19
 #: force "col", "im2col", "rows", "shift", "grouped", "accumulate", "concat", "per_tap" or "flat" (tests; where the
 #: layer cannot take the one forced, the nearest NumPy path); None chooses per shape
 MODE: str | None = None
@@ -448,7 +459,8 @@ def settings() -> tuple:
             COL_THREADS_TILE, COL_THREADS_MIN_ROWS, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT,
             SHIFT_MIN_CHANNELS, SHIFT_MAX_WASTE, SHIFT_TILE_ELEMENTS, SHIFT_THREADS_MAX_KERNEL,
             SHIFT_THREADS_MIN_OUTPUT, SIDE_BY_SIDE, SIDE_BY_SIDE_IF_IDLE, ACCUMULATE_MIN_CHANNELS,
-            ACCUMULATE_MIN_CELLS, ACCUMULATE_MAX_KERNEL, ACCUMULATE_MAX_CUT, blas.available())
+            ACCUMULATE_MIN_CELLS, ACCUMULATE_MAX_KERNEL, ACCUMULATE_MAX_CUT, ACCUMULATE_BLOCK_ELEMENTS,
+            blas.available())
 
 
 def temporary_elements(geometry: Geometry, batch: int, now: tuple | None = None) -> int:
@@ -1605,29 +1617,36 @@ def _accumulate_ready(geometry: Geometry) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _accumulate_plan(geometry: Geometry) -> tuple[tuple, tuple[int, ...]]:
-    """Per tap reaching anything ``(tap, p0, p1, offset, fixes)`` in cells of an item, its
-    rows flattened (the 2-D view of :func:`_shift_rows`): the tap's product covers output
-    cells ``p0 <= p < p1``, each reading input cell ``p + offset``; within that run, the
-    cells of the columns the tap does not reach read the neighbouring row's edge instead,
-    and each ``fixes`` entry ``(first, count)`` names such a column (``count`` cells a
-    row apart from output cell ``first``) whose product is taken back. Also the columns
-    taken back anywhere (checked after the call, :func:`_accumulate_run`)."""
+def _accumulate_plan(geometry: Geometry, block: int) -> tuple[tuple, tuple[int, ...]]:
+    """Per block of ``block`` output rows of an item (the 2-D view of :func:`_shift_rows`,
+    rows flattened into cells), per tap reaching it ``(tap, p0, p1, offset, fixes)``: the
+    tap's product covers output cells ``p0 <= p < p1``, each reading input cell ``p +
+    offset``; within that run, the cells of the columns the tap does not reach read the
+    neighbouring row's edge instead, and each ``fixes`` entry ``(first, count)`` names such
+    a column (``count`` cells a row apart from output cell ``first``) whose product is taken
+    back. Also the columns taken back anywhere (checked after the call,
+    :func:`_accumulate_run`)."""
     g = geometry
-    _, _, _, width = _shift_rows(g)
-    taps, columns = [], set()
-    for tap, spans in g.taps():
-        (o0, o1, i0), (c0, c1, j0) = spans[0], spans[1] if g.rank == 2 else (0, 1, 0)
-        rows = o1 - o0
-        fixes = []
-        if rows > 1:  # the run's inner rows: the columns before c0 (rows 2..) and from c1 (rows ..-1)
-            fixes += [((o0 + 1) * width + c, rows - 1) for c in range(c0)]
-            fixes += [(o0 * width + c, rows - 1) for c in range(c1, width)]
-            columns.update(range(c0))
-            columns.update(range(c1, width))
-        taps.append((_flat(tap, g.kernel_shape), o0 * width + c0, (o1 - 1) * width + c1,
-                     (i0 - o0) * width + (j0 - c0), tuple(fixes)))
-    return tuple(taps), tuple(sorted(columns))
+    rows_out, _, _, width = _shift_rows(g)
+    spans = [(_flat(tap, g.kernel_shape), spans[0], spans[1] if g.rank == 2 else (0, 1, 0))
+             for tap, spans in g.taps()]
+    blocks, columns = [], set()
+    for r0 in range(0, rows_out, block):
+        r1 = min(rows_out, r0 + block)
+        taps = []
+        for t, (o0, o1, i0), (c0, c1, j0) in spans:
+            a, b = max(o0, r0), min(o1, r1)  # the tap's output rows in this block
+            if a >= b:
+                continue
+            fixes = []
+            if b - a > 1:  # the run's inner rows: the columns before c0 (rows 2..) and from c1 (rows ..-1)
+                fixes += [((a + 1) * width + c, b - a - 1) for c in range(c0)]
+                fixes += [(a * width + c, b - a - 1) for c in range(c1, width)]
+                columns.update(range(c0))
+                columns.update(range(c1, width))
+            taps.append((t, a * width + c0, (b - 1) * width + c1, (i0 - o0) * width + (j0 - c0), tuple(fixes)))
+        blocks.append(tuple(taps))
+    return tuple(blocks), tuple(sorted(columns))
 
 
 def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
@@ -1649,14 +1668,14 @@ def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bia
         return _run_mode(_other_mode(g), src, kernel, g, bias, out)
     cs, cd = g.input_channels, g.output_channels
     rows_out, _, rows_in, width = _shift_rows(g)
-    taps, columns = _accumulate_plan(g)
+    blocks, columns = _accumulate_plan(g, max(1, ACCUMULATE_BLOCK_ELEMENTS // (width * cd)))
     source = np.ascontiguousarray(src)
     weights = np.ascontiguousarray(kernel.reshape(-1, cs, cd), dtype)
     out[...] = 0 if bias is None else bias  # the products add to it
     gemm, size = blas.gemm(dtype), out.itemsize
     x_base, o_base, w_base = source.ctypes.data, out.ctypes.data, weights.ctypes.data
     x_item, o_item, w_tap = rows_in * width * cs * size, rows_out * width * cd * size, cs * cd * size
-    for n in range(out.shape[0]):
+    for n, taps in itertools.product(range(out.shape[0]), blocks):
         x, o = x_base + n * x_item, o_base + n * o_item
         for t, p0, p1, offset, fixes in taps:
             w = w_base + t * w_tap
