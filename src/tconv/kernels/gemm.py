@@ -54,9 +54,9 @@ Each tile's matrix products take one of nine shapes (:func:`_mode` picks, per sh
   lie, ``(cells, C_in) @ (C_in, C_out)``, added by BLAS straight into the output's cells
   (GEMM's ``beta = 1``): the rows flattened into one run, so a tap's cells lie a fixed
   offset from the cells they read; the few cells of that run whose column the tap does not
-  reach read the neighbouring row's edge, and a second product over those columns takes it
-  back. No gather, no scratch, no second pass over the output: 15-35% faster than rows or
-  shift on the U-Net's narrow layers.
+  reach read the neighbouring row's edge, so their values are kept aside and put back.
+  No gather, no scratch, no second pass over the output: 15-35% faster than rows or shift
+  on the U-Net's narrow layers.
 * **flat**: where every tap reads without a stride (every transposed pass; forward
   convolutions of stride 1), the source is copied once into a zero-padded frame and
   flattened, so each tap's operand for a tile is one contiguous slice; one product per
@@ -475,9 +475,12 @@ def _temporary_elements(geometry: Geometry, batch: int, now: tuple) -> int:
     # ``now``: settings(), so that a change of any is a new cache entry, not a stale bound
     g = geometry
     mode = _mode(g)
-    if mode == "accumulate":  # none of its own but C-contiguous copies; its fallback's
+    if mode == "accumulate":  # C-contiguous copies, the edge cells kept aside; or the other path
+        rows_out, _, _, width = _shift_rows(g)
         copies = batch * math.prod(g.input_spatial) * g.input_channels + math.prod(g.neutral_kernel_shape)
-        return copies + _mode_temporary_elements(g, batch, _other_mode(g), now)
+        aside = min(rows_out, max(1, ACCUMULATE_BLOCK_ELEMENTS // (width * g.output_channels))) * g.output_channels
+        kept = max((width - (s[1][1] - s[1][0]) for _, s in g.taps()), default=0) if g.rank == 2 else 0
+        return max(copies + kept * aside, _mode_temporary_elements(g, batch, _other_mode(g), now))
     return _mode_temporary_elements(g, batch, mode, now)
 
 
@@ -1617,20 +1620,19 @@ def _accumulate_ready(geometry: Geometry) -> bool:
 
 
 @functools.lru_cache(maxsize=256)
-def _accumulate_plan(geometry: Geometry, block: int) -> tuple[tuple, tuple[int, ...]]:
+def _accumulate_plan(geometry: Geometry, block: int) -> tuple:
     """Per block of ``block`` output rows of an item (the 2-D view of :func:`_shift_rows`,
-    rows flattened into cells), per tap reaching it ``(tap, p0, p1, offset, fixes)``: the
+    rows flattened into cells), per tap reaching it ``(tap, p0, p1, offset, kept)``: the
     tap's product covers output cells ``p0 <= p < p1``, each reading input cell ``p +
     offset``; within that run, the cells of the columns the tap does not reach read the
-    neighbouring row's edge instead, and each ``fixes`` entry ``(first, count)`` names such
-    a column (``count`` cells a row apart from output cell ``first``) whose product is taken
-    back. Also the columns taken back anywhere (checked after the call,
-    :func:`_accumulate_run`)."""
+    neighbouring row's edge instead, and each ``kept`` entry is a slice of the item's cells
+    naming such a column (its inner rows, a row apart), whose values the product must not
+    change (:func:`_accumulate_run`)."""
     g = geometry
     rows_out, _, _, width = _shift_rows(g)
     spans = [(_flat(tap, g.kernel_shape), spans[0], spans[1] if g.rank == 2 else (0, 1, 0))
              for tap, spans in g.taps()]
-    blocks, columns = [], set()
+    blocks = []
     for r0 in range(0, rows_out, block):
         r1 = min(rows_out, r0 + block)
         taps = []
@@ -1638,15 +1640,14 @@ def _accumulate_plan(geometry: Geometry, block: int) -> tuple[tuple, tuple[int, 
             a, b = max(o0, r0), min(o1, r1)  # the tap's output rows in this block
             if a >= b:
                 continue
-            fixes = []
-            if b - a > 1:  # the run's inner rows: the columns before c0 (rows 2..) and from c1 (rows ..-1)
-                fixes += [((a + 1) * width + c, b - a - 1) for c in range(c0)]
-                fixes += [(a * width + c, b - a - 1) for c in range(c1, width)]
-                columns.update(range(c0))
-                columns.update(range(c1, width))
-            taps.append((t, a * width + c0, (b - 1) * width + c1, (i0 - o0) * width + (j0 - c0), tuple(fixes)))
+            # the run's inner rows: the columns before c0 (from its second row) and from c1
+            # (to its last but one)
+            kept = tuple(slice((a + 1) * width + c, b * width + c, width) for c in range(c0))
+            kept += tuple(slice(a * width + c, (b - 1) * width + c, width) for c in range(c1, width))
+            taps.append((t, a * width + c0, (b - 1) * width + c1, (i0 - o0) * width + (j0 - c0),
+                         tuple(k for k in kept if k.start < k.stop)))
         blocks.append(tuple(taps))
-    return tuple(blocks), tuple(sorted(columns))
+    return tuple(blocks)
 
 
 def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
@@ -1654,40 +1655,37 @@ def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bia
     tap: one product of the input's cells as they lie, ``(cells, C_in) @ (C_in, C_out)``
     with the tap's weights, added by BLAS straight into the output's cells the tap reaches
     (GEMM's ``beta = 1``, :mod:`tconv.kernels.blas`): no gather, no scratch, no second
-    pass. The output's rows are flattened into one run of cells per tap; the few cells of
-    that run whose column the tap does not reach (a column at a row's edge for a 3x3 'same'
-    kernel) read the neighbouring row's edge cell, and a second product over those columns
-    takes it back (``alpha = -1``, :func:`_accumulate_plan`). That leaves those cells off
-    by a rounding of the product taken back; if any of them is not finite (an infinite or
-    NaN edge cell, or an overflow), the call is run again by :func:`_other_mode`'s path,
-    exactly. The output must be C-contiguous and of the inputs' floating dtype, else the
-    other path runs it."""
+    pass; a block of output rows at a time (:data:`ACCUMULATE_BLOCK_ELEMENTS`), so that it
+    stays in cache across the taps. The output's rows are flattened into one run of cells
+    per tap; the few cells of that run whose column the tap does not reach (a column at a
+    row's edge for a 3x3 'same' kernel) read the neighbouring row's edge cell, so their
+    values are kept aside before the product and put back after it, exactly: a product
+    taken back instead (``alpha = -1``) would leave them off by a rounding of it, which an
+    edge cell of 1e30 makes larger than the cell (measured: errors of 5.5 on cells of size
+    1). The output must be C-contiguous and of the inputs' floating dtype, else the other
+    path (:func:`_other_mode`) runs it."""
     g = geometry
     dtype = out.dtype
     if not (out.flags.c_contiguous and dtype in (np.float32, np.float64) and src.dtype == dtype):
         return _run_mode(_other_mode(g), src, kernel, g, bias, out)
     cs, cd = g.input_channels, g.output_channels
     rows_out, _, rows_in, width = _shift_rows(g)
-    blocks, columns = _accumulate_plan(g, max(1, ACCUMULATE_BLOCK_ELEMENTS // (width * cd)))
+    blocks = _accumulate_plan(g, max(1, ACCUMULATE_BLOCK_ELEMENTS // (width * cd)))
     source = np.ascontiguousarray(src)
     weights = np.ascontiguousarray(kernel.reshape(-1, cs, cd), dtype)
     out[...] = 0 if bias is None else bias  # the products add to it
+    cells = out.reshape(out.shape[0], rows_out * width, cd)
     gemm, size = blas.gemm(dtype), out.itemsize
     x_base, o_base, w_base = source.ctypes.data, out.ctypes.data, weights.ctypes.data
     x_item, o_item, w_tap = rows_in * width * cs * size, rows_out * width * cd * size, cs * cd * size
     for n, taps in itertools.product(range(out.shape[0]), blocks):
         x, o = x_base + n * x_item, o_base + n * o_item
-        for t, p0, p1, offset, fixes in taps:
-            w = w_base + t * w_tap
-            gemm(101, 111, 111, p1 - p0, cd, cs, 1.0, x + (p0 + offset) * cs * size, cs, w, cd, 1.0,
+        for t, p0, p1, offset, kept in taps:
+            aside = [cells[n, k].copy() for k in kept]
+            gemm(101, 111, 111, p1 - p0, cd, cs, 1.0, x + (p0 + offset) * cs * size, cs, w_base + t * w_tap, cd, 1.0,
                  o + p0 * cd * size, cd)
-            for first, count in fixes:
-                gemm(101, 111, 111, count, cd, cs, -1.0, x + (first + offset) * cs * size, width * cs, w, cd,
-                     1.0, o + first * cd * size, width * cd)
-    if columns:
-        edges = out.reshape(out.shape[0], rows_out, width, cd)[:, :, list(columns)]
-        if not np.isfinite(edges).all():
-            return _run_mode(_other_mode(g), src, kernel, g, bias, out)
+            for k, values in zip(kept, aside):
+                cells[n, k] = values
     return out
 
 
