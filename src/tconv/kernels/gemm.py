@@ -357,7 +357,7 @@ def _unit_strides(geometry: Geometry) -> bool:
 def _mode(geometry: Geometry) -> str:
     """How the layer runs: "accumulate" where :func:`_accumulate_ready` takes it, else
     :func:`_other_mode`'s path (which "accumulate" also falls back to at a call it cannot
-    run: an output of other strides, other dtypes, values that are not finite)."""
+    run: an output of other strides, or of another dtype than the input's)."""
     if MODE in (None, "accumulate") and _accumulate_ready(geometry):
         return "accumulate"
     return _other_mode(geometry)
