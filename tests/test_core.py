@@ -257,6 +257,7 @@ def test_im2col_path_matches_reference(plan, data_format, tile):
     lambda: ops.plan_conv((9, 12), (3, 5), 4, 3, padding="same", dilation=(2, 1)),  # two columns cut a side
     lambda: ops.plan_conv((9, 12), (2, 4), 3, 2, padding="same"),                   # even: uneven sides
     lambda: ops.plan_conv((9, 12), (3, 3), 3, 2, padding=((0, 2), (1, 1))),         # rows: any padding
+    lambda: ops.plan_conv((9, 12), (3, 3), 3, 2, padding=((0, 0), (1, 1))),         # fewer rows out: per item
     lambda: ops.plan_conv((13,), (5,), 3, 4, padding=((3, 1),)),                    # 1-D: no column cut
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -264,9 +265,10 @@ def test_im2col_path_matches_reference(plan, data_format, tile):
 def test_accumulate_adds_each_taps_product_into_the_output(plan, dtype, block):
     """accumulate: each tap's product added by BLAS into the output's cells as they lie,
     the cells of the columns a tap does not reach taken back, a block of output rows at a
-    time (``block``: 1, one row a block). The reference's values, with a bias, on several
-    items; an output of other strides (channels-first, written in place) takes the other
-    path and gets the same."""
+    time (``block``: 1, one row a block; else the three items' cells in one run where
+    their input and output have as many rows, the rows a tap does not reach at the items'
+    edges kept aside too). The reference's values, with a bias; an output of other strides
+    (channels-first, written in place) takes the other path and gets the same."""
     if not blas.available():
         pytest.skip("threadpoolctl is not installed (the fast extra): NumPy's BLAS is not called directly")
     g = plan()
@@ -278,7 +280,8 @@ def test_accumulate_adds_each_taps_product_into_the_output(plan, dtype, block):
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
     with _gemm_settings(MODE="accumulate", ACCUMULATE_BLOCK_ELEMENTS=block):
         assert gemm._mode(g) == "accumulate"
-        assert len(gemm._accumulate_plan(g, 1)) == g.output_spatial[0]  # one row a block
+        width = g.output_spatial[1] if g.rank == 2 else 1  # one row a block: each product within a row
+        assert all(p1 - p0 <= width for _, _, p0, p1, _, _ in gemm._accumulate_plan(g, 3, 1))
         got = ops.run(g, x, w, b)
         first = ops.run(g, np.ascontiguousarray(np.moveaxis(x, -1, 1)), w, b, data_format="channels_first")
     assert got.dtype == dtype
@@ -313,8 +316,7 @@ def test_accumulate_keeps_the_cells_a_tap_does_not_reach_exact():
         return real(mode, *args)
 
     with _gemm_settings(MODE=None), _replaced(gemm, "ACCUMULATE_MIN_CHANNELS", 1), \
-            _replaced(gemm, "ACCUMULATE_MIN_CELLS", 1), _replaced(gemm, "_run_mode", counted), \
-            np.errstate(invalid="ignore"):
+            _replaced(gemm, "_run_mode", counted), np.errstate(invalid="ignore"):
         assert gemm._mode(g) == "accumulate"
         got = {name: ops.run(g, source, w) for name, source in (("edges", edges), ("huge", huge))}
     assert calls == ["accumulate", "accumulate"]
@@ -390,9 +392,9 @@ def test_forward_paths_picked_by_the_kernels_shape():
     }
     accumulate = {((48, 64), (3, 3), 32, 64), ((96, 128), (3, 3), 32, 32), ((96, 128), (3, 3), 64, 32),
                   ((48, 64), (3, 3), 64, 64), ((64, 64), (5, 5), 32, 32), ((48, 64), (3, 3), 128, 64),
-                  ((96, 128), (1, 3), 64, 32)}
+                  ((96, 128), (1, 3), 64, 32), ((12, 16), (3, 3), 32, 32)}
     dilated = ops.plan_conv((48, 64), (3, 3), 64, 64, padding="same", dilation=2)
-    wide = ops.plan_conv((12, 16), (3, 3), 256, 256, padding="same")  # a kernel of 590k elements
+    wide = ops.plan_conv((6, 8), (3, 3), 1024, 1024, padding="same")  # a kernel of 9.4M elements
     for with_blas in (False, True):
         with _replaced(blas, "ENABLED", with_blas):
             for mode, layers in picks.items():
@@ -444,8 +446,9 @@ def test_shift_path_matches_reference(plan, data_format, tile):
     others add; tiles no tap covers zeroed first), whole items side by side or rows of one
     item; the same values as the reference loops."""
     geometry = plan()
-    if geometry.input_spatial == (12, 16) and geometry.kernel_shape == (3, 3):
-        assert gemm._mode(geometry) == "shift"
+    if geometry.input_spatial == (12, 16) and geometry.kernel_shape == (3, 3):  # picked unforced (accumulate first)
+        with _replaced(blas, "ENABLED", False):
+            assert gemm._mode(geometry) == "shift"
     tiles = {} if tile is None else {"SHIFT_TILE_ELEMENTS": tile}
     _check_forced_path(geometry, "shift", data_format, seed=11, **tiles)
 
@@ -457,17 +460,18 @@ def test_shift_holds_one_product_per_tile():
     import tracemalloc
 
     geometry = ops.plan_conv((12, 16), (3, 3), 256, 256, padding="same")
-    assert gemm._mode(geometry) == "shift"
     rng = np.random.default_rng(2)
     x = rng.standard_normal((1, 12, 16, 256)).astype(np.float32)
     w = rng.standard_normal(geometry.neutral_kernel_shape).astype(np.float32)
     out = np.empty((1, 12, 16, 256), np.float32)
-    gemm.conv(x, w, geometry, out=out)
-    workspace.release()
-    tracemalloc.start()
-    gemm.conv(x, w, geometry, out=out)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    with _replaced(blas, "ENABLED", False):  # where NumPy's BLAS is called directly, accumulate runs it
+        assert gemm._mode(geometry) == "shift"
+        gemm.conv(x, w, geometry, out=out)
+        workspace.release()
+        tracemalloc.start()
+        gemm.conv(x, w, geometry, out=out)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
     assert peak <= out.nbytes + 16384, (peak, out.nbytes)  # the largest product is the output's size
 
 

@@ -111,7 +111,6 @@ concat (the kernel's): :func:`temporary_elements` states the bound the memory bu
 from __future__ import annotations
 
 import functools
-import itertools
 import math
 from dataclasses import dataclass
 
@@ -255,31 +254,32 @@ SHIFT_THREADS_MIN_OUTPUT = 1 << 18
 #: forward convolutions of unit strides whose output rows are as wide as their input rows take
 #: "accumulate" (each tap's product added by BLAS straight into the output, no gather and no
 #: scratch: :func:`_accumulate_run`) where they have at least ACCUMULATE_MIN_CHANNELS input
-#: channels, an item at least ACCUMULATE_MIN_CELLS output cells, a kernel of at most
-#: ACCUMULATE_MAX_KERNEL elements, and no tap leaves more than ACCUMULATE_MAX_CUT of a row
-#: unreached. Measured against the path each layer took before (eleventh session, in process,
-#: the two alternating, medians of 25, 3x3 'same', ms, b1 / b8):
-#: 96x128x32->32 rows 2.04 -> 1.38 / 15.2 -> 10.2; 96x128x64->32 rows 3.43 -> 2.53 / 25.7 ->
-#: 18.6; 48x64x64->64 rows 1.46 -> 1.06 / 10.5 -> 7.6; 48x64x128->64 shift 2.50 -> 1.99 / 18.4
-#: -> 14.0; 48x64x32->64 im2col 0.87 -> 0.64 / 5.3 -> 4.5; 24x32x128->128 shift 1.10 -> 0.95 /
-#: 8.1 -> 6.7; 24x32x256->128 shift 1.89 -> 1.74 / 14.3 -> 12.8; 16x16x32->32 b1 / b4 0.10 ->
-#: 0.09 / 0.34 -> 0.29. Items of fewer cells lose at batch 4 (one product per item and tap:
-#: 8x8x32->32 0.11 -> 0.17, 4x4x64->64 0.10 -> 0.18), and kernels of 256 x 256 channels and more
-#: gain nothing (their products are wide enough: 16x16x256->256 b1 / b4 1.39 -> 1.42 / 4.9 ->
-#: 5.6, 32x32x256->256 4.55 -> 4.22 / 18.1 -> 17.2, 6x8x512->512 b1 1.34 -> 1.55). Few input
-#: channels gain too, against im2col or rows (b1): 96x128x16->32 1.32 -> 0.79, 96x128x8->16
-#: 0.64 -> 0.35, 224x224x8->64 4.79 -> 4.27, 128x128x4->32 0.77 -> 0.67; but RGB is left to
-#: im2col, whose one product sums every tap (224x224x3->64 2.76 -> 3.19, 96x128x3->32 0.54 ->
-#: 0.48); and 1-D (4096x64->32 k3 0.42 -> 0.34, 4096x32->32 k5 0.54 -> 0.28), dilated
-#: (48x64x64->64 d2 1.55 -> 1.12) and 5x5 kernels (96x128x32->32 4.11 -> 3.24) alike
+#: channels, a kernel of more than one tap and at most ACCUMULATE_MAX_KERNEL elements, and no
+#: tap leaves more than ACCUMULATE_MAX_CUT of a row unreached. Measured against the path each
+#: layer took before (eleventh session, in process, the two alternating, medians of 15-25,
+#: 3x3 'same', ms): b1 / b8 96x128x32->32 rows 2.04 -> 1.38 / 15.2 -> 10.2; 96x128x64->32 rows
+#: 3.43 -> 2.53 / 25.7 -> 18.6; 48x64x64->64 rows 1.46 -> 1.06 / 10.5 -> 7.6; 48x64x128->64
+#: shift 2.50 -> 1.99 / 18.4 -> 14.0; 48x64x32->64 im2col 0.87 -> 0.64 / 5.3 -> 4.5;
+#: 24x32x128->128 shift 1.10 -> 0.95 / 8.1 -> 6.7; 24x32x256->128 shift 1.89 -> 1.74 / 14.3 ->
+#: 12.8. Small items, wide kernels, the items of a block in one run (b1 / b4 or b8):
+#: 12x16x256->256 shift 1.14 -> 0.96 / 3.96-4.21 -> 3.58-3.78; 12x16x512->256 2.04 -> 1.87 /
+#: 7.41-7.60 -> 7.16-7.24; 6x8x512->512 1.41 -> 1.33 / b8 7.33-7.75 -> 7.06-7.35; 6x8x256->512
+#: im2col 1.02 -> 0.76 / 2.79-2.95 -> 1.92-2.04; 8x8x64->64 b8 0.42 -> 0.28-0.30; 4x4x64->64 b4
+#: 0.10-0.12 -> 0.10-0.11; 32x32x64->64 b16 8.19 -> 5.84. Beyond 2^22 kernel elements it gains
+#: nothing (6x8x1024->1024 b1 5.10 -> 5.18-5.32). Few input channels gain too, against im2col
+#: or rows (b1): 96x128x16->32 1.32 -> 0.79, 96x128x8->16 0.64 -> 0.35, 224x224x8->64 4.79 ->
+#: 4.27, 128x128x4->32 0.77 -> 0.67; but RGB is left to im2col, whose one product sums every
+#: tap (224x224x3->64 2.76 -> 3.19, 96x128x3->32 0.54 -> 0.48); and 1-D (4096x64->32 k3 0.42
+#: -> 0.34, 4096x32->32 k5 0.54 -> 0.28), dilated (48x64x64->64 d2 1.55 -> 1.12) and 5x5
+#: kernels (96x128x32->32 4.11 -> 3.24) alike
 ACCUMULATE_MIN_CHANNELS = 4
-ACCUMULATE_MIN_CELLS = 256
-ACCUMULATE_MAX_KERNEL = 1 << 19
+ACCUMULATE_MAX_KERNEL = 1 << 22
 ACCUMULATE_MAX_CUT = 0.25
-#: ... a block of output rows at a time, each tap's product added to it in turn: at most
-#: this many elements of output a block (float32: 2 MiB, an L2 here), so that it stays in
-#: cache meanwhile: 224x224x8->64 b1 4.51 -> 4.27 ms, 256x256x32->32 6.71 -> 6.42, the
-#: U-Net's layers alike (2^17 and 2^18 measured no better)
+#: ... a block of output at a time, each tap's product added to it in turn: at most this
+#: many elements (float32: 2 MiB, an L2 here; whole items where they fit, their cells in one
+#: run, else rows of an item), so that it stays in cache meanwhile: 224x224x8->64 b1 4.51 ->
+#: 4.27 ms, 256x256x32->32 6.71 -> 6.42, the U-Net's layers alike (2^17 and 2^18 measured no
+#: better)
 ACCUMULATE_BLOCK_ELEMENTS = 1 << 19
 #: force "col", "im2col", "rows", "shift", "grouped", "accumulate", "concat", "per_tap" or "flat" (tests; where the
 #: layer cannot take the one forced, the nearest NumPy path); None chooses per shape
@@ -459,7 +459,7 @@ def settings() -> tuple:
             COL_THREADS_TILE, COL_THREADS_MIN_ROWS, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT,
             SHIFT_MIN_CHANNELS, SHIFT_MAX_WASTE, SHIFT_TILE_ELEMENTS, SHIFT_THREADS_MAX_KERNEL,
             SHIFT_THREADS_MIN_OUTPUT, SIDE_BY_SIDE, SIDE_BY_SIDE_IF_IDLE, ACCUMULATE_MIN_CHANNELS,
-            ACCUMULATE_MIN_CELLS, ACCUMULATE_MAX_KERNEL, ACCUMULATE_MAX_CUT, ACCUMULATE_BLOCK_ELEMENTS,
+            ACCUMULATE_MAX_KERNEL, ACCUMULATE_MAX_CUT, ACCUMULATE_BLOCK_ELEMENTS,
             blas.available())
 
 
@@ -476,11 +476,15 @@ def _temporary_elements(geometry: Geometry, batch: int, now: tuple) -> int:
     g = geometry
     mode = _mode(g)
     if mode == "accumulate":  # C-contiguous copies, the edge cells kept aside; or the other path
-        rows_out, _, _, width = _shift_rows(g)
         copies = batch * math.prod(g.input_spatial) * g.input_channels + math.prod(g.neutral_kernel_shape)
-        aside = min(rows_out, max(1, ACCUMULATE_BLOCK_ELEMENTS // (width * g.output_channels))) * g.output_channels
-        kept = max((width - (s[1][1] - s[1][0]) for _, s in g.taps()), default=0) if g.rank == 2 else 0
-        return max(copies + kept * aside, _mode_temporary_elements(g, batch, _other_mode(g), now))
+        width = _shift_rows(g)[3]
+
+        def cells(index: tuple) -> int:  # of an index tuple of a step's kept cells
+            return math.prod(len(range(part.start, part.stop)) for part in index) * (width if len(index) == 2 else 1)
+
+        steps = _accumulate_plan(g, batch, ACCUMULATE_BLOCK_ELEMENTS)
+        aside = max((sum(cells(k) for k in kept) for *_, kept in steps), default=0) * g.output_channels
+        return max(copies + aside, _mode_temporary_elements(g, batch, _other_mode(g), now))
     return _mode_temporary_elements(g, batch, mode, now)
 
 
@@ -1601,8 +1605,8 @@ def _accumulate_ready(geometry: Geometry) -> bool:
     2-D data, every stride 1, output rows as wide as the input's (a tap's cells then lie a
     fixed offset from the cells it reads, in both arrays), where NumPy's BLAS adds products
     in place (:mod:`tconv.kernels.blas`); chosen (:data:`MODE` unset) with at least
-    ACCUMULATE_MIN_CHANNELS input channels, ACCUMULATE_MIN_CELLS output cells an item, at
-    most ACCUMULATE_MAX_KERNEL kernel elements, and no tap leaving more than
+    ACCUMULATE_MIN_CHANNELS input channels, more than one tap and at most
+    ACCUMULATE_MAX_KERNEL kernel elements, and no tap leaving more than
     ACCUMULATE_MAX_CUT of a row's cells unreached."""
     g = geometry
     if g.transposed or g.groups > 1 or g.rank > 2 or any(a.stride != 1 for a in g.axes) or not blas.available():
@@ -1615,39 +1619,47 @@ def _accumulate_ready(geometry: Geometry) -> bool:
     if math.prod(g.kernel_shape) == 1:  # one tap: shift's product lands in the output as it is
         return False
     cut = max((width - (spans[1][1] - spans[1][0]) for _, spans in g.taps()), default=0) if g.rank == 2 else 0
-    return (g.input_channels >= ACCUMULATE_MIN_CHANNELS and rows_out * cols_out >= ACCUMULATE_MIN_CELLS
-            and math.prod(g.neutral_kernel_shape) <= ACCUMULATE_MAX_KERNEL and cut <= ACCUMULATE_MAX_CUT * width)
+    return (g.input_channels >= ACCUMULATE_MIN_CHANNELS and math.prod(g.neutral_kernel_shape) <= ACCUMULATE_MAX_KERNEL
+            and cut <= ACCUMULATE_MAX_CUT * width)
 
 
 @functools.lru_cache(maxsize=256)
-def _accumulate_plan(geometry: Geometry, block: int) -> tuple:
-    """Per block of ``block`` output rows of an item (the 2-D view of :func:`_shift_rows`,
-    rows flattened into cells), per tap reaching it ``(tap, p0, p1, offset, kept)``: the
-    tap's product covers output cells ``p0 <= p < p1``, each reading input cell ``p +
-    offset``; within that run, the cells of the columns the tap does not reach read the
-    neighbouring row's edge instead, and each ``kept`` entry is a slice of the item's cells
-    naming such a column (its inner rows, a row apart), whose values the product must not
-    change (:func:`_accumulate_run`)."""
+def _accumulate_plan(geometry: Geometry, batch: int, block: int) -> tuple:
+    """accumulate's steps: per block of output, per tap reaching it, ``(n0, tap, p0, p1,
+    offset, kept)``. The block is items ``n0 ..`` (their cells flattened in one run, rows
+    after rows, items after items) or rows of one item, at most ``block`` output elements
+    unless one row is more. The tap's product covers the cells ``p0 <= p < p1`` counted from
+    item ``n0``'s first, each reading input cell ``p + offset`` counted alike. Within that
+    run some cells are not the tap's: those of the columns it does not reach (they read the
+    neighbouring row's edge) and, in a block of several items, those of the rows it does not
+    reach (they read the neighbouring item's edge rows). ``kept`` names them as index
+    tuples into the output's ``(N, rows, width, C)`` view, to be kept aside and put back
+    (:func:`_accumulate_run`); a few of them may lie outside the run, which changes nothing.
+    Several items share a run only where an item's input and output have as many rows
+    (then the offset is the same for every item)."""
     g = geometry
-    rows_out, _, _, width = _shift_rows(g)
+    rows_out, _, rows_in, width = _shift_rows(g)
+    item = rows_out * width * g.output_channels
+    if batch > 1 and rows_out == rows_in and item <= block:
+        step = block // item
+        blocks = [(n0, min(batch, n0 + step), 0, rows_out) for n0 in range(0, batch, step)]
+    else:
+        rows = max(1, block // (width * g.output_channels))
+        blocks = [(n, n + 1, r0, min(rows_out, r0 + rows)) for n in range(batch) for r0 in range(0, rows_out, rows)]
     spans = [(_flat(tap, g.kernel_shape), spans[0], spans[1] if g.rank == 2 else (0, 1, 0))
              for tap, spans in g.taps()]
-    blocks = []
-    for r0 in range(0, rows_out, block):
-        r1 = min(rows_out, r0 + block)
-        taps = []
+    steps = []
+    for n0, n1, r0, r1 in blocks:
         for t, (o0, o1, i0), (c0, c1, j0) in spans:
             a, b = max(o0, r0), min(o1, r1)  # the tap's output rows in this block
             if a >= b:
                 continue
-            # the run's inner rows: the columns before c0 (from its second row) and from c1
-            # (to its last but one)
-            kept = tuple(slice((a + 1) * width + c, b * width + c, width) for c in range(c0))
-            kept += tuple(slice(a * width + c, (b - 1) * width + c, width) for c in range(c1, width))
-            taps.append((t, a * width + c0, (b - 1) * width + c1, (i0 - o0) * width + (j0 - c0),
-                         tuple(k for k in kept if k.start < k.stop)))
-        blocks.append(tuple(taps))
-    return tuple(blocks)
+            kept = [(slice(n0, n1), slice(a, b), slice(0, c0)), (slice(n0, n1), slice(a, b), slice(c1, width)),
+                    (slice(n0 + 1, n1), slice(r0, a)), (slice(n0, n1 - 1), slice(b, r1))]
+            kept = tuple(k for k in kept if all(part.start < part.stop for part in k))
+            p1 = (n1 - 1 - n0) * rows_out * width + (b - 1) * width + c1
+            steps.append((n0, t, a * width + c0, p1, (i0 - o0) * width + (j0 - c0), kept))
+    return tuple(steps)
 
 
 def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
@@ -1670,22 +1682,21 @@ def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bia
         return _run_mode(_other_mode(g), src, kernel, g, bias, out)
     cs, cd = g.input_channels, g.output_channels
     rows_out, _, rows_in, width = _shift_rows(g)
-    blocks = _accumulate_plan(g, max(1, ACCUMULATE_BLOCK_ELEMENTS // (width * cd)))
+    steps = _accumulate_plan(g, out.shape[0], ACCUMULATE_BLOCK_ELEMENTS)
     source = np.ascontiguousarray(src)
     weights = np.ascontiguousarray(kernel.reshape(-1, cs, cd), dtype)
     out[...] = 0 if bias is None else bias  # the products add to it
-    cells = out.reshape(out.shape[0], rows_out * width, cd)
+    cells = out.reshape(out.shape[0], rows_out, width, cd)
     gemm, size = blas.gemm(dtype), out.itemsize
     x_base, o_base, w_base = source.ctypes.data, out.ctypes.data, weights.ctypes.data
     x_item, o_item, w_tap = rows_in * width * cs * size, rows_out * width * cd * size, cs * cd * size
-    for n, taps in itertools.product(range(out.shape[0]), blocks):
-        x, o = x_base + n * x_item, o_base + n * o_item
-        for t, p0, p1, offset, kept in taps:
-            aside = [cells[n, k].copy() for k in kept]
-            gemm(101, 111, 111, p1 - p0, cd, cs, 1.0, x + (p0 + offset) * cs * size, cs, w_base + t * w_tap, cd, 1.0,
-                 o + p0 * cd * size, cd)
-            for k, values in zip(kept, aside):
-                cells[n, k] = values
+    for n0, t, p0, p1, offset, kept in steps:
+        x, o = x_base + n0 * x_item, o_base + n0 * o_item
+        aside = [cells[k].copy() for k in kept]
+        gemm(101, 111, 111, p1 - p0, cd, cs, 1.0, x + (p0 + offset) * cs * size, cs, w_base + t * w_tap, cd, 1.0,
+             o + p0 * cd * size, cd)
+        for k, values in zip(kept, aside):
+            cells[k] = values
     return out
 
 
