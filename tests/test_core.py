@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import tconv
-from tconv import budget, ops
+from tconv import budget, layout, ops
 from tconv.errors import TconvError
 from tconv.geometry import AxisGeometry, Geometry, same_pads, tf_transpose_crops
 from tconv.kernels import blas, compiled, gemm, threads, workspace
@@ -287,6 +287,40 @@ def test_accumulate_adds_each_taps_product_into_the_output(plan, dtype, block):
     assert got.dtype == dtype
     np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
     np.testing.assert_allclose(np.moveaxis(first, 1, -1), want, rtol=tolerance, atol=tolerance)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 2), st.integers(0, 2**32 - 1))
+def test_a_transposed_convolution_of_unit_strides_is_its_mirrored_forward_one(rank, seed):
+    """Geometry.mirrored and layout.mirrored_kernel: a transposed convolution of unit strides
+    equals the forward convolution that reads its taps mirrored, channels the other way
+    (the reference loops both ways, random kernels, dilations, crops and groups); and gemm
+    runs it so (accumulate, the kernel read in place), with the reference's values."""
+    rng = np.random.default_rng(seed)
+    groups = int(rng.choice([1, 2]))
+    spatial = tuple(int(v) for v in rng.integers(3, 9, rank))
+    kernel = tuple(int(v) for v in rng.integers(1, 4, rank))
+    dilation = tuple(int(v) for v in rng.integers(1, 3, rank))
+    crop = tuple((int(rng.integers(-1, 3)), int(rng.integers(-1, 3))) for _ in range(rank))
+    try:
+        g = ops.plan_conv_transpose(spatial, kernel, 2 * groups, 3 * groups, dilation=dilation, crop=crop,
+                                    groups=groups)
+    except TconvError:
+        return  # a crop that leaves nothing
+    x = rng.standard_normal((2,) + g.input_spatial + (g.input_channels,))
+    w = rng.standard_normal(g.neutral_kernel_shape)
+    b = rng.standard_normal(g.output_channels)
+    want = ops.run(g, x, w, b, impl="reference")
+    m = g.mirrored()
+    assert (m.input_spatial, m.output_spatial, m.transposed) == (g.input_spatial, g.output_spatial, False)
+    np.testing.assert_allclose(ops.run(m, x, layout.mirrored_kernel(w, groups), b, impl="reference"), want,
+                               rtol=1e-12, atol=1e-12)
+    with _gemm_settings(MODE="accumulate"):
+        rows_alike = g.rank == 1 or g.input_spatial[1] == g.output_spatial[1]  # as wide in as out
+        assert (gemm._mode(g) == "accumulate") == (groups == 1 and rows_alike and blas.available())
+        np.testing.assert_allclose(ops.run(g, x, w, b), want, rtol=1e-12, atol=1e-12)
+    with pytest.raises(TconvError, match="unit strides"):
+        ops.plan_conv_transpose(spatial, kernel, 2, 3, stride=2).mirrored()
 
 
 def test_accumulate_keeps_the_cells_a_tap_does_not_reach_exact():

@@ -311,6 +311,28 @@ class Geometry:
         return Geometry(self.axes, self.in_channels, self.out_channels, self.groups,
                         not self.transposed)
 
+    def mirrored(self) -> "Geometry":
+        """The forward convolution a transposed one of unit strides is: the same taps read
+        mirrored (tap ``t`` becomes ``kernel - 1 - t``), channels the other way, each axis
+        padded by the dilated kernel's span less one, less the forward padding
+        (:func:`tconv.layout.mirrored_kernel` turns the kernel). A transposed convolution
+        of unit strides scatters input cell ``o`` through tap ``t`` onto output cell
+        ``o + t*d - pad_lo``; read from the output's side, output cell ``i`` gathers input
+        cell ``i + t'*d - ((k-1)*d - pad_lo)`` through tap ``t' = k-1-t``.
+
+        >>> g = Geometry((AxisGeometry(8, 3, 1, 2, 1, 0),), 5, 4, transposed=True)
+        >>> m = g.mirrored()
+        >>> m.transposed, m.input_spatial == g.input_spatial, m.output_spatial == g.output_spatial
+        (False, True, True)
+        >>> m.axes[0].pad_lo, m.axes[0].pad_hi, m.in_channels, m.out_channels
+        (3, 4, 4, 5)
+        """
+        if not self.transposed or any(a.stride != 1 for a in self.axes):
+            raise TconvError("geometry", self, "must be a transposed convolution of unit strides to be mirrored")
+        axes = tuple(AxisGeometry(a.out, a.kernel, 1, a.dilation, a.dilated_kernel - 1 - a.pad_lo,
+                                  a.dilated_kernel - 1 - a.pad_hi) for a in self.axes)
+        return Geometry(axes, self.out_channels, self.in_channels, self.groups)
+
 
 @functools.lru_cache(maxsize=16)
 def _reaching_taps(axes: tuple[AxisGeometry, ...]) -> tuple:

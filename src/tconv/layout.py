@@ -13,7 +13,7 @@ import numpy as np
 
 from tconv.errors import TconvError
 
-__all__ = ["SPATIAL", "data_layout", "kernel_layout", "permutation", "permute"]
+__all__ = ["SPATIAL", "data_layout", "kernel_layout", "mirrored_kernel", "permutation", "permute"]
 
 #: default spatial letters per rank
 SPATIAL = {1: "W", 2: "HW", 3: "DHW"}
@@ -54,3 +54,22 @@ def permute(array: np.ndarray, src: str, dst: str) -> np.ndarray:
     if array.ndim != len(src):
         raise TconvError("layout", src, f"names {len(src)} axes but the array has {array.ndim}")
     return array.transpose(permutation(src, dst))
+
+
+def mirrored_kernel(kernel: np.ndarray, groups: int = 1) -> np.ndarray:
+    """A neutral kernel ``(*spatial, I/groups, O)`` as the kernel of the mirrored convolution
+    (:meth:`tconv.geometry.Geometry.mirrored`): each spatial axis reversed, and within each
+    group the channels the other way, ``(*spatial, O/groups, I)``; a view where groups is 1.
+
+    >>> w = np.arange(12.0).reshape(3, 2, 2)    # 3 taps, 2 in, 2 out
+    >>> mirrored_kernel(w)[0].tolist() == w[2].T.tolist()
+    True
+    """
+    rank = kernel.ndim - 2
+    flipped = kernel[(slice(None, None, -1),) * rank]
+    if groups == 1:
+        return flipped.swapaxes(-1, -2)
+    spatial, (inputs, outputs) = flipped.shape[:rank], flipped.shape[rank:]
+    per_group = flipped.reshape(spatial + (inputs, groups, outputs // groups))
+    order = tuple(range(rank)) + (rank + 2, rank + 1, rank)
+    return per_group.transpose(order).reshape(spatial + (outputs // groups, groups * inputs))
