@@ -1689,9 +1689,9 @@ def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bia
     A transposed convolution of unit strides runs as the forward convolution it mirrors
     (:meth:`~tconv.geometry.Geometry.mirrored`), its kernel read in place as
     :func:`tconv.layout.mirrored_kernel` turns it: the taps in reverse order, each
-    transposed (BLAS's ``TransB``), no copy. 1.7-3.6x faster than col there (in process,
-    3x3 'same', ms: 24x32x128->128 b1 4.42 -> 1.21, 48x64x64->64 b1 2.87 -> 1.27,
-    96x128x32->32 b1 2.82 -> 1.69, b8 17.6 -> 13.3)."""
+    transposed (BLAS's ``TransB``), no copy. 1.3-3.8x faster than col there (in process,
+    alternating, 3x3 'same', ms: 24x32x128->128 b1 4.21 -> 1.10, 48x64x64->64 b1 2.73 ->
+    1.20, 96x128x32->32 b1 2.94 -> 1.63, b8 18.0 -> 14.3)."""
     g = geometry
     dtype = out.dtype
     if not (out.flags.c_contiguous and dtype in (np.float32, np.float64) and src.dtype == dtype):
