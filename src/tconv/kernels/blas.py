@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tconv.errors import TconvError
+
 #: set False to keep the kernels off this module (tests, comparisons)
 ENABLED = True
 
@@ -91,38 +93,41 @@ def available() -> bool:
     return ENABLED and _checked()
 
 
-def gemm(dtype: np.dtype):
+def gemm(dtype: np.dtype, functions: tuple | None = None):
     """The raw CBLAS GEMM of ``dtype`` (float32 or float64) for callers that compute their
     own addresses (:func:`tconv.kernels.gemm._accumulate_run`): ``f(101, 111, 111, M, N, K,
-    alpha, A, lda, B, ldb, beta, C, ldc)``, row-major, leading dimensions in elements."""
-    return _library()[0 if np.dtype(dtype) == np.float32 else 1]
+    alpha, A, lda, B, ldb, beta, C, ldc)``, row-major, leading dimensions in elements.
+    ``functions``: :func:`_library`'s, before :func:`available` may be asked."""
+    return (functions or _library())[0 if np.dtype(dtype) == np.float32 else 1]
 
 
 def add_product(a: np.ndarray, b: np.ndarray, c: np.ndarray, alpha: float = 1.0, beta: float = 1.0,
                 functions: tuple | None = None) -> None:
     """``c = alpha * a @ b + beta * c`` in place, on 2-D arrays of one dtype (float32 or
-    float64) whose rows may have any stride but whose elements within a row are adjacent."""
+    float64) whose rows may have any stride but whose elements within a row are adjacent;
+    a :class:`~tconv.errors.TconvError` naming the array that breaks that."""
     m, k = a.shape
     n = b.shape[1]
-    if b.shape[0] != k or c.shape != (m, n) or not (a.dtype == b.dtype == c.dtype):
-        raise ValueError(f"add_product: shapes {a.shape} @ {b.shape} into {c.shape}, "
-                         f"dtypes {a.dtype}, {b.dtype}, {c.dtype}")
-    if a.dtype not in (np.float32, np.float64):
-        raise ValueError(f"add_product: dtype {a.dtype}, not float32 or float64")
-    function = (functions or _library())[0 if a.dtype == np.float32 else 1]
-    function(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, alpha, a.ctypes.data, _leading(a),
-             b.ctypes.data, _leading(b), beta, c.ctypes.data, _leading(c))
+    if b.shape[0] != k or c.shape != (m, n):
+        raise TconvError("b" if b.shape[0] != k else "c", b if b.shape[0] != k else c,
+                         f"does not fit: shapes {a.shape} @ {b.shape} into {c.shape}")
+    for name, array in (("a", a), ("b", b), ("c", c)):
+        if array.dtype not in (np.float32, np.float64) or array.dtype != a.dtype:
+            raise TconvError(name, array, f"must be float32 or float64 like the others "
+                                          f"(dtypes {a.dtype}, {b.dtype}, {c.dtype})")
+    gemm(a.dtype, functions)(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, alpha, a.ctypes.data, _leading(a, "a"),
+                             b.ctypes.data, _leading(b, "b"), beta, c.ctypes.data, _leading(c, "c"))
 
 
-def _leading(array: np.ndarray) -> int:
-    """The row stride of a 2-D array in elements, as BLAS takes it (at least the row's
-    length); ValueError where its elements within a row are not adjacent."""
+def _leading(array: np.ndarray, name: str) -> int:
+    """The row stride of 2-D ``array`` (the argument ``name``) in elements, as BLAS takes it
+    (at least the row's length); TconvError where its elements within a row are not adjacent."""
     rows, columns = array.shape
     size = array.itemsize
     if columns > 1 and array.strides[1] != size:
-        raise ValueError(f"add_product: strides {array.strides} of {array.shape}: a row's elements are not adjacent")
+        raise TconvError(name, array, f"has strides {array.strides}: a row's elements must be adjacent")
     if rows <= 1:
         return max(1, columns)
     if array.strides[0] % size or array.strides[0] < columns * size:
-        raise ValueError(f"add_product: strides {array.strides} of {array.shape}: rows overlap or are not aligned")
+        raise TconvError(name, array, f"has strides {array.strides}: its rows must not overlap")
     return max(1, array.strides[0] // size)

@@ -482,7 +482,7 @@ def _temporary_elements(geometry: Geometry, batch: int, now: tuple) -> int:
         width = _shift_rows(g)[3]
 
         def cells(index: tuple) -> int:  # of an index tuple of a step's kept cells
-            return math.prod(len(range(part.start, part.stop)) for part in index) * (width if len(index) == 2 else 1)
+            return math.prod(part.stop - part.start for part in index) * (width if len(index) == 2 else 1)
 
         steps = _accumulate_plan(g, batch, ACCUMULATE_BLOCK_ELEMENTS)
         aside = max((sum(cells(k) for k in kept) for *_, kept in steps), default=0) * g.output_channels
