@@ -36,8 +36,11 @@ def geometries(draw, max_rank: int = 3) -> Geometry:
     rank = draw(st.integers(1, max_rank))
     axes = tuple(draw(axis_geometries()) for _ in range(rank))
     groups = draw(st.sampled_from([1, 1, 2, 3]))
-    cin = groups * draw(st.integers(1, 3))
-    cout = groups * draw(st.integers(1, 3))
+    # channels per group: few, or enough for the fast paths the kernels pick by default
+    # (accumulate from 4 input channels, col from 8 per group, shift from 32)
+    per_group = st.one_of(st.integers(1, 3), st.integers(4, 40))
+    cin = groups * draw(per_group)
+    cout = groups * draw(per_group)
     return Geometry(axes, cin, cout, groups, transposed=draw(st.booleans()))
 
 

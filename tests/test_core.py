@@ -389,6 +389,32 @@ def test_accumulate_holds_no_temporaries_beyond_its_bound():
     assert peak < gemm.temporary_elements(g, 2) * 4
 
 
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("rank", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_call_accumulate_cannot_add_into_runs_on_the_path_it_stands_in_for(transposed, rank, dtype):
+    """Layers accumulate takes, called with an output it cannot add into as one run (written
+    channels-first), under the settings as shipped: the path picked for them otherwise runs
+    the call, prepared as that path is (col's tables and tiles for a transposed layer), and
+    agrees with the reference. Before, a transposed one raised KeyError: 'col' (torch's
+    ``conv_transpose2d(x, w, stride=1, padding=1)`` among them)."""
+    if not blas.available():
+        pytest.skip("threadpoolctl is not installed (the fast extra): NumPy's BLAS is not called directly")
+    spatial, kernel = ((9, 11), (3, 3)) if rank == 2 else ((13,), (5,))
+    plan = ops.plan_conv_transpose if transposed else ops.plan_conv
+    g = plan(spatial, kernel, 12, 5, **({"crop": "same"} if transposed else {"padding": "same"}))
+    assert gemm._mode(g) == "accumulate"
+    assert gemm._other_mode(g) == "col" or not transposed
+    x, w, b = arrays_for(g, 3, dtype)
+    first = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    got = ops.run(g, first, w, b, data_format="channels_first")
+    want = ops.run(g, first, w, b, impl="reference", data_format="channels_first")
+    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
+    last = ops.run(g, x, w, b)  # channels-last: accumulate itself
+    np.testing.assert_allclose(np.moveaxis(last, -1, 1), want, rtol=tolerance, atol=tolerance)
+
+
 def test_blas_adds_a_product_into_rows_of_any_stride():
     """tconv.kernels.blas.add_product: NumPy's own BLAS, ``c = alpha a @ b + beta c`` in
     place on strided rows; rows whose elements are not adjacent are refused by name."""

@@ -11,7 +11,7 @@ import contextlib
 
 import numpy as np
 
-from oracles.harness import Case
+from oracles.harness import Case, channels_per_group
 from tconv.dialects import jax as dialect
 
 DIALECT = "jax"
@@ -40,8 +40,8 @@ def random_case(rng: np.random.Generator) -> Case:
     groups = 1 if transpose else int(rng.choice([1, 1, 2, 3]))
     bgroups = 2 if not transpose and groups == 1 and rng.random() < 0.12 else 1
     batch = int(rng.integers(1, 3)) * bgroups
-    cin = groups * int(rng.integers(1, 3))
-    cout = max(groups, bgroups) * int(rng.integers(1, 3))
+    cin = groups * channels_per_group(rng)
+    cout = max(groups, bgroups) * channels_per_group(rng)
     if flaw == "batch_group" and not transpose:
         bgroups, batch = 2, 3
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from oracles.harness import Case
+from oracles.harness import Case, channels_per_group
 from tconv.dialects import keras as dialect
 
 DIALECT = "keras"
@@ -43,8 +43,8 @@ def random_case(rng: np.random.Generator) -> Case:
     fn = f"Conv{rank}DTranspose" if transposed else f"Conv{rank}D"
     channels_first = bool(rng.random() < 0.2)
     groups = 1 if transposed else int(rng.choice([1, 1, 1, 2, 3]))
-    cin = groups * int(rng.integers(1, 3))
-    filters = groups * int(rng.integers(1, 3))
+    cin = groups * channels_per_group(rng)
+    filters = groups * channels_per_group(rng)
     kmax, nmax = (3, 4) if rank == 3 else (4, 6)
     kernel = [int(v) for v in rng.integers(1, kmax + 1, rank)]
     strides = [int(v) for v in rng.integers(1, 4, rank)]

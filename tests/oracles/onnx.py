@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from oracles.harness import Case
+from oracles.harness import Case, channels_per_group
 from tconv.dialects import onnx as dialect
 from tconv.geometry import full_length
 
@@ -29,8 +29,8 @@ def random_case(rng: np.random.Generator) -> Case:
     transposed = bool(rng.random() < 0.6)
     flaw = str(rng.choice(_FLAWS)) if rng.random() < 0.25 else "none"
     group = int(rng.choice([1, 1, 2, 3]))
-    cin = group * int(rng.integers(1, 3))
-    cout = group * int(rng.integers(1, 3))
+    cin = group * channels_per_group(rng)
+    cout = group * channels_per_group(rng)
     kernel = tuple(int(v) for v in rng.integers(1, 5 if rank < 3 else 4, rank))
     spatial = tuple(int(v) for v in rng.integers(1, 8 if rank < 3 else 5, rank))
     strides = [int(v) for v in rng.choice([1, 1, 2, 2, 3, 5], rank)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from oracles.harness import Case
+from oracles.harness import Case, channels_per_group
 from tconv.dialects import tf as dialect
 
 DIALECT = "tf"
@@ -62,8 +62,8 @@ def random_case(rng: np.random.Generator) -> Case:
     channels_first = bool(rng.random() < 0.25)
     data_format = _FORMATS[rank][channels_first]
     groups = int(rng.choice([1, 1, 1, 2, 3]))
-    cin = groups * int(rng.integers(1, 3))
-    cout = groups * int(rng.integers(1, 3))
+    cin = groups * channels_per_group(rng)
+    cout = groups * channels_per_group(rng)
     kmax, nmax = (3, 4) if rank == 3 else (4, 6)
     kernel = _ints(rng, 1, kmax, rank)
     stride = _ints(rng, 1, 3, rank)

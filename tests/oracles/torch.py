@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from oracles.harness import Case
+from oracles.harness import Case, channels_per_group
 from tconv.dialects import torch as dialect
 
 DIALECT = "torch"
@@ -19,8 +19,8 @@ def random_case(rng: np.random.Generator) -> Case:
     rank = int(rng.integers(1, 4))
     transposed = bool(rng.random() < 0.65)
     groups = int(rng.choice([1, 1, 2, 3]))
-    cin = groups * int(rng.integers(1, 3))
-    cout = groups * int(rng.integers(1, 3))
+    cin = groups * channels_per_group(rng)
+    cout = groups * channels_per_group(rng)
     kernel = _small(rng, 1, 4 if rank < 3 else 3, rank)
     stride = _small(rng, 1, 3, rank)
     dilation = _small(rng, 1, 2, rank)

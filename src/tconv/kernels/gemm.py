@@ -116,6 +116,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tconv.errors import TconvError
 from tconv.geometry import Geometry
 from tconv.kernels import blas, compiled, threads, workspace
 
@@ -356,8 +357,8 @@ def _unit_strides(geometry: Geometry) -> bool:
 
 def _mode(geometry: Geometry) -> str:
     """How the layer runs: "accumulate" where :func:`_accumulate_ready` takes it, else
-    :func:`_other_mode`'s path (which "accumulate" also falls back to at a call it cannot
-    run: an output of other strides, or of another dtype than the input's)."""
+    :func:`_other_mode`'s path (which :func:`_run` gives a call that "accumulate" cannot
+    run: an output of other strides, channels-first among them, or of another dtype)."""
     if MODE in (None, "accumulate") and _accumulate_ready(geometry):
         return "accumulate"
     return _other_mode(geometry)
@@ -565,10 +566,11 @@ class Prepared:
 
 
 @functools.lru_cache(maxsize=256)
-def prepare(geometry: Geometry, batch: int, now: tuple) -> Prepared:
-    """The :class:`Prepared` call of ``geometry`` on ``batch`` items (``now``: :func:`settings`)."""
+def prepare(geometry: Geometry, batch: int, now: tuple, mode: str | None = None) -> Prepared:
+    """The :class:`Prepared` call of ``geometry`` on ``batch`` items (``now``: :func:`settings`)
+    on the path :func:`_mode` picks, or on ``mode`` (accumulate's stand-in, :func:`_run`)."""
     g = geometry
-    mode = _mode(g)
+    mode = _mode(g) if mode is None else mode
     if mode != "col":
         return Prepared(mode)
 
@@ -594,6 +596,11 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now
     if prepared is None:
         prepared = prepare(g, src.shape[0], settings() if now is None else now)
     mode = prepared.mode
+    if mode == "accumulate" and not _accumulate_takes(src, out):
+        # an output it cannot add into (channels-first, or of another dtype): the path it
+        # stands in for, prepared as that path is (col's tables and tiles)
+        prepared = prepare(g, src.shape[0], settings() if now is None else now, _other_mode(g))
+        mode = prepared.mode
     if mode == "col":
         return _col_run(src, kernel, g, bias, out, *prepared.col)
     return _run_mode(mode, src, kernel, g, bias, out)
@@ -1671,6 +1678,12 @@ def _accumulate_plan(geometry: Geometry, batch: int, block: int) -> tuple:
     return tuple(steps)
 
 
+def _accumulate_takes(src: np.ndarray, out: np.ndarray) -> bool:
+    """Whether :func:`_accumulate_run` can run a call: BLAS adds into ``out``'s cells as one
+    run, so ``out`` must be C-contiguous (channels-last), and of the input's floating dtype."""
+    return out.flags.c_contiguous and out.dtype in (np.float32, np.float64) and src.dtype == out.dtype
+
+
 def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
     """Forward convolution of unit strides on rows as wide as the output's, per item and
     tap: one product of the input's cells as they lie, ``(cells, C_in) @ (C_in, C_out)``
@@ -1683,8 +1696,8 @@ def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bia
     values are kept aside before the product and put back after it, exactly: a product
     taken back instead (``alpha = -1``) would leave them off by a rounding of it, which an
     edge cell of 1e30 makes larger than the cell (measured: errors of 5.5 on cells of size
-    1). The output must be C-contiguous and of the inputs' floating dtype, else the other
-    path (:func:`_other_mode`) runs it.
+    1). The output must be C-contiguous and of the inputs' floating dtype
+    (:func:`_accumulate_takes`); :func:`_run` gives any other call to :func:`_other_mode`'s path.
 
     A transposed convolution of unit strides runs as the forward convolution it mirrors
     (:meth:`~tconv.geometry.Geometry.mirrored`), its kernel read in place as
@@ -1694,8 +1707,9 @@ def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bia
     1.20, 96x128x32->32 b1 2.94 -> 1.63, b8 18.0 -> 14.3)."""
     g = geometry
     dtype = out.dtype
-    if not (out.flags.c_contiguous and dtype in (np.float32, np.float64) and src.dtype == dtype):
-        return _run_mode(_other_mode(g), src, kernel, g, bias, out)
+    if not _accumulate_takes(src, out):  # _run gives such calls to the other path
+        raise TconvError("out", out, f"must be C-contiguous and of the input's floating dtype "
+                                     f"({src.dtype}) for accumulate to add into it")
     mirror = g.transposed
     if mirror:
         g = _mirrored(g)
