@@ -185,7 +185,8 @@ def neutral_calls(draw, transposed: bool):
     rank = draw(st.integers(1, 3))
     batch = draw(st.sampled_from([1, 2, 0]))
     groups = draw(st.sampled_from([1, 1, 2]))
-    cin, cout = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    per_group = st.one_of(st.integers(1, 2), st.integers(4, 40))  # and enough for the fast paths
+    cin, cout = groups * draw(per_group), groups * draw(per_group)
     sizes = [draw(st.integers(1, 6)) for _ in range(rank)]
     kernel = [draw(st.integers(1, 3)) for _ in range(rank)]
     stride = [draw(st.integers(1, 3)) for _ in range(rank)]

@@ -18,7 +18,7 @@ from hypothesis import given, settings, strategies as st
 import tconv
 from tconv import grad, ops, padding_modes
 from tconv.errors import TconvError
-from tconv.geometry import AxisGeometry, Geometry
+from tconv.geometry import Geometry
 from tconv.kernels import grad as grad_kernels, reference
 
 from oracles.harness import require

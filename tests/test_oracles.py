@@ -3,7 +3,6 @@ and against golden vectors recorded from the frameworks (runs without them)."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from pathlib import Path
 

@@ -45,7 +45,6 @@ from typing import Any
 import numpy as np
 
 from tconv import _args, ops
-from tconv.errors import TconvError
 from tconv.geometry import AxisGeometry, Geometry
 
 __all__ = ["MODES", "source_index", "pad", "fold", "valid_geometry", "run"]
