@@ -312,6 +312,9 @@ def test_im2col_path_matches_reference(plan, data_format, tile):
     lambda: ops.plan_conv((9, 12), (3, 3), 3, 2, padding=((0, 2), (1, 1))),         # rows: any padding
     lambda: ops.plan_conv((9, 12), (3, 3), 3, 2, padding=((0, 0), (1, 1))),         # fewer rows out: per item
     lambda: ops.plan_conv((13,), (5,), 3, 4, padding=((3, 1),)),                    # 1-D: no column cut
+    lambda: ops.plan_conv((9, 12), (3, 3), 12, 8, padding="same", groups=4),        # grouped
+    lambda: ops.plan_conv_transpose((9, 12), (3, 3), 12, 6, crop="same", groups=3),  # grouped, mirrored
+    lambda: ops.plan_conv_transpose((13,), (5,), 8, 4, crop=((1, 3),), groups=2),   # 1-D, mirrored
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("block", [1 << 19, 1])
@@ -320,8 +323,9 @@ def test_accumulate_adds_each_taps_product_into_the_output(plan, dtype, block):
     the cells of the columns a tap does not reach taken back, a block of output rows at a
     time (``block``: 1, one row a block; else the three items' cells in one run where
     their input and output have as many rows, the rows a tap does not reach at the items'
-    edges kept aside too). The reference's values, with a bias; an output of other strides
-    (channels-first, written in place) takes the other path and gets the same."""
+    edges kept aside too); grouped, a product per group, each group's channels read and
+    written in place. The reference's values, with a bias; channels-first data (moved
+    channels-last for it) gets the same."""
     if not blas.available():
         pytest.skip("threadpoolctl is not installed (the fast extra): NumPy's BLAS is not called directly")
     g = plan()
@@ -334,12 +338,27 @@ def test_accumulate_adds_each_taps_product_into_the_output(plan, dtype, block):
     with _gemm_settings(MODE="accumulate", ACCUMULATE_BLOCK_ELEMENTS=block):
         assert gemm._mode(g) == "accumulate"
         width = g.output_spatial[1] if g.rank == 2 else 1  # one row a block: each product within a row
-        assert all(p1 - p0 <= width for _, _, p0, p1, _, _ in gemm._accumulate_plan(g, 3, 1))
+        run = gemm._mirrored(g) if g.transposed else g
+        assert all(p1 - p0 <= width for _, _, p0, p1, _, _ in gemm._accumulate_plan(run, 3, 1))
         got = ops.run(g, x, w, b)
         first = ops.run(g, np.ascontiguousarray(np.moveaxis(x, -1, 1)), w, b, data_format="channels_first")
     assert got.dtype == dtype
     np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance)
     np.testing.assert_allclose(np.moveaxis(first, 1, -1), want, rtol=tolerance, atol=tolerance)
+
+
+def test_grouped_layers_take_accumulate_from_four_channels_a_group():
+    """Unforced, grouped layers of unit strides and rows as wide take accumulate from
+    ACCUMULATE_MIN_GROUP_CHANNELS input channels per group (both directions); fewer stay on
+    the compiled direct loop (depthwise among them) or concat."""
+    if not (blas.available() and compiled.available()):
+        pytest.skip("the fast extra (threadpoolctl, Numba) is not installed")
+    assert gemm.ACCUMULATE_MIN_GROUP_CHANNELS == 4
+    assert gemm._mode(ops.plan_conv((28, 28), (3, 3), 128, 128, padding="same", groups=32)) == "accumulate"
+    assert gemm._mode(ops.plan_conv_transpose((28, 28), (3, 3), 64, 32, crop="same", groups=16)) == "accumulate"
+    assert gemm._mode(ops.plan_conv((28, 28), (3, 3), 128, 128, padding="same", groups=64)) == "grouped"
+    assert gemm._mode(ops.plan_conv((28, 28), (3, 3), 128, 128, padding="same", groups=128)) == "grouped"
+    assert gemm._mode(ops.plan_conv((28, 28), (3, 3), 64, 64, stride=2, padding="same", groups=2)) == "concat"
 
 
 @settings(max_examples=150, deadline=None)
@@ -348,7 +367,8 @@ def test_a_transposed_convolution_of_unit_strides_is_its_mirrored_forward_one(ra
     """Geometry.mirrored and layout.mirrored_kernel: a transposed convolution of unit strides
     equals the forward convolution that reads its taps mirrored, channels the other way
     (the reference loops both ways, random kernels, dilations, crops and groups); and gemm
-    runs it so (accumulate, the kernel read in place), with the reference's values."""
+    runs it so (accumulate, the kernel read in place, a product per group), with the
+    reference's values."""
     rng = np.random.default_rng(seed)
     groups = int(rng.choice([1, 2]))
     spatial = tuple(int(v) for v in rng.integers(3, 9, rank))
@@ -370,7 +390,7 @@ def test_a_transposed_convolution_of_unit_strides_is_its_mirrored_forward_one(ra
                                rtol=1e-12, atol=1e-12)
     with _gemm_settings(MODE="accumulate"):
         rows_alike = g.rank == 1 or g.input_spatial[1] == g.output_spatial[1]  # as wide in as out
-        assert (gemm._mode(g) == "accumulate") == (groups == 1 and rows_alike and blas.available())
+        assert (gemm._mode(g) == "accumulate") == (rows_alike and blas.available())  # groups or none
         np.testing.assert_allclose(ops.run(g, x, w, b), want, rtol=1e-12, atol=1e-12)
     with pytest.raises(TconvError, match="unit strides"):
         ops.plan_conv_transpose(spatial, kernel, 2, 3, stride=2).mirrored()
@@ -419,7 +439,8 @@ def test_accumulate_keeps_the_cells_a_tap_does_not_reach_exact():
     np.testing.assert_allclose(got["huge"], want["huge"], rtol=1e-12)
 
 
-def test_accumulate_holds_no_temporaries_beyond_its_bound():
+@pytest.mark.parametrize("groups", [1, 4])
+def test_accumulate_holds_no_temporaries_beyond_its_bound(groups):
     """accumulate gathers nothing and keeps no scratch: a call's traced peak beyond the
     output is a few kB (the edge cells kept aside during a tap's product), within the
     bound the budget checks, which covers the other path an output of other strides takes."""
@@ -427,7 +448,7 @@ def test_accumulate_holds_no_temporaries_beyond_its_bound():
 
     if not blas.available():
         pytest.skip("threadpoolctl is not installed (the fast extra): NumPy's BLAS is not called directly")
-    g = ops.plan_conv((96, 128), (3, 3), 32, 32, padding="same")
+    g = ops.plan_conv((96, 128), (3, 3), 32, 32, padding="same", groups=groups)
     assert gemm._mode(g) == "accumulate"
     rng = np.random.default_rng(0)
     x = rng.standard_normal((2, 96, 128, 32)).astype(np.float32)
@@ -715,7 +736,7 @@ _TEMPORARY_CASES = {
     "conv 3x3 32 -> 32 (rows)": (lambda: ops.plan_conv((96, 128), (3, 3), 32, 32, padding="same"),
                                  (1, 96, 128, 32), "rows"),
     "conv grouped (concat)": (lambda: ops.plan_conv((64, 64), (3, 3), 64, 64, padding="same", groups=4),
-                              (2, 64, 64, 64), None),
+                              (2, 64, 64, 64), "concat"),
     "transposed k3 s2 (col)": (lambda: ops.plan_conv_transpose((48, 64), (3, 3), 64, 32, stride=2, crop="same"),
                                (2, 48, 64, 64), "col"),
     "transposed k3 s2 (flat)": (lambda: ops.plan_conv_transpose((48, 64), (3, 3), 64, 32, stride=2, crop="same"),
