@@ -182,11 +182,14 @@ def _kernels():
     def grouped(x, out, count0, tap0, cell0, count1, tap1, cell1, count2, tap2, cell2,
                 k1n, k2n, w, bias):
         """Direct, for groups of few channels: ``out[b, o, g*d + i]`` = bias + the sum over
-        the taps reaching ``o`` from ``x[b, j]`` of ``x[b, j, g*s + c] * w[t, i, g, c]``
-        (``s``, ``d``: channels per group in ``x`` and ``out``). The loop over groups is
-        innermost, so a depthwise layer runs one vector loop over its channels."""
+        the taps reaching ``o`` from ``x[b, j]`` of ``x[b, j, g*s + c] * w[t, g, c, i]``
+        (``s``, ``d``: channels per group in ``x`` and ``out``; ``w`` C-contiguous). Where a
+        group has at least 4 output channels, the loop over them is innermost (contiguous in
+        ``w`` and the accumulator): 16x16 -> 128 in 4 groups (32 a group) 35.6 -> 2.2 ms at
+        batch 4 on 40x40, against the loop over groups innermost that depthwise layers keep,
+        one vector loop over their channels."""
         n, o0n, o1n, o2n, _ = out.shape
-        _, d_n, g_n, s_n = w.shape
+        g_n, s_n, d_n = w.shape[1], w.shape[2], w.shape[3]
         acc = bias.copy()
         for b in range(n):
             for o0 in range(o0n):
@@ -203,14 +206,19 @@ def _kernels():
                                 for m2 in range(count2[o2]):
                                     j2 = cell2[o2, m2]
                                     t = t1 + tap2[o2, m2]
-                                    if d_n == 1 and s_n == 1:  # depthwise: one contiguous loop
+                                    src = x[b, j0, j1, j2]
+                                    if d_n >= 4:  # the group's outputs innermost
                                         for g in range(g_n):
-                                            acc[g] += x[b, j0, j1, j2, g] * w[t, 0, g, 0]
+                                            for c in range(s_n):
+                                                v = src[g * s_n + c]
+                                                wc = w[t, g, c]
+                                                for i in range(d_n):
+                                                    acc[g * d_n + i] += v * wc[i]
                                         continue
-                                    for i in range(d_n):
+                                    for i in range(d_n):  # the groups innermost (depthwise: one loop)
                                         for c in range(s_n):
                                             for g in range(g_n):
-                                                acc[g * d_n + i] += x[b, j0, j1, j2, g * s_n + c] * w[t, i, g, c]
+                                                acc[g * d_n + i] += src[g * s_n + c] * w[t, g, c, i]
                         for c in range(acc.shape[0]):
                             out[b, o0, o1, o2, c] = acc[c]
 

@@ -513,8 +513,8 @@ def _mode_temporary_elements(geometry: Geometry, batch: int, mode: str, now: tup
         return _rows_temporary_elements(g, batch)
     if mode == "shift":
         return _shift_temporary_elements(g, batch)
-    if mode == "grouped":  # the tables and the bias
-        return _table_elements(g) + g.output_channels
+    if mode == "grouped":  # the tables, the bias and the kernel's copy
+        return _table_elements(g) + g.output_channels + math.prod(g.neutral_kernel_shape)
     if mode == "flat":
         plan = _flat_plan(g)
         per_cell = _per_cell(g, mode, 1)
@@ -1770,10 +1770,10 @@ def _grouped_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, 
     g = geometry
     groups = g.groups
     cs, cd = g.input_channels, g.output_channels
+    # (tap, group, src, dst), C-contiguous (a copy of the kernel, which is small here)
     w = kernel.reshape((-1, cd // groups, groups, cs // groups) if g.transposed  # (tap, dst, group, src)
-                       else (-1, cs // groups, groups, cd // groups)).astype(out.dtype, copy=False)
-    if not g.transposed:
-        w = w.transpose(0, 3, 2, 1)
+                       else (-1, cs // groups, groups, cd // groups))              # (tap, src, group, dst)
+    w = np.ascontiguousarray(w.transpose((0, 2, 3, 1) if g.transposed else (0, 2, 1, 3)), out.dtype)
     b = np.zeros(cd, out.dtype) if bias is None else bias
     compiled.grouped(_as3d(src, g.rank), _as3d(out, g.rank), *_col_tables(g), w, b)
     return out
