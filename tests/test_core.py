@@ -347,6 +347,18 @@ def test_accumulate_adds_each_taps_product_into_the_output(plan, dtype, block):
     np.testing.assert_allclose(np.moveaxis(first, 1, -1), want, rtol=tolerance, atol=tolerance)
 
 
+def test_strided_narrow_forward_layers_take_im2col():
+    """Unforced, a forward convolution of a stride above 1 takes im2col up to
+    IM2COL_STRIDED_MAX_CHANNELS input channels, whatever its columns per output channel (its
+    other paths are per tap and concat); wider ones and unit strides keep the columns rule."""
+    if not compiled.available():
+        pytest.skip("Numba is not installed (the fast extra): no im2col path to test")
+    assert gemm._mode(ops.plan_conv((40, 40), (5, 5), 16, 64, stride=2, padding="same")) == "im2col"
+    assert gemm._mode(ops.plan_conv((2048,), (5,), 64, 32, stride=2, padding="same")) == "im2col"
+    assert gemm._mode(ops.plan_conv((14, 14), (3, 3), 512, 128, stride=2, padding="same")) != "im2col"
+    assert gemm._mode(ops.plan_conv((40, 40), (5, 5), 16, 64, padding="same")) != "im2col"
+
+
 def test_grouped_layers_take_accumulate_from_four_channels_a_group():
     """Unforced, grouped layers of unit strides and rows as wide take accumulate from
     ACCUMULATE_MIN_GROUP_CHANNELS input channels per group (both directions); fewer stay on

@@ -200,6 +200,13 @@ COL_MAX_ROW = 1 << 22
 #: It runs before "rows" (ninth session, im2col / rows, ms): 96x128x3->32 b1 0.72 / 1.17, b8
 #: 4.9 / 5.5; 96x128x16->32 b1 1.73 / 1.82, b8 9.2 / 8.8
 IM2COL_MAX_COLUMNS = 5
+#: ... and strided ones of at most this many input channels, whatever their output channels:
+#: their other paths are per tap and concat (no rows, shift or accumulate), and the gather
+#: reads each input cell a quarter as often at stride 2 (twelfth session, in process, per tap
+#: -> im2col, ms): 40x40x16->64 k5 b4 1.88 -> 0.70, 56x56x64->64 b4 2.35 -> 1.72,
+#: 96x128x64->32 b8 12.6 -> 9.8, 16^3x32->32 b2 0.89 -> 0.76; wider ones lose
+#: (14x14x512->128 0.48 -> 1.03, 48x64x128->64 k4 1.74 -> 2.54, 7x7x512->512 b8 2.4 -> 5.6)
+IM2COL_STRIDED_MAX_CHANNELS = 64
 #: "im2col" runs its tiles side by side (each core gathers and multiplies its own, at least
 #: a tile per core) where the kernel has at most IM2COL_THREADS_MAX_KERNEL elements and the
 #: output at least IM2COL_THREADS_MIN_OUTPUT. In the benchmark's protocol (ninth session, side
@@ -466,7 +473,7 @@ def settings() -> tuple:
     return (MODE, compiled.available(), threads.workers(), TILE_ELEMENTS, MIN_TILE_CELLS,
             MAX_TILE_ELEMENTS, FLAT_MAX_WASTE, FLAT_NARROW_CHANNELS, FLAT_NARROW_MAX_WASTE,
             COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE, COL_MIN_GROUP_CHANNELS, COL_FEW_CELLS,
-            COL_ROW_GROUPS_GAIN, COL_MAX_KERNEL, COL_MAX_TABLE, COL_MAX_ROW, IM2COL_MAX_COLUMNS,
+            COL_ROW_GROUPS_GAIN, COL_MAX_KERNEL, COL_MAX_TABLE, COL_MAX_ROW, IM2COL_MAX_COLUMNS, IM2COL_STRIDED_MAX_CHANNELS,
             IM2COL_THREADS_MAX_KERNEL, IM2COL_THREADS_MIN_OUTPUT, ROWS_TILE_ELEMENTS,
             ROWS_MIN_CELLS, ROWS_MAX_KERNEL, ROWS_MIN_STEP, COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS,
             COL_THREADS_TILE, COL_THREADS_MIN_ROWS, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT,
@@ -1164,14 +1171,17 @@ def _cell_run(n0: int, n1: int, r0: int, r1: int, spatial: tuple[int, ...]) -> s
 def _im2col_ready(geometry: Geometry) -> bool:
     """Whether the compiled "im2col" path runs this layer: a forward convolution without
     groups whose columns per output cell (taps x C_in) are at most IM2COL_MAX_COLUMNS times
-    its output channels, Numba present, small tables, one output row's columns bounded; a
+    its output channels, or of a stride above 1 and at most IM2COL_STRIDED_MAX_CHANNELS
+    input channels, Numba present, small tables, one output row's columns bounded; a
     kernel of one tap only where forced (its gather would be a copy of the input: a 1x1
     96x128x32->23 took 0.64 ms through im2col, 0.27 through shift's one product)."""
     g = geometry
     if g.transposed or g.groups > 1 or not compiled.available() or _col_tables(g) is None:
         return False
     columns = math.prod(g.kernel_shape) * g.input_channels
-    if MODE is None and (columns > IM2COL_MAX_COLUMNS * g.output_channels or math.prod(g.kernel_shape) == 1):
+    strided_narrow = any(a.stride > 1 for a in g.axes) and g.input_channels <= IM2COL_STRIDED_MAX_CHANNELS
+    if MODE is None and ((columns > IM2COL_MAX_COLUMNS * g.output_channels and not strided_narrow)
+                         or math.prod(g.kernel_shape) == 1):
         return False
     return columns * math.prod(g.output_spatial[1:]) <= COL_MAX_ROW
 
