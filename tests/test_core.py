@@ -338,7 +338,7 @@ def test_accumulate_adds_each_taps_product_into_the_output(plan, dtype, block):
     with _gemm_settings(MODE="accumulate", ACCUMULATE_BLOCK_ELEMENTS=block):
         assert gemm._mode(g) == "accumulate"
         width = g.output_spatial[1] if g.rank == 2 else 1  # one row a block: each product within a row
-        run = gemm._mirrored(g) if g.transposed else g
+        run = gemm._accumulate_geometry(g)
         assert all(p1 - p0 <= width for _, _, p0, p1, _, _ in gemm._accumulate_plan(run, 3, 1))
         got = ops.run(g, x, w, b)
         first = ops.run(g, np.ascontiguousarray(np.moveaxis(x, -1, 1)), w, b, data_format="channels_first")
@@ -357,6 +357,59 @@ def test_strided_narrow_forward_layers_take_im2col():
     assert gemm._mode(ops.plan_conv((2048,), (5,), 64, 32, stride=2, padding="same")) == "im2col"
     assert gemm._mode(ops.plan_conv((14, 14), (3, 3), 512, 128, stride=2, padding="same")) != "im2col"
     assert gemm._mode(ops.plan_conv((40, 40), (5, 5), 16, 64, padding="same")) != "im2col"
+
+
+def test_an_extended_input_gives_the_same_output():
+    """Geometry.extended: the forward convolution of the input extended by zero cells, its
+    padding less by as much, equals the plain one (reference loops, random pads within the
+    padding, cropped sides left alone); pads beyond the padding and transposed plans refused."""
+    rng = np.random.default_rng(8)
+    g = ops.plan_conv((7, 9), (3, 4), 3, 2, padding=((2, -1), (3, 1)), dilation=(1, 2))
+    x, w, b = arrays_for(g, 1)
+    want = ops.run(g, x, w, b, impl="reference")
+    for lo0, lo1, hi1 in rng.integers(0, 2, (4, 3)) * (2, 3, 1):
+        e = g.extended(((int(lo0), 0), (int(lo1), int(hi1))))
+        wide = np.zeros((x.shape[0],) + e.input_spatial + (3,))
+        wide[:, lo0:lo0 + 7, lo1:lo1 + 9] = x
+        np.testing.assert_allclose(ops.run(e, wide, w, b, impl="reference"), want, rtol=1e-12, atol=1e-12)
+    for pads in (((3, 0), (0, 0)), ((0, 1), (0, 0)), ((0, 0), (0, 2)), ((0, 0),)):
+        with pytest.raises(TconvError, match="pads"):
+            g.extended(pads)
+    with pytest.raises(TconvError, match="pads"):
+        ops.plan_conv_transpose((4, 4), (3, 3), 2, 2).extended(((0, 0), (0, 0)))
+
+
+def test_accumulate_extends_the_input_to_the_outputs_width():
+    """A stride-1 transposed convolution cropped less than 'same' (output rows wider than the
+    input's) runs accumulate on its input extended by zero columns (Geometry.extended, the
+    same output): the reference's values, the extended copy counted in the temporaries; picked
+    unforced only for items of enough output cells (ACCUMULATE_WIDENED_MIN_CELLS, and
+    ACCUMULATE_WIDENED_BATCH_CELLS on several items), else col."""
+    import tracemalloc
+
+    if not (blas.available() and compiled.available()):
+        pytest.skip("the fast extra (threadpoolctl, Numba) is not installed")
+    g = ops.plan_conv_transpose((30, 40), (4, 3), 8, 6, crop=((0, 1), (0, 1)))  # 30x40 -> 32x41
+    e = gemm._accumulate_geometry(g)
+    assert e.input_spatial == (30, 41) and e.output_spatial == g.output_spatial and not e.transposed
+    assert gemm._mode(g) == "accumulate"
+    assert gemm.prepare(g, 1, gemm.settings()).mode == "accumulate"  # 1312 cells an item
+    assert gemm.prepare(g, 4, gemm.settings()).mode == "accumulate"
+    small = ops.plan_conv_transpose((12, 16), (3, 3), 8, 6)  # 14x18 = 252 cells an item
+    assert gemm._mode(small) == "accumulate" and gemm.prepare(small, 1, gemm.settings()).mode == "col"
+    middle = ops.plan_conv_transpose((24, 32), (3, 3), 8, 6)  # 26x34 = 884
+    assert [gemm.prepare(middle, n, gemm.settings()).mode for n in (1, 2)] == ["accumulate", "col"]
+    x, w, b = arrays_for(g, 7, np.float32, batch=2)
+    want = ops.run(g, x, w, b, impl="reference")
+    np.testing.assert_allclose(ops.run(g, x, w, b), want, rtol=1e-5, atol=1e-5)
+    out = np.empty(want.shape, np.float32)
+    gemm.conv_transpose(x, w, g, b, out=out)
+    tracemalloc.start()
+    gemm.conv_transpose(x, w, g, b, out=out)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    extended = 2 * 30 * 41 * 8 * 4
+    assert extended <= peak <= gemm.temporary_elements(g, 2) * 4 + 131072, (peak, extended)
 
 
 def test_grouped_layers_take_accumulate_from_four_channels_a_group():
@@ -401,7 +454,7 @@ def test_a_transposed_convolution_of_unit_strides_is_its_mirrored_forward_one(ra
     np.testing.assert_allclose(ops.run(m, x, layout.mirrored_kernel(w, groups), b, impl="reference"), want,
                                rtol=1e-12, atol=1e-12)
     with _gemm_settings(MODE="accumulate"):
-        rows_alike = g.rank == 1 or g.input_spatial[1] == g.output_spatial[1]  # as wide in as out
+        rows_alike = g.rank == 1 or g.input_spatial[1] <= g.output_spatial[1]  # the input extended to the width
         assert (gemm._mode(g) == "accumulate") == (rows_alike and blas.available())  # groups or none
         np.testing.assert_allclose(ops.run(g, x, w, b), want, rtol=1e-12, atol=1e-12)
     with pytest.raises(TconvError, match="unit strides"):

@@ -333,6 +333,26 @@ class Geometry:
                                   a.dilated_kernel - 1 - a.pad_hi) for a in self.axes)
         return Geometry(axes, self.out_channels, self.in_channels, self.groups)
 
+    def extended(self, pads: tuple[tuple[int, int], ...]) -> "Geometry":
+        """The forward convolution read from its input extended by ``pads`` (per axis,
+        ``(lo, hi)`` zero cells before and after), its padding less by as much: the same
+        output, cell for cell, since a zero read from the input and one of the padding are
+        alike. Each pad from 0 to the padding it replaces (0 where that side is cropped).
+
+        >>> g = Geometry((AxisGeometry(8, 5, 1, 1, 4, 4),), 3, 2)        # 'full': 8 -> 12
+        >>> e = g.extended(((2, 2),))
+        >>> e.input_spatial, e.output_spatial == g.output_spatial, (e.axes[0].pad_lo, e.axes[0].pad_hi)
+        ((12,), True, (2, 2))
+        """
+        if (self.transposed or len(pads) != self.rank
+                or any(not (0 <= lo <= max(a.pad_lo, 0) and 0 <= hi <= max(a.pad_hi, 0))
+                       for (lo, hi), a in zip(pads, self.axes))):
+            raise TconvError("pads", pads, "must give each axis of a forward convolution (lo, hi), each "
+                                           "from 0 to that side's padding")
+        axes = tuple(AxisGeometry(a.size + lo + hi, a.kernel, a.stride, a.dilation, a.pad_lo - lo, a.pad_hi - hi)
+                     for (lo, hi), a in zip(pads, self.axes))
+        return Geometry(axes, self.in_channels, self.out_channels, self.groups)
+
 
 @functools.lru_cache(maxsize=16)
 def _reaching_taps(axes: tuple[AxisGeometry, ...]) -> tuple:

@@ -295,6 +295,20 @@ ACCUMULATE_MIN_CHANNELS = 4
 ACCUMULATE_MIN_GROUP_CHANNELS = 4
 ACCUMULATE_MAX_KERNEL = 1 << 22
 ACCUMULATE_MAX_CUT = 0.25
+#: ... and where its output rows are wider than its input rows by at most this share of them,
+#: read from a copy of the input extended by zero columns (:func:`_accumulate_geometry`):
+#: stride-1 transposed convolutions cropped less than 'same' ('valid', torch's padding=0),
+#: where col sums taps x C_out columns per input cell. Twelfth session, in process, col ->
+#: accumulate, ms, 'valid': 40x40x128->128 k5 b1 25 -> 5.3; 24x24x256->256 b1 5.5 -> 2.6;
+#: 24x32x128->64 b1 1.42 -> 0.74; 64x64x64->64 b1 2.2 -> 1.5; 40x40x64->16 k4 b1 1.03 ->
+#: 0.47; 40x40x32->64 b4 2.1 -> 1.55; 40x40x16->128 k4 d2 b4 5.5 -> 3.8. Small items lose,
+#: each a product of its own (their rows are not as many in as out): 24x32x128->64 b8 4.0 ->
+#: 4.7, 16x16x64->64 b4 0.52 -> 0.64, 12x16x256->128 b8 3.5 -> 5.3, 6x8x512->256 b1 0.59 ->
+#: 0.95: so accumulate widens only an item's output of at least ACCUMULATE_WIDENED_MIN_CELLS
+#: cells, and at least ACCUMULATE_WIDENED_BATCH_CELLS on several items (:func:`_batch_mode`)
+ACCUMULATE_MAX_WIDENING = 0.25
+ACCUMULATE_WIDENED_MIN_CELLS = 256
+ACCUMULATE_WIDENED_BATCH_CELLS = 1024
 #: ... a block of output at a time, each tap's product added to it in turn: at most this
 #: many elements (float32: 2 MiB, an L2 here; whole items where they fit, their cells in one
 #: run, else rows of an item), so that it stays in cache meanwhile: 224x224x8->64 b1 4.51 ->
@@ -381,6 +395,24 @@ def _mode(geometry: Geometry) -> str:
     if MODE in (None, "accumulate") and _accumulate_ready(geometry):
         return "accumulate"
     return _other_mode(geometry)
+
+
+def _batch_mode(geometry: Geometry, batch: int) -> str:
+    """:func:`_mode`'s path for a call on ``batch`` items: accumulate on an input extended to
+    the output's width (:func:`_accumulate_geometry`) only where an item's output has at least
+    ACCUMULATE_WIDENED_MIN_CELLS cells, and, on several items, ACCUMULATE_WIDENED_BATCH_CELLS
+    (their rows are not as many as the input's, so each item is a product of its own); else
+    :func:`_other_mode`'s."""
+    mode = _mode(geometry)
+    if mode != "accumulate" or MODE is not None:
+        return mode
+    g = _accumulate_geometry(geometry)
+    plain = _mirrored(geometry) if geometry.transposed else geometry
+    cells = math.prod(g.output_spatial)
+    if g.input_spatial != plain.input_spatial and (cells < ACCUMULATE_WIDENED_MIN_CELLS
+                           or (batch > 1 and cells < ACCUMULATE_WIDENED_BATCH_CELLS)):
+        return _other_mode(geometry)
+    return mode
 
 
 def _other_mode(geometry: Geometry) -> str:
@@ -479,7 +511,8 @@ def settings() -> tuple:
             COL_THREADS_TILE, COL_THREADS_MIN_ROWS, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT,
             SHIFT_MIN_CHANNELS, SHIFT_MAX_WASTE, SHIFT_TILE_ELEMENTS, SHIFT_THREADS_MAX_KERNEL,
             SHIFT_THREADS_MIN_OUTPUT, SIDE_BY_SIDE, SIDE_BY_SIDE_IF_IDLE, ACCUMULATE_MIN_CHANNELS,
-            ACCUMULATE_MAX_KERNEL, ACCUMULATE_MAX_CUT, ACCUMULATE_BLOCK_ELEMENTS, ACCUMULATE_MIN_GROUP_CHANNELS,
+            ACCUMULATE_MAX_KERNEL, ACCUMULATE_MAX_CUT, ACCUMULATE_BLOCK_ELEMENTS, ACCUMULATE_MIN_GROUP_CHANNELS, ACCUMULATE_MAX_WIDENING,
+            ACCUMULATE_WIDENED_MIN_CELLS, ACCUMULATE_WIDENED_BATCH_CELLS,
             blas.available())
 
 
@@ -494,10 +527,10 @@ def temporary_elements(geometry: Geometry, batch: int, now: tuple | None = None)
 def _temporary_elements(geometry: Geometry, batch: int, now: tuple) -> int:
     # ``now``: settings(), so that a change of any is a new cache entry, not a stale bound
     g = geometry
-    mode = _mode(g)
+    mode = _batch_mode(g, batch)
     if mode == "accumulate":  # C-contiguous copies, the edge cells kept aside; or the other path
         fallback = _mode_temporary_elements(g, batch, _other_mode(g), now)
-        g = _mirrored(g) if g.transposed else g  # as it runs
+        g = _accumulate_geometry(g)  # as it runs (mirrored, the input extended)
         copies = batch * math.prod(g.input_spatial) * g.input_channels + math.prod(g.neutral_kernel_shape)
         width = _shift_rows(g)[3]
 
@@ -589,7 +622,7 @@ def prepare(geometry: Geometry, batch: int, now: tuple, mode: str | None = None)
     """The :class:`Prepared` call of ``geometry`` on ``batch`` items (``now``: :func:`settings`)
     on the path :func:`_mode` picks, or on ``mode`` (accumulate's stand-in, :func:`_run`)."""
     g = geometry
-    mode = _mode(g) if mode is None else mode
+    mode = _batch_mode(g, batch) if mode is None else mode
     if mode != "col":
         return Prepared(mode)
 
@@ -1648,8 +1681,10 @@ def _accumulate_ready(geometry: Geometry) -> bool:
     if g.transposed:  # of unit strides: the mirrored forward convolution
         return _accumulate_ready(_mirrored(g))
     rows_out, cols_out, _, width = _shift_rows(g)
-    if cols_out != width:
+    if cols_out < width or (cols_out > width and MODE is None and cols_out - width > ACCUMULATE_MAX_WIDENING * width):
         return False
+    g = _accumulate_geometry(g)  # rows as wide in as out
+    rows_out, cols_out, _, width = _shift_rows(g)
     if MODE is not None:
         return True
     if math.prod(g.kernel_shape) == 1:  # one tap: shift's product lands in the output as it is
@@ -1661,6 +1696,25 @@ def _accumulate_ready(geometry: Geometry) -> bool:
 
 #: :meth:`Geometry.mirrored`, kept per plan (a call would build it again)
 _mirrored = functools.lru_cache(maxsize=256)(Geometry.mirrored)
+
+
+@functools.lru_cache(maxsize=256)
+def _accumulate_geometry(geometry: Geometry) -> Geometry:
+    """The forward convolution accumulate runs for ``geometry``: a transposed one mirrored
+    (:meth:`~tconv.geometry.Geometry.mirrored`), and where its output rows are wider than
+    its input rows (a 'valid' or 'full' transposed convolution, padding beyond 'same'), read
+    from its input extended by zero columns to the output's width
+    (:meth:`~tconv.geometry.Geometry.extended`, a copy of the input) so that a tap's cells
+    again lie a fixed offset from the cells they read; the rest of the padding split as
+    'same' splits it."""
+    g = _mirrored(geometry) if geometry.transposed else geometry
+    if g.rank != 2 or g.output_spatial[1] == g.input_spatial[1]:
+        return g
+    a = g.axes[1]
+    wider = g.output_spatial[1] - g.input_spatial[1]  # = pad_lo + pad_hi - (dilated kernel - 1)
+    least, most = max(0, wider - max(a.pad_hi, 0)), min(wider, max(a.pad_lo, 0))  # each side within its padding
+    lo = min(max(a.pad_lo - (a.dilated_kernel - 1) // 2, least), most)
+    return g.extended(((0, 0), (lo, wider - lo)))
 
 
 @functools.lru_cache(maxsize=256)
@@ -1735,13 +1789,18 @@ def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bia
         raise TconvError("out", out, f"must be C-contiguous and of the input's floating dtype "
                                      f"({src.dtype}) for accumulate to add into it")
     mirror = g.transposed
-    if mirror:
-        g = _mirrored(g)
+    plain = _mirrored(g) if mirror else g
+    g = _accumulate_geometry(g)
     cs, cd, groups = g.input_channels, g.output_channels, g.groups
     cs_g, cd_g = cs // groups, cd // groups
     rows_out, _, rows_in, width = _shift_rows(g)
     steps = _accumulate_plan(g, out.shape[0], ACCUMULATE_BLOCK_ELEMENTS)
-    source = np.ascontiguousarray(src)
+    if g.input_spatial == plain.input_spatial:
+        source = np.ascontiguousarray(src)
+    else:  # extended by zero columns to the output's width (_accumulate_geometry)
+        source = np.zeros((src.shape[0],) + g.input_spatial + (cs,), dtype)
+        lo = plain.axes[1].pad_lo - g.axes[1].pad_lo
+        source[:, :, lo:lo + plain.input_spatial[1]] = src
     # mirrored: tap t is the kernel's tap (taps - 1 - t), (C_out'/groups, C_in') read transposed,
     # group k's block its columns k * C_in'/groups ..; forward: (C_in/groups, C_out), group k's
     # block its columns k * C_out/groups .. (as layout.mirrored_kernel turns it)
