@@ -142,6 +142,26 @@ def test_channels_first_data_runs_channels_last_and_moves_back(case):
         assert peak > ops._check_budget(g, first, w, np.dtype(np.float32), None) + 131072, (peak, counted)
 
 
+@pytest.mark.parametrize("shape", [(6, 5, 3, 3), (33, 17, 4), (5, 4, 2, 3, 2), (3, 4, 2, 0), (0, 4, 3)])
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_dialects_moved_kernel_is_copied_to_the_neutral_layout(shape, shared):
+    """ops.contiguous_kernel: a kernel in PyTorch's or ONNX's layout, its two leading axes
+    moved last (a view), copied C-contiguous by the compiled loop (one share, or a share of
+    its rows per core); other layouts (and byte-swapped ones) by NumPy; a C-contiguous
+    kernel returned as it is. The values never change."""
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal(shape).astype(np.float32)
+    moved = np.moveaxis(w, (0, 1), (-1, -2))
+    with _replaced(ops, "KERNEL_COPY_SHARED_ELEMENTS", 1 if shared else 1 << 62):
+        for kernel in (moved, np.moveaxis(w, 0, -1), moved.astype(moved.dtype.newbyteorder()),
+                       moved.astype(np.float64)):
+            got = ops.contiguous_kernel(kernel)
+            assert got.flags.c_contiguous and got.dtype == kernel.dtype
+            np.testing.assert_array_equal(got, kernel)
+    same = np.ascontiguousarray(moved)
+    assert ops.contiguous_kernel(same) is same
+
+
 @pytest.mark.parametrize("shape", [(2, 5, 7), (1, 3, 4, 5), (2, 17, 3, 4, 5), (0, 4, 3, 3), (3, 1, 33)])
 def test_moved_channels_copies_channels_to_the_last_axis_and_back(shape):
     """ops.moved_channels: a C-contiguous copy with the channels moved, compiled (blocked

@@ -99,6 +99,35 @@ def moved_channels(array: np.ndarray, last: bool) -> np.ndarray:
     return moved
 
 
+def contiguous_kernel(kernel: np.ndarray) -> np.ndarray:
+    """``kernel`` C-contiguous, copied where it is not. A dialect's kernel whose two leading
+    axes were moved last (PyTorch's and ONNX's ``(O, I/groups, *spatial)`` as the neutral
+    ``(*spatial, I/groups, O)``, :func:`numpy.moveaxis`, no copy) is copied by a compiled
+    loop where Numba is installed (:func:`tconv.kernels.compiled.unmoved`: the seed's
+    1024x512x3x3 5 ms against NumPy's 22-27); any other layout by NumPy."""
+    if kernel.flags.c_contiguous:
+        return kernel
+    rank = kernel.ndim - 2
+    base = np.moveaxis(kernel, (-1, -2), (0, 1)) if rank >= 0 else kernel
+    if rank < 1 or not (base.flags.c_contiguous and compiled.available() and kernel.dtype.isnative):
+        return np.ascontiguousarray(kernel)
+    out = np.empty(kernel.shape, kernel.dtype)
+    if out.size:
+        a, b = base.shape[:2]
+        src, dst = base.reshape(a, b, -1), out.reshape(-1, b, a)
+        # memory-bound: a share of the rows of `src` per core where it is large (the seed's
+        # 7-9 -> 4-4.5 ms on 2 cores, caches cold)
+        parts = min(threads.workers(), a) if out.size >= KERNEL_COPY_SHARED_ELEMENTS else 1
+        bounds = [a * i // parts for i in range(parts + 1)]
+        threads.run(list(zip(bounds, bounds[1:])),
+                    lambda part: compiled.unmoved(src[part[0]:part[1]], dst[:, :, part[0]:part[1]]))
+    return out
+
+
+#: kernels of at least this many elements are copied to the neutral layout a share per core
+KERNEL_COPY_SHARED_ELEMENTS = 1 << 18
+
+
 def shape_only(shape, dtype=np.float32) -> np.ndarray:
     """A read-only array of ``shape`` that allocates nothing (all zeros), for :func:`planning`.
 
@@ -234,6 +263,7 @@ def _execute(g: Geometry, x: np.ndarray, kernel: np.ndarray, bias, prepared: _Pr
         bias = bias.astype(dtype)
     if prepared.impl == "gemm":
         compute = gemm.conv_transpose if g.transposed else gemm.conv
+        kernel = contiguous_kernel(kernel)  # a dialect's moved axes: once, here, not per path
         if prepared.channels_first:
             # the kernels run channels-last: the input is moved there once, the output computed
             # there and moved back (compiled blocked transposes). Written channels-first in
