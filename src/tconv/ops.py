@@ -107,9 +107,10 @@ def contiguous_kernel(kernel: np.ndarray) -> np.ndarray:
     1024x512x3x3 5 ms against NumPy's 22-27); any other layout by NumPy."""
     if kernel.flags.c_contiguous:
         return kernel
-    rank = kernel.ndim - 2
-    base = np.moveaxis(kernel, (-1, -2), (0, 1)) if rank >= 0 else kernel
-    if rank < 1 or not (base.flags.c_contiguous and compiled.available() and kernel.dtype.isnative):
+    if kernel.ndim < 3:
+        return np.ascontiguousarray(kernel)
+    base = np.moveaxis(kernel, (-1, -2), (0, 1))  # the dialect's own array, where it was moved
+    if not (base.flags.c_contiguous and compiled.available() and kernel.dtype.isnative):
         return np.ascontiguousarray(kernel)
     out = np.empty(kernel.shape, kernel.dtype)
     if out.size:
@@ -298,7 +299,8 @@ def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtyp
     write the output in place. Channels-first data (``moved``) is moved channels-last for
     them: a copy of the input and the output computed channels-last, both held until the
     output is moved back. Operands of another dtype are cast (copied) first, and a kernel
-    that is not C-contiguous (a dialect's moved axes) is copied by the kernels' reshape."""
+    that is not C-contiguous (a dialect's moved axes) is copied C-contiguous
+    (:func:`contiguous_kernel`), after its cast where it has one: two copies then."""
     input_shape = x.shape
     out_shape = (input_shape[0],) + g.output_spatial + (g.output_channels,)
     nbytes = math.prod(out_shape) * dtype.itemsize
@@ -307,8 +309,8 @@ def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtyp
         temporaries += x.size * dtype.itemsize + nbytes
     if x.dtype != dtype:  # cast (copied) first
         temporaries += x.size * dtype.itemsize
-    if kernel.dtype != dtype or not kernel.flags.c_contiguous:  # cast, or copied by the kernels' reshape
-        temporaries += kernel.size * dtype.itemsize
+    # cast, and copied C-contiguous (contiguous_kernel)
+    temporaries += kernel.size * dtype.itemsize * ((kernel.dtype != dtype) + (not kernel.flags.c_contiguous))
     if nbytes + temporaries <= budget.allowance():
         return nbytes + temporaries  # the common case, without building the message
     strides = tuple(a.stride for a in g.axes)
