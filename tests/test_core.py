@@ -335,6 +335,8 @@ def test_im2col_path_matches_reference(plan, data_format, tile):
     lambda: ops.plan_conv((9, 12), (3, 3), 12, 8, padding="same", groups=4),        # grouped
     lambda: ops.plan_conv_transpose((9, 12), (3, 3), 12, 6, crop="same", groups=3),  # grouped, mirrored
     lambda: ops.plan_conv_transpose((13,), (5,), 8, 4, crop=((1, 3),), groups=2),   # 1-D, mirrored
+    lambda: ops.plan_conv((9, 12), (3, 3), 4, 3, dilation=(1, 2)),                 # 'valid': into a frame
+    lambda: ops.plan_conv_transpose((9, 12), (3, 3), 4, 3, crop=2),                 # mirrored, a frame
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("block", [1 << 19, 1])
@@ -357,8 +359,8 @@ def test_accumulate_adds_each_taps_product_into_the_output(plan, dtype, block):
     tolerance = 1e-5 if dtype == np.float32 else 1e-12
     with _gemm_settings(MODE="accumulate", ACCUMULATE_BLOCK_ELEMENTS=block):
         assert gemm._mode(g) == "accumulate"
-        width = g.output_spatial[1] if g.rank == 2 else 1  # one row a block: each product within a row
         run = gemm._accumulate_geometry(g)
+        width = run.output_spatial[1] if g.rank == 2 else 1  # one row a block: each product within a row
         assert all(p1 - p0 <= width for _, _, p0, p1, _, _ in gemm._accumulate_plan(run, 3, 1))
         got = ops.run(g, x, w, b)
         first = ops.run(g, np.ascontiguousarray(np.moveaxis(x, -1, 1)), w, b, data_format="channels_first")
@@ -377,6 +379,53 @@ def test_strided_narrow_forward_layers_take_im2col():
     assert gemm._mode(ops.plan_conv((2048,), (5,), 64, 32, stride=2, padding="same")) == "im2col"
     assert gemm._mode(ops.plan_conv((14, 14), (3, 3), 512, 128, stride=2, padding="same")) != "im2col"
     assert gemm._mode(ops.plan_conv((40, 40), (5, 5), 16, 64, padding="same")) != "im2col"
+
+
+def test_accumulate_computes_a_valid_convolution_into_a_frame():
+    """A forward convolution whose output rows are narrower than its input rows ('valid',
+    PyTorch's padding=0) runs accumulate into a frame as wide as the input's rows
+    (Geometry.padded_more: the same output in its first columns), copied out: the
+    reference's values, the frame counted in the temporaries; picked unforced with 128 input
+    channels and more or calls of 2^20 output elements and more, else the other path."""
+    import tracemalloc
+
+    if not (blas.available() and compiled.available()):
+        pytest.skip("the fast extra (threadpoolctl, Numba) is not installed")
+    wide = ops.plan_conv((28, 28), (3, 3), 128, 64)
+    narrow = ops.plan_conv((64, 64), (3, 3), 16, 16)
+    assert gemm._accumulate_geometry(wide).output_spatial == (26, 28)
+    assert gemm.prepare(wide, 1, gemm.settings()).mode == "accumulate"
+    assert gemm.prepare(narrow, 1, gemm.settings()).mode != "accumulate"     # 62x62x16: 61k elements
+    assert gemm.prepare(narrow, 32, gemm.settings()).mode == "accumulate"    # 1.97M
+    assert gemm.prepare(wide, 2, gemm.settings()).mode != "accumulate"  # 728 cells an item: items of their own
+    x, w, b = arrays_for(wide, 4, np.float32, batch=1)
+    want = ops.run(wide, x, w, b, impl="reference")
+    np.testing.assert_allclose(ops.run(wide, x, w, b), want, rtol=1e-4, atol=1e-4)
+    out = np.empty(want.shape, np.float32)
+    gemm.conv(x, w, wide, b, out=out)
+    tracemalloc.start()
+    gemm.conv(x, w, wide, b, out=out)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    frame = 26 * 28 * 64 * 4
+    assert frame <= peak <= gemm.temporary_elements(wide, 1) * 4 + 131072, (peak, frame)
+
+
+def test_a_convolution_padded_more_has_the_output_in_its_cells():
+    """Geometry.padded_more: at unit strides, the output with the padding larger by (lo, hi)
+    holds the plain output at cells lo .. lo + out (reference loops); strided and transposed
+    plans and negative pads refused."""
+    g = ops.plan_conv((7, 9), (3, 4), 3, 2, padding=((1, -1), (0, 2)), dilation=(2, 1))
+    x, w, b = arrays_for(g, 2)
+    want = ops.run(g, x, w, b, impl="reference")
+    p = g.padded_more(((2, 1), (0, 3)))
+    got = ops.run(p, x, w, b, impl="reference")
+    np.testing.assert_allclose(got[:, 2:2 + want.shape[1], 0:want.shape[2]], want, rtol=1e-12, atol=1e-12)
+    for bad in (ops.plan_conv((7,), (3,), 2, 2, stride=2), ops.plan_conv_transpose((4,), (3,), 2, 2)):
+        with pytest.raises(TconvError, match="pads"):
+            bad.padded_more(((0, 1),))
+    with pytest.raises(TconvError, match="pads"):
+        g.padded_more(((0, -1), (0, 0)))
 
 
 def test_an_extended_input_gives_the_same_output():
@@ -474,8 +523,8 @@ def test_a_transposed_convolution_of_unit_strides_is_its_mirrored_forward_one(ra
     np.testing.assert_allclose(ops.run(m, x, layout.mirrored_kernel(w, groups), b, impl="reference"), want,
                                rtol=1e-12, atol=1e-12)
     with _gemm_settings(MODE="accumulate"):
-        rows_alike = g.rank == 1 or g.input_spatial[1] <= g.output_spatial[1]  # the input extended to the width
-        assert (gemm._mode(g) == "accumulate") == (rows_alike and blas.available())  # groups or none
+        # rows as wide, or the input extended to the output's width, or the output in a frame
+        assert (gemm._mode(g) == "accumulate") == blas.available()  # groups or none
         np.testing.assert_allclose(ops.run(g, x, w, b), want, rtol=1e-12, atol=1e-12)
     with pytest.raises(TconvError, match="unit strides"):
         ops.plan_conv_transpose(spatial, kernel, 2, 3, stride=2).mirrored()

@@ -353,6 +353,25 @@ class Geometry:
                      for (lo, hi), a in zip(pads, self.axes))
         return Geometry(axes, self.in_channels, self.out_channels, self.groups)
 
+    def padded_more(self, pads: tuple[tuple[int, int], ...]) -> "Geometry":
+        """The forward convolution of unit strides with its padding larger by ``pads`` (per
+        axis, ``(lo, hi)``, at least 0): an output of ``lo + hi`` more cells an axis, whose
+        cells ``lo .. lo + out`` are this one's output, cell for cell (each reads the same
+        input cells through the same taps; the cells added read zeros beyond them).
+
+        >>> g = Geometry((AxisGeometry(8, 3, 1, 1, 0, 0),), 3, 2)        # 'valid': 8 -> 6
+        >>> p = g.padded_more(((0, 2),))
+        >>> p.input_spatial, p.output_spatial, (p.axes[0].pad_lo, p.axes[0].pad_hi)
+        ((8,), (8,), (0, 2))
+        """
+        if (self.transposed or len(pads) != self.rank or any(a.stride != 1 for a in self.axes)
+                or any(lo < 0 or hi < 0 for lo, hi in pads)):
+            raise TconvError("pads", pads, "must give each axis of a forward convolution of unit strides "
+                                           "(lo, hi), each at least 0")
+        axes = tuple(AxisGeometry(a.size, a.kernel, 1, a.dilation, a.pad_lo + lo, a.pad_hi + hi)
+                     for (lo, hi), a in zip(pads, self.axes))
+        return Geometry(axes, self.in_channels, self.out_channels, self.groups)
+
 
 @functools.lru_cache(maxsize=16)
 def _reaching_taps(axes: tuple[AxisGeometry, ...]) -> tuple:

@@ -309,6 +309,16 @@ ACCUMULATE_MAX_CUT = 0.25
 ACCUMULATE_MAX_WIDENING = 0.25
 ACCUMULATE_WIDENED_MIN_CELLS = 256
 ACCUMULATE_WIDENED_BATCH_CELLS = 1024
+#: ... and where its output rows are narrower than its input rows (a 'valid' forward
+#: convolution, PyTorch's padding=0) by at most ACCUMULATE_MAX_WIDENING of them, into a frame
+#: as wide as the input's rows, its first columns copied out (the copy is an extra pass over
+#: the output). Against rows or shift (twelfth session, in process, ms, 3x3 'valid'): 28x28x256
+#: b1 3.3 -> 2.75, 140x140x128 b1 25.2 -> 18.4, 568x568x64 b1 169 -> 126, 96x128x32 b8 13.5 ->
+#: 12.2; but 64x64x64 b1 1.64 -> 1.80 and 96x128x32 b1 1.70 -> 2.05: so with fewer than
+#: ACCUMULATE_FRAMED_MIN_CHANNELS input channels, only calls of ACCUMULATE_FRAMED_MIN_ELEMENTS
+#: output elements and more
+ACCUMULATE_FRAMED_MIN_CHANNELS = 128
+ACCUMULATE_FRAMED_MIN_ELEMENTS = 1 << 20
 #: ... a block of output at a time, each tap's product added to it in turn: at most this
 #: many elements (float32: 2 MiB, an L2 here; whole items where they fit, their cells in one
 #: run, else rows of an item), so that it stays in cache meanwhile: 224x224x8->64 b1 4.51 ->
@@ -399,19 +409,24 @@ def _mode(geometry: Geometry) -> str:
 
 def _batch_mode(geometry: Geometry, batch: int) -> str:
     """:func:`_mode`'s path for a call on ``batch`` items: accumulate on an input extended to
-    the output's width (:func:`_accumulate_geometry`) only where an item's output has at least
-    ACCUMULATE_WIDENED_MIN_CELLS cells, and, on several items, ACCUMULATE_WIDENED_BATCH_CELLS
-    (their rows are not as many as the input's, so each item is a product of its own); else
-    :func:`_other_mode`'s."""
+    the output's width or into a frame as wide as the input's rows (:func:`_accumulate_geometry`)
+    only where an item's output has at least ACCUMULATE_WIDENED_MIN_CELLS cells, and, on
+    several items, ACCUMULATE_WIDENED_BATCH_CELLS (their rows are not as many as the input's,
+    so each item is a product of its own); into a frame, only with at least
+    ACCUMULATE_FRAMED_MIN_CHANNELS input channels or ACCUMULATE_FRAMED_MIN_ELEMENTS output
+    elements in the call; else :func:`_other_mode`'s."""
     mode = _mode(geometry)
     if mode != "accumulate" or MODE is not None:
         return mode
     g = _accumulate_geometry(geometry)
     plain = _mirrored(geometry) if geometry.transposed else geometry
     cells = math.prod(g.output_spatial)
-    if g.input_spatial != plain.input_spatial and (cells < ACCUMULATE_WIDENED_MIN_CELLS
-                           or (batch > 1 and cells < ACCUMULATE_WIDENED_BATCH_CELLS)):
+    if g.axes != plain.axes and (cells < ACCUMULATE_WIDENED_MIN_CELLS
+                                 or (batch > 1 and cells < ACCUMULATE_WIDENED_BATCH_CELLS)):
         return _other_mode(geometry)
+    if (g.output_spatial != plain.output_spatial and g.input_channels < ACCUMULATE_FRAMED_MIN_CHANNELS
+            and batch * cells * g.output_channels < ACCUMULATE_FRAMED_MIN_ELEMENTS):
+        return _other_mode(geometry)  # into a frame: the copy out costs what it saves
     return mode
 
 
@@ -512,7 +527,8 @@ def settings() -> tuple:
             SHIFT_MIN_CHANNELS, SHIFT_MAX_WASTE, SHIFT_TILE_ELEMENTS, SHIFT_THREADS_MAX_KERNEL,
             SHIFT_THREADS_MIN_OUTPUT, SIDE_BY_SIDE, SIDE_BY_SIDE_IF_IDLE, ACCUMULATE_MIN_CHANNELS,
             ACCUMULATE_MAX_KERNEL, ACCUMULATE_MAX_CUT, ACCUMULATE_BLOCK_ELEMENTS, ACCUMULATE_MIN_GROUP_CHANNELS, ACCUMULATE_MAX_WIDENING,
-            ACCUMULATE_WIDENED_MIN_CELLS, ACCUMULATE_WIDENED_BATCH_CELLS,
+            ACCUMULATE_WIDENED_MIN_CELLS, ACCUMULATE_WIDENED_BATCH_CELLS, ACCUMULATE_FRAMED_MIN_CHANNELS,
+            ACCUMULATE_FRAMED_MIN_ELEMENTS,
             blas.available())
 
 
@@ -539,7 +555,10 @@ def _temporary_elements(geometry: Geometry, batch: int, now: tuple) -> int:
 
         steps = _accumulate_plan(g, batch, ACCUMULATE_BLOCK_ELEMENTS)
         aside = max((sum(cells(k) for k in kept) for *_, kept in steps), default=0) * g.output_channels
-        return max(copies + aside, fallback)
+        plain = _mirrored(geometry) if geometry.transposed else geometry
+        frame = (batch * math.prod(g.output_spatial) * g.output_channels  # into a frame, copied out
+                 if g.output_spatial != plain.output_spatial else 0)
+        return max(copies + aside + frame, fallback)
     return _mode_temporary_elements(g, batch, mode, now)
 
 
@@ -1681,7 +1700,7 @@ def _accumulate_ready(geometry: Geometry) -> bool:
     if g.transposed:  # of unit strides: the mirrored forward convolution
         return _accumulate_ready(_mirrored(g))
     rows_out, cols_out, _, width = _shift_rows(g)
-    if cols_out < width or (cols_out > width and MODE is None and cols_out - width > ACCUMULATE_MAX_WIDENING * width):
+    if MODE is None and abs(cols_out - width) > ACCUMULATE_MAX_WIDENING * min(cols_out, width):
         return False
     g = _accumulate_geometry(g)  # rows as wide in as out
     rows_out, cols_out, _, width = _shift_rows(g)
@@ -1705,11 +1724,15 @@ def _accumulate_geometry(geometry: Geometry) -> Geometry:
     its input rows (a 'valid' or 'full' transposed convolution, padding beyond 'same'), read
     from its input extended by zero columns to the output's width
     (:meth:`~tconv.geometry.Geometry.extended`, a copy of the input) so that a tap's cells
-    again lie a fixed offset from the cells they read; the rest of the padding split as
-    'same' splits it."""
+    again lie a fixed offset from the cells they read, the rest of the padding split as
+    'same' splits it; where they are narrower (a 'valid' forward convolution, PyTorch's
+    ``padding=0``), computed into a frame as wide as the input's rows
+    (:meth:`~tconv.geometry.Geometry.padded_more`), whose first columns are the output."""
     g = _mirrored(geometry) if geometry.transposed else geometry
     if g.rank != 2 or g.output_spatial[1] == g.input_spatial[1]:
         return g
+    if g.output_spatial[1] < g.input_spatial[1]:  # computed into a frame as wide, its first columns kept
+        return g.padded_more(((0, 0), (0, g.input_spatial[1] - g.output_spatial[1])))
     a = g.axes[1]
     wider = g.output_spatial[1] - g.input_spatial[1]  # = pad_lo + pad_hi - (dilated kernel - 1)
     least, most = max(0, wider - max(a.pad_hi, 0)), min(wider, max(a.pad_lo, 0))  # each side within its padding
@@ -1791,16 +1814,30 @@ def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bia
     mirror = g.transposed
     plain = _mirrored(g) if mirror else g
     g = _accumulate_geometry(g)
+    steps = _accumulate_plan(g, out.shape[0], ACCUMULATE_BLOCK_ELEMENTS)
+    if g.input_spatial != plain.input_spatial:  # extended by zero columns to the output's width
+        source = np.zeros((src.shape[0],) + g.input_spatial + (g.input_channels,), dtype)
+        lo = plain.axes[1].pad_lo - g.axes[1].pad_lo
+        source[:, :, lo:lo + plain.input_spatial[1]] = src
+    else:
+        source = np.ascontiguousarray(src)
+    if g.output_spatial != plain.output_spatial:  # into a frame as wide as the input's rows
+        frame = np.empty((out.shape[0],) + g.output_spatial + (g.output_channels,), dtype)
+        _accumulate_into(source, kernel, g, mirror, bias, frame, steps)
+        out[...] = frame[:, :, :plain.output_spatial[1]]
+        return out
+    return _accumulate_into(source, kernel, g, mirror, bias, out, steps)
+
+
+def _accumulate_into(source: np.ndarray, kernel: np.ndarray, g: Geometry, mirror: bool, bias, out: np.ndarray,
+                     steps: tuple) -> np.ndarray:
+    """:func:`_accumulate_run`'s products: ``g`` the forward convolution it runs (rows as wide
+    in as out), ``source`` and ``out`` C-contiguous, ``steps`` its :func:`_accumulate_plan`;
+    ``mirror``: the kernel is the transposed convolution's, read mirrored."""
+    dtype = out.dtype
     cs, cd, groups = g.input_channels, g.output_channels, g.groups
     cs_g, cd_g = cs // groups, cd // groups
     rows_out, _, rows_in, width = _shift_rows(g)
-    steps = _accumulate_plan(g, out.shape[0], ACCUMULATE_BLOCK_ELEMENTS)
-    if g.input_spatial == plain.input_spatial:
-        source = np.ascontiguousarray(src)
-    else:  # extended by zero columns to the output's width (_accumulate_geometry)
-        source = np.zeros((src.shape[0],) + g.input_spatial + (cs,), dtype)
-        lo = plain.axes[1].pad_lo - g.axes[1].pad_lo
-        source[:, :, lo:lo + plain.input_spatial[1]] = src
     # mirrored: tap t is the kernel's tap (taps - 1 - t), (C_out'/groups, C_in') read transposed,
     # group k's block its columns k * C_in'/groups ..; forward: (C_in/groups, C_out), group k's
     # block its columns k * C_out/groups .. (as layout.mirrored_kernel turns it)
