@@ -387,8 +387,6 @@ def test_accumulate_computes_a_valid_convolution_into_a_frame():
     (Geometry.padded_more: the same output in its first columns), copied out: the
     reference's values, the frame counted in the temporaries; picked unforced with 128 input
     channels and more or calls of 2^20 output elements and more, else the other path."""
-    import tracemalloc
-
     if not (blas.available() and compiled.available()):
         pytest.skip("the fast extra (threadpoolctl, Numba) is not installed")
     wide = ops.plan_conv((28, 28), (3, 3), 128, 64)
@@ -398,17 +396,7 @@ def test_accumulate_computes_a_valid_convolution_into_a_frame():
     assert gemm.prepare(narrow, 1, gemm.settings()).mode != "accumulate"     # 62x62x16: 61k elements
     assert gemm.prepare(narrow, 32, gemm.settings()).mode == "accumulate"    # 1.97M
     assert gemm.prepare(wide, 2, gemm.settings()).mode != "accumulate"  # 728 cells an item: items of their own
-    x, w, b = arrays_for(wide, 4, np.float32, batch=1)
-    want = ops.run(wide, x, w, b, impl="reference")
-    np.testing.assert_allclose(ops.run(wide, x, w, b), want, rtol=1e-4, atol=1e-4)
-    out = np.empty(want.shape, np.float32)
-    gemm.conv(x, w, wide, b, out=out)
-    tracemalloc.start()
-    gemm.conv(x, w, wide, b, out=out)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
-    frame = 26 * 28 * 64 * 4
-    assert frame <= peak <= gemm.temporary_elements(wide, 1) * 4 + 131072, (peak, frame)
+    _check_values_and_peak(wide, 1, least=26 * 28 * 64 * 4)  # the frame
 
 
 def test_a_convolution_padded_more_has_the_output_in_its_cells():
@@ -454,8 +442,6 @@ def test_accumulate_extends_the_input_to_the_outputs_width():
     same output): the reference's values, the extended copy counted in the temporaries; picked
     unforced only for items of enough output cells (ACCUMULATE_WIDENED_MIN_CELLS, and
     ACCUMULATE_WIDENED_BATCH_CELLS on several items), else col."""
-    import tracemalloc
-
     if not (blas.available() and compiled.available()):
         pytest.skip("the fast extra (threadpoolctl, Numba) is not installed")
     g = ops.plan_conv_transpose((30, 40), (4, 3), 8, 6, crop=((0, 1), (0, 1)))  # 30x40 -> 32x41
@@ -468,17 +454,25 @@ def test_accumulate_extends_the_input_to_the_outputs_width():
     assert gemm._mode(small) == "accumulate" and gemm.prepare(small, 1, gemm.settings()).mode == "col"
     middle = ops.plan_conv_transpose((24, 32), (3, 3), 8, 6)  # 26x34 = 884
     assert [gemm.prepare(middle, n, gemm.settings()).mode for n in (1, 2)] == ["accumulate", "col"]
-    x, w, b = arrays_for(g, 7, np.float32, batch=2)
-    want = ops.run(g, x, w, b, impl="reference")
-    np.testing.assert_allclose(ops.run(g, x, w, b), want, rtol=1e-5, atol=1e-5)
+    _check_values_and_peak(g, 2, least=2 * 30 * 41 * 8 * 4)  # the extended input
+
+
+def _check_values_and_peak(geometry, batch, least):
+    """The call's values against the reference (float32), and its traced peak on a second
+    run at least ``least`` bytes and within the bound the budget checks."""
+    import tracemalloc
+
+    x, w, b = arrays_for(geometry, 7, np.float32, batch=batch)
+    want = ops.run(geometry, x, w, b, impl="reference")
+    np.testing.assert_allclose(ops.run(geometry, x, w, b), want, rtol=1e-4, atol=1e-4)
     out = np.empty(want.shape, np.float32)
-    gemm.conv_transpose(x, w, g, b, out=out)
+    compute = gemm.conv_transpose if geometry.transposed else gemm.conv
+    compute(x, w, geometry, b, out=out)
     tracemalloc.start()
-    gemm.conv_transpose(x, w, g, b, out=out)
+    compute(x, w, geometry, b, out=out)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    extended = 2 * 30 * 41 * 8 * 4
-    assert extended <= peak <= gemm.temporary_elements(g, 2) * 4 + 131072, (peak, extended)
+    assert least <= peak <= gemm.temporary_elements(geometry, batch) * 4 + 131072, (peak, least)
 
 
 def test_grouped_layers_take_accumulate_from_four_channels_a_group():
