@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import subprocess
 import sys
 
@@ -337,6 +338,9 @@ def test_im2col_path_matches_reference(plan, data_format, tile):
     lambda: ops.plan_conv_transpose((13,), (5,), 8, 4, crop=((1, 3),), groups=2),   # 1-D, mirrored
     lambda: ops.plan_conv((9, 12), (3, 3), 4, 3, dilation=(1, 2)),                 # 'valid': into a frame
     lambda: ops.plan_conv_transpose((9, 12), (3, 3), 4, 3, crop=2),                 # mirrored, a frame
+    lambda: ops.plan_conv((5, 6, 7), (3, 3, 3), 4, 3, padding="same"),             # 3-D: planes in one run
+    lambda: ops.plan_conv((5, 6, 7), (2, 3, 4), 4, 3, padding=((0, 2), (2, 2), (2, 1)), dilation=(1, 2, 1)),
+    lambda: ops.plan_conv_transpose((4, 5, 6), (3, 3, 3), 8, 4, crop="same", groups=2),  # 3-D, mirrored
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("block", [1 << 19, 1])
@@ -360,7 +364,7 @@ def test_accumulate_adds_each_taps_product_into_the_output(plan, dtype, block):
     with _gemm_settings(MODE="accumulate", ACCUMULATE_BLOCK_ELEMENTS=block):
         assert gemm._mode(g) == "accumulate"
         run = gemm._accumulate_geometry(g)
-        width = run.output_spatial[1] if g.rank == 2 else 1  # one row a block: each product within a row
+        width = math.prod(run.output_spatial[1:])  # one row a block: each product within a row (3-D: a plane)
         assert all(p1 - p0 <= width for _, _, p0, p1, _, _ in gemm._accumulate_plan(run, 3, 1))
         got = ops.run(g, x, w, b)
         first = ops.run(g, np.ascontiguousarray(np.moveaxis(x, -1, 1)), w, b, data_format="channels_first")
@@ -490,7 +494,7 @@ def test_grouped_layers_take_accumulate_from_four_channels_a_group():
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.integers(1, 2), st.integers(0, 2**32 - 1))
+@given(st.integers(1, 3), st.integers(0, 2**32 - 1))
 def test_a_transposed_convolution_of_unit_strides_is_its_mirrored_forward_one(rank, seed):
     """Geometry.mirrored and layout.mirrored_kernel: a transposed convolution of unit strides
     equals the forward convolution that reads its taps mirrored, channels the other way
@@ -499,7 +503,7 @@ def test_a_transposed_convolution_of_unit_strides_is_its_mirrored_forward_one(ra
     reference's values."""
     rng = np.random.default_rng(seed)
     groups = int(rng.choice([1, 2]))
-    spatial = tuple(int(v) for v in rng.integers(3, 9, rank))
+    spatial = tuple(int(v) for v in rng.integers(3, 9 if rank < 3 else 6, rank))
     kernel = tuple(int(v) for v in rng.integers(1, 4, rank))
     dilation = tuple(int(v) for v in rng.integers(1, 3, rank))
     crop = tuple((int(rng.integers(-1, 3)), int(rng.integers(-1, 3))) for _ in range(rank))
@@ -517,8 +521,10 @@ def test_a_transposed_convolution_of_unit_strides_is_its_mirrored_forward_one(ra
     np.testing.assert_allclose(ops.run(m, x, layout.mirrored_kernel(w, groups), b, impl="reference"), want,
                                rtol=1e-12, atol=1e-12)
     with _gemm_settings(MODE="accumulate"):
-        # rows as wide, or the input extended to the output's width, or the output in a frame
-        assert (gemm._mode(g) == "accumulate") == blas.available()  # groups or none
+        # rows as wide, or the input extended to the output's width, or the output in a frame;
+        # 3-D: planes as large in as out
+        planes = g.rank < 3 or g.input_spatial[1:] == g.output_spatial[1:]
+        assert (gemm._mode(g) == "accumulate") == (blas.available() and planes)  # groups or none
         np.testing.assert_allclose(ops.run(g, x, w, b), want, rtol=1e-12, atol=1e-12)
     with pytest.raises(TconvError, match="unit strides"):
         ops.plan_conv_transpose(spatial, kernel, 2, 3, stride=2).mirrored()

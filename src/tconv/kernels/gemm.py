@@ -48,8 +48,8 @@ Each tile's matrix products take one of nine shapes (:func:`_mode` picks, per sh
   temporaries are one product (at most the output), and it ran faster than rows, flat and
   per tap on the U-Net's wider layers (the edge column or two of each row's product is
   computed and dropped).
-* **accumulate** (forward convolutions of unit strides on 1-D and 2-D data whose output
-  rows are as wide as their input rows, where NumPy's BLAS can be called directly,
+* **accumulate** (forward convolutions of unit strides whose output rows are as wide as
+  their input rows, on 3-D data whose planes are as large, where NumPy's BLAS can be called directly,
   :mod:`tconv.kernels.blas`): per item and tap, one product of the input's cells as they
   lie, ``(cells, C_in) @ (C_in, C_out)``, added by BLAS straight into the output's cells
   (GEMM's ``beta = 1``): the rows flattened into one run, so a tap's cells lie a fixed
@@ -548,10 +548,11 @@ def _temporary_elements(geometry: Geometry, batch: int, now: tuple) -> int:
         fallback = _mode_temporary_elements(g, batch, _other_mode(g), now)
         g = _accumulate_geometry(g)  # as it runs (mirrored, the input extended)
         copies = batch * math.prod(g.input_spatial) * g.input_channels + math.prod(g.neutral_kernel_shape)
-        width = _shift_rows(g)[3]
+        rows_out, _, plane = _accumulate_shape(g)
+        view = (batch, rows_out) + plane  # the output's cells, as the kept index tuples index them
 
         def cells(index: tuple) -> int:  # of an index tuple of a step's kept cells
-            return math.prod(part.stop - part.start for part in index) * (width if len(index) == 2 else 1)
+            return math.prod(part.stop - part.start for part in index) * math.prod(view[len(index):])
 
         steps = _accumulate_plan(g, batch, ACCUMULATE_BLOCK_ELEMENTS)
         aside = max((sum(cells(k) for k in kept) for *_, kept in steps), default=0) * g.output_channels
@@ -1684,33 +1685,41 @@ def _shift_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, ou
 
 
 def _accumulate_ready(geometry: Geometry) -> bool:
-    """Whether "accumulate" runs this layer: a convolution on 1-D or 2-D data (with groups,
-    at least ACCUMULATE_MIN_GROUP_CHANNELS input channels per group), every stride 1 (a transposed one as the forward convolution it mirrors,
-    :meth:`~tconv.geometry.Geometry.mirrored`), output rows as wide as the input's (a tap's
-    cells then lie a fixed offset from the cells it reads, in both arrays), where NumPy's BLAS adds products
-    in place (:mod:`tconv.kernels.blas`); chosen (:data:`MODE` unset) with at least
+    """Whether "accumulate" runs this layer: a convolution (with groups, at least
+    ACCUMULATE_MIN_GROUP_CHANNELS input channels per group) of every stride 1 (a transposed
+    one as the forward convolution it mirrors, :meth:`~tconv.geometry.Geometry.mirrored`),
+    2-D output rows as wide as the input's or made so (:func:`_accumulate_geometry`), 3-D
+    planes (the last two axes) as large in as out: a tap's cells then lie a fixed offset
+    from the cells it reads, in both arrays. Where NumPy's BLAS adds products in place
+    (:mod:`tconv.kernels.blas`); chosen (:data:`MODE` unset) with at least
     ACCUMULATE_MIN_CHANNELS input channels, more than one tap and at most
-    ACCUMULATE_MAX_KERNEL kernel elements, and no tap leaving more than
-    ACCUMULATE_MAX_CUT of a row's cells unreached."""
+    ACCUMULATE_MAX_KERNEL kernel elements, and no tap leaving more than ACCUMULATE_MAX_CUT
+    of a row's plane unreached. 3-D, against the paths before (twelfth session, in process,
+    3x3x3 'same', ms): 16^3x64->32 b1 per tap 5.5 -> 2.9, 32^3x16->16 b1 11.9 -> 4.5,
+    24^3x32->64 b1 20 -> 8.5, 8^3x256->256 b1 8.0 -> 6.3; 12^3x128->16 in 4 groups b4
+    concat 20 -> 10.8; transposed 16^3x32->32 b1 col 4-6 -> 1.6, 12^3 b4 6-12 -> 3.0."""
     g = geometry
-    if g.rank > 2 or any(a.stride != 1 for a in g.axes) or not blas.available():
+    if any(a.stride != 1 for a in g.axes) or not blas.available():
         return False
     if g.groups > 1 and MODE is None and g.input_channels // g.groups < ACCUMULATE_MIN_GROUP_CHANNELS:
         return False
     if g.transposed:  # of unit strides: the mirrored forward convolution
         return _accumulate_ready(_mirrored(g))
-    rows_out, cols_out, _, width = _shift_rows(g)
-    if MODE is None and abs(cols_out - width) > ACCUMULATE_MAX_WIDENING * min(cols_out, width):
-        return False
-    g = _accumulate_geometry(g)  # rows as wide in as out
-    rows_out, cols_out, _, width = _shift_rows(g)
+    if g.rank == 3 and g.output_spatial[1:] != g.input_spatial[1:]:
+        return False  # 3-D: planes as large in as out ('same' on the last two axes)
+    if g.rank == 2:
+        cols_out, width = g.output_spatial[1], g.input_spatial[1]
+        if MODE is None and abs(cols_out - width) > ACCUMULATE_MAX_WIDENING * min(cols_out, width):
+            return False
+        g = _accumulate_geometry(g)  # rows as wide in as out
     if MODE is not None:
         return True
     if math.prod(g.kernel_shape) == 1:  # one tap: shift's product lands in the output as it is
         return False
-    cut = max((width - (spans[1][1] - spans[1][0]) for _, spans in g.taps()), default=0) if g.rank == 2 else 0
+    plane = math.prod(g.output_spatial[1:])
+    cut = max((plane - math.prod(e - s for s, e, _ in spans[1:]) for _, spans in g.taps()), default=0)
     return (g.input_channels >= ACCUMULATE_MIN_CHANNELS and math.prod(g.neutral_kernel_shape) <= ACCUMULATE_MAX_KERNEL
-            and cut <= ACCUMULATE_MAX_CUT * width)
+            and cut <= ACCUMULATE_MAX_CUT * plane)
 
 
 #: :meth:`Geometry.mirrored`, kept per plan (a call would build it again)
@@ -1740,42 +1749,60 @@ def _accumulate_geometry(geometry: Geometry) -> Geometry:
     return g.extended(((0, 0), (lo, wider - lo)))
 
 
+def _accumulate_shape(geometry: Geometry) -> tuple[int, int, tuple[int, ...]]:
+    """Output rows, input rows (the first axis) and the plane of a row (the other axes'
+    output sizes, equal to the input's where accumulate runs) of a forward plan."""
+    g = geometry
+    return g.output_spatial[0], g.input_spatial[0], g.output_spatial[1:]
+
+
 @functools.lru_cache(maxsize=256)
 def _accumulate_plan(geometry: Geometry, batch: int, block: int) -> tuple:
     """accumulate's steps: per block of output, per tap reaching it, ``(n0, tap, p0, p1,
-    offset, kept)``. The block is items ``n0 ..`` (their cells flattened in one run, rows
-    after rows, items after items) or rows of one item, at most ``block`` output elements
-    unless one row is more. The tap's product covers the cells ``p0 <= p < p1`` counted from
-    item ``n0``'s first, each reading input cell ``p + offset`` counted alike. Within that
-    run some cells are not the tap's: those of the columns it does not reach (they read the
-    neighbouring row's edge) and, in a block of several items, those of the rows it does not
-    reach (they read the neighbouring item's edge rows). ``kept`` names them as index
-    tuples into the output's ``(N, rows, width, C)`` view, to be kept aside and put back
-    (:func:`_accumulate_run`); a few of them may lie outside the run, which changes nothing.
-    Several items share a run only where an item's input and output have as many rows
-    (then the offset is the same for every item)."""
+    offset, kept)``. A row is a cell of the first axis with its plane (the other axes'
+    cells, as many in as out: 1-D one cell, 2-D a row of cells, 3-D a plane). The block is
+    items ``n0 ..`` (their cells flattened in one run, rows after rows, items after items)
+    or rows of one item, at most ``block`` output elements unless one row is more. The tap's
+    product covers the cells ``p0 <= p < p1`` counted from item ``n0``'s first, each reading
+    input cell ``p + offset`` counted alike. Within that run some cells are not the tap's:
+    those of a row's plane it does not reach (the columns, and in 3-D the plane's rows, at
+    its edges: they read the neighbouring ones) and, in a block of several items, those of
+    the rows it does not reach (they read the neighbouring item's edge rows). ``kept`` names
+    them as index tuples into the output's ``(N, rows, *plane, C)`` view, to be kept aside
+    and put back (:func:`_accumulate_into`); a few of them may lie outside the run, which
+    changes nothing. Several items share a run only where an item's input and output have
+    as many rows (then the offset is the same for every item)."""
     g = geometry
-    rows_out, _, rows_in, width = _shift_rows(g)
-    item = rows_out * width * g.output_channels
+    rows_out, rows_in, plane = _accumulate_shape(g)
+    size = math.prod(plane)
+    pitch = tuple(math.prod(plane[k + 1:]) for k in range(len(plane)))  # a plane axis's step
+    item = rows_out * size * g.output_channels
     if batch > 1 and rows_out == rows_in and item <= block:
         step = block // item
         blocks = [(n0, min(batch, n0 + step), 0, rows_out) for n0 in range(0, batch, step)]
     else:
-        rows = max(1, block // (width * g.output_channels))
+        rows = max(1, block // (size * g.output_channels))
         blocks = [(n, n + 1, r0, min(rows_out, r0 + rows)) for n in range(batch) for r0 in range(0, rows_out, rows)]
-    spans = [(_flat(tap, g.kernel_shape), spans[0], spans[1] if g.rank == 2 else (0, 1, 0))
-             for tap, spans in g.taps()]
+    spans = [(_flat(tap, g.kernel_shape), spans[0], spans[1:]) for tap, spans in g.taps()]
     steps = []
     for n0, n1, r0, r1 in blocks:
-        for t, (o0, o1, i0), (c0, c1, j0) in spans:
+        for t, (o0, o1, i0), inner in spans:
             a, b = max(o0, r0), min(o1, r1)  # the tap's output rows in this block
             if a >= b:
                 continue
-            kept = [(slice(n0, n1), slice(a, b), slice(0, c0)), (slice(n0, n1), slice(a, b), slice(c1, width)),
-                    (slice(n0 + 1, n1), slice(r0, a)), (slice(n0, n1 - 1), slice(b, r1))]
+            items = slice(n0, n1)
+            kept = []
+            for k, (lo, hi, _) in enumerate(inner):  # each plane axis: the cells before and after its reach
+                reached = tuple(slice(s, e) for s, e, _ in inner[:k])
+                kept += [(items, slice(a, b)) + reached + (slice(0, lo),),
+                         (items, slice(a, b)) + reached + (slice(hi, plane[k]),)]
+            kept += [(slice(n0 + 1, n1), slice(r0, a)), (slice(n0, n1 - 1), slice(b, r1))]
             kept = tuple(k for k in kept if all(part.start < part.stop for part in k))
-            p1 = (n1 - 1 - n0) * rows_out * width + (b - 1) * width + c1
-            steps.append((n0, t, a * width + c0, p1, (i0 - o0) * width + (j0 - c0), kept))
+            first = sum(lo * step for (lo, _, _), step in zip(inner, pitch))
+            last = sum((hi - 1) * step for (_, hi, _), step in zip(inner, pitch))
+            shift = sum((j - lo) * step for (lo, _, j), step in zip(inner, pitch))
+            p1 = (n1 - 1 - n0) * rows_out * size + (b - 1) * size + last + 1
+            steps.append((n0, t, a * size + first, p1, (i0 - o0) * size + shift, kept))
     return tuple(steps)
 
 
@@ -1837,7 +1864,8 @@ def _accumulate_into(source: np.ndarray, kernel: np.ndarray, g: Geometry, mirror
     dtype = out.dtype
     cs, cd, groups = g.input_channels, g.output_channels, g.groups
     cs_g, cd_g = cs // groups, cd // groups
-    rows_out, _, rows_in, width = _shift_rows(g)
+    rows_out, rows_in, plane = _accumulate_shape(g)
+    size_plane = math.prod(plane)
     # mirrored: tap t is the kernel's tap (taps - 1 - t), (C_out'/groups, C_in') read transposed,
     # group k's block its columns k * C_in'/groups ..; forward: (C_in/groups, C_out), group k's
     # block its columns k * C_out/groups .. (as layout.mirrored_kernel turns it)
@@ -1845,10 +1873,10 @@ def _accumulate_into(source: np.ndarray, kernel: np.ndarray, g: Geometry, mirror
     transpose, leading, group_step = (112, cs, cs_g) if mirror else (111, cd, cd_g)
     last = weights.shape[0] - 1
     out[...] = 0 if bias is None else bias  # the products add to it
-    cells = out.reshape(out.shape[0], rows_out, width, cd)
+    cells = out.reshape((out.shape[0], rows_out) + plane + (cd,))
     gemm, size = blas.gemm(dtype), out.itemsize
     x_base, o_base, w_base = source.ctypes.data, out.ctypes.data, weights.ctypes.data
-    x_item, o_item, w_tap = rows_in * width * cs * size, rows_out * width * cd * size, cs_g * cd * size
+    x_item, o_item, w_tap = rows_in * size_plane * cs * size, rows_out * size_plane * cd * size, cs_g * cd * size
     for n0, t, p0, p1, offset, kept in steps:
         x, o = x_base + n0 * x_item + (p0 + offset) * cs * size, o_base + n0 * o_item + p0 * cd * size
         aside = [cells[k].copy() for k in kept]
