@@ -341,6 +341,9 @@ def test_im2col_path_matches_reference(plan, data_format, tile):
     lambda: ops.plan_conv((5, 6, 7), (3, 3, 3), 4, 3, padding="same"),             # 3-D: planes in one run
     lambda: ops.plan_conv((5, 6, 7), (2, 3, 4), 4, 3, padding=((0, 2), (2, 2), (2, 1)), dilation=(1, 2, 1)),
     lambda: ops.plan_conv_transpose((4, 5, 6), (3, 3, 3), 8, 4, crop="same", groups=2),  # 3-D, mirrored
+    lambda: ops.plan_conv_transpose((4, 5, 6), (3, 3, 2), 8, 4, crop=((0, 1), (0, 1), (0, 0))),  # 3-D extended
+    lambda: ops.plan_conv((4, 7, 6), (3, 3, 3), 4, 3, padding=((1, 1), (0, 0), (1, 0))),  # 3-D, a frame
+    lambda: ops.plan_conv((4, 7, 6), (3, 2, 3), 4, 3, padding=((1, 1), (1, 2), (0, 0))),  # extended and a frame
 ])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("block", [1 << 19, 1])
@@ -521,10 +524,9 @@ def test_a_transposed_convolution_of_unit_strides_is_its_mirrored_forward_one(ra
     np.testing.assert_allclose(ops.run(m, x, layout.mirrored_kernel(w, groups), b, impl="reference"), want,
                                rtol=1e-12, atol=1e-12)
     with _gemm_settings(MODE="accumulate"):
-        # rows as wide, or the input extended to the output's width, or the output in a frame;
-        # 3-D: planes as large in as out
-        planes = g.rank < 3 or g.input_spatial[1:] == g.output_spatial[1:]
-        assert (gemm._mode(g) == "accumulate") == (blas.available() and planes)  # groups or none
+        # rows (3-D: planes) as large, or the input extended to the output's, or the output
+        # computed in a frame as large as the input's
+        assert (gemm._mode(g) == "accumulate") == blas.available()  # groups or none
         np.testing.assert_allclose(ops.run(g, x, w, b), want, rtol=1e-12, atol=1e-12)
     with pytest.raises(TconvError, match="unit strides"):
         ops.plan_conv_transpose(spatial, kernel, 2, 3, stride=2).mirrored()
