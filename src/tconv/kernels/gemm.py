@@ -48,9 +48,10 @@ Each tile's matrix products take one of nine shapes (:func:`_mode` picks, per sh
   temporaries are one product (at most the output), and it ran faster than rows, flat and
   per tap on the U-Net's wider layers (the edge column or two of each row's product is
   computed and dropped).
-* **accumulate** (forward convolutions of unit strides whose output rows are as wide as
-  their input rows, on 3-D data whose planes are as large, where NumPy's BLAS can be called directly,
-  :mod:`tconv.kernels.blas`): per item and tap, one product of the input's cells as they
+* **accumulate** (forward convolutions of unit strides, 1-D to 3-D, whose output rows (3-D:
+  planes) are as large as their input rows, or made so: the input extended by zeros, or the
+  output computed into a frame (:func:`_accumulate_geometry`); where NumPy's BLAS can be
+  called directly, :mod:`tconv.kernels.blas`): per item and tap, one product of the input's cells as they
   lie, ``(cells, C_in) @ (C_in, C_out)``, added by BLAS straight into the output's cells
   (GEMM's ``beta = 1``): the rows flattened into one run, so a tap's cells lie a fixed
   offset from the cells they read; the few cells of that run whose column the tap does not
@@ -69,8 +70,9 @@ Each tile's matrix products take one of nine shapes (:func:`_mode` picks, per sh
   with the kernel tap as it lies in memory (BLAS reads it transposed): no gather of the
   taps side by side and no weight copy, which matters for wide layers with large kernels.
 * **grouped** (grouped convolutions of fewer than 8 input channels per group that
-  accumulate does not take, depthwise among them, both directions, where Numba is installed): no product at all, a compiled
-  direct loop over the output cells and the taps reaching them.
+  accumulate does not take, depthwise among them, both directions, where Numba is
+  installed): no product at all, a compiled direct loop over the output cells and the taps
+  reaching them.
 * **concat** (the other grouped convolutions): the taps gathered side by side,
   ``(cells, taps * C) @ (taps * C, C')`` per group, one batched product.
 
@@ -1818,8 +1820,8 @@ def _accumulate_takes(src: np.ndarray, out: np.ndarray) -> bool:
 
 
 def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
-    """Forward convolution of unit strides on rows as wide as the output's, per item and
-    tap: one product of the input's cells as they lie, ``(cells, C_in) @ (C_in, C_out)``
+    """Forward convolution of unit strides on rows (3-D: planes) as large as the output's,
+    or made so (:func:`_accumulate_geometry`), per item and tap: one product of the input's cells as they lie, ``(cells, C_in) @ (C_in, C_out)``
     with the tap's weights, added by BLAS straight into the output's cells the tap reaches
     (GEMM's ``beta = 1``, :mod:`tconv.kernels.blas`): no gather, no scratch, no second
     pass; a block of output rows at a time (:data:`ACCUMULATE_BLOCK_ELEMENTS`), so that it
