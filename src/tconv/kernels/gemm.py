@@ -422,13 +422,13 @@ def _batch_mode(geometry: Geometry, batch: int) -> str:
     mode = _mode(geometry)
     if mode != "accumulate" or MODE is not None:
         return mode
-    g = _accumulate_geometry(geometry)
-    plain = _mirrored(geometry) if geometry.transposed else geometry
+    g = _accumulate_geometry(geometry)  # of the sizes of geometry where nothing is extended or framed
+    framed = g.output_spatial != geometry.output_spatial
     cells = math.prod(g.output_spatial)
-    if g.axes != plain.axes and (cells < ACCUMULATE_WIDENED_MIN_CELLS
-                                 or (batch > 1 and cells < ACCUMULATE_WIDENED_BATCH_CELLS)):
+    if (framed or g.input_spatial != geometry.input_spatial) and (
+            cells < ACCUMULATE_WIDENED_MIN_CELLS or (batch > 1 and cells < ACCUMULATE_WIDENED_BATCH_CELLS)):
         return _other_mode(geometry)
-    if (g.rank == 2 and g.output_spatial != plain.output_spatial and g.input_channels < ACCUMULATE_FRAMED_MIN_CHANNELS
+    if (g.rank == 2 and framed and g.input_channels < ACCUMULATE_FRAMED_MIN_CHANNELS
             and batch * cells * g.output_channels < ACCUMULATE_FRAMED_MIN_ELEMENTS):
         return _other_mode(geometry)  # into a frame: the copy out costs what rows saves
     return mode
@@ -560,9 +560,8 @@ def _temporary_elements(geometry: Geometry, batch: int, now: tuple) -> int:
 
         steps = _accumulate_plan(g, batch, ACCUMULATE_BLOCK_ELEMENTS)
         aside = max((sum(cells(k) for k in kept) for *_, kept in steps), default=0) * g.output_channels
-        plain = _mirrored(geometry) if geometry.transposed else geometry
         frame = (batch * math.prod(g.output_spatial) * g.output_channels  # into a frame, copied out
-                 if g.output_spatial != plain.output_spatial else 0)
+                 if g.output_spatial != geometry.output_spatial else 0)
         return max(copies + aside + frame, fallback)
     return _mode_temporary_elements(g, batch, mode, now)
 
@@ -1692,9 +1691,9 @@ def _accumulate_ready(geometry: Geometry) -> bool:
     """Whether "accumulate" runs this layer: a convolution (with groups, at least
     ACCUMULATE_MIN_GROUP_CHANNELS input channels per group) of every stride 1 (a transposed
     one as the forward convolution it mirrors, :meth:`~tconv.geometry.Geometry.mirrored`),
-    2-D output rows as wide as the input's or made so (:func:`_accumulate_geometry`), 3-D
-    planes (the last two axes) as large in as out: a tap's cells then lie a fixed offset
-    from the cells it reads, in both arrays. Where NumPy's BLAS adds products in place
+    1-D to 3-D, its rows (3-D: planes, the last two axes) as large in as out or made so
+    within ACCUMULATE_MAX_WIDENING (:func:`_accumulate_geometry`): a tap's cells then lie a
+    fixed offset from the cells it reads, in both arrays. Where NumPy's BLAS adds products in place
     (:mod:`tconv.kernels.blas`); chosen (:data:`MODE` unset) with at least
     ACCUMULATE_MIN_CHANNELS input channels, more than one tap and at most
     ACCUMULATE_MAX_KERNEL kernel elements, and no tap leaving more than ACCUMULATE_MAX_CUT
@@ -1846,19 +1845,19 @@ def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bia
         raise TconvError("out", out, f"must be C-contiguous and of the input's floating dtype "
                                      f"({src.dtype}) for accumulate to add into it")
     mirror = g.transposed
-    plain = _mirrored(g) if mirror else g
-    g = _accumulate_geometry(g)
+    g = _accumulate_geometry(geometry)  # of geometry's sizes where nothing is extended or framed
     steps = _accumulate_plan(g, out.shape[0], ACCUMULATE_BLOCK_ELEMENTS)
-    if g.input_spatial != plain.input_spatial:  # extended by zeros to the output's plane
+    if g.input_spatial != geometry.input_spatial:  # extended by zeros to the output's plane
+        plain = _mirrored(geometry) if mirror else geometry
         source = np.zeros((src.shape[0],) + g.input_spatial + (g.input_channels,), dtype)
         source[(slice(None),) + tuple(slice(a.pad_lo - e.pad_lo, a.pad_lo - e.pad_lo + n)
                                       for a, e, n in zip(plain.axes, g.axes, plain.input_spatial))] = src
     else:
         source = np.ascontiguousarray(src)
-    if g.output_spatial != plain.output_spatial:  # into a frame as large as the input's plane
+    if g.output_spatial != geometry.output_spatial:  # into a frame as large as the input's plane
         frame = np.empty((out.shape[0],) + g.output_spatial + (g.output_channels,), dtype)
         _accumulate_into(source, kernel, g, mirror, bias, frame, steps)
-        out[...] = frame[(slice(None),) + tuple(slice(0, n) for n in plain.output_spatial)]
+        out[...] = frame[(slice(None),) + tuple(slice(0, n) for n in geometry.output_spatial)]
         return out
     return _accumulate_into(source, kernel, g, mirror, bias, out, steps)
 
