@@ -268,14 +268,17 @@ def _check_forced_path(geometry, mode, data_format="channels_last", seed=0, x=No
        st.sampled_from([None, "concat", "per_tap", "flat", "col", "im2col", "rows", "shift", "grouped",
                         "accumulate"]),
        st.sampled_from([1, 7, 1 << 18]), st.sampled_from(["channels_last", "channels_first"]), st.booleans(),
-       st.sampled_from([0, 1 << 62]))
-def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, side_by_side, few_cells):
+       st.sampled_from([0, 1 << 62]), st.booleans())
+def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, side_by_side, few_cells, lies):
     """Every product shape (concat, per tap, flat, rows, shift, compiled col, im2col and grouped), tiny
     tiles (one row of one item; for col, one kernel row or a block of output rows), col's, rows',
     shift's and im2col's tiles side by side on every core, col's two col2im (``few_cells`` 0:
-    every tile's columns C-contiguous; else every tile's the transposed product, strided) and
-    writing channels-first in place change nothing."""
+    every tile's columns C-contiguous; else every tile's the transposed product, strided),
+    writing channels-first in place and a kernel in PyTorch's layout (``lies``: multiplied as
+    it lies, every kernel counting as large, in blocks of items and channels) change nothing."""
     x, w, b = arrays_for(geometry, seed, batch=3)
+    if lies:  # (C_in, C_out/groups, *k) (forward: (C_out, C_in/groups, *k)) as the neutral view
+        w = np.moveaxis(np.ascontiguousarray(np.moveaxis(w, (-1, -2), (0, 1))), (0, 1), (-1, -2))
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
     threaded = dict(SIDE_BY_SIDE=True, SIDE_BY_SIDE_IF_IDLE=False, COL_THREADS_MIN_COLUMNS=0,
@@ -287,10 +290,84 @@ def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, s
                                   SHIFT_THREADS_MIN_OUTPUT=1 << 62, IM2COL_THREADS_MIN_OUTPUT=1 << 62)
     with _gemm_settings(MODE=mode, TILE_ELEMENTS=tile, MIN_TILE_CELLS=1, MAX_TILE_ELEMENTS=0, COL_MIN_TILE=1,
                         COL_MAX_TILE=tile, ROWS_TILE_ELEMENTS=tile, SHIFT_TILE_ELEMENTS=tile,
-                        COL_FEW_CELLS=few_cells, **threaded):
+                        COL_FEW_CELLS=few_cells, COL_LIES_MIN_KERNEL=0, **threaded):
         fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
     want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
     np.testing.assert_allclose(fast, want, rtol=1e-11, atol=1e-11)
+
+
+@pytest.mark.parametrize("case", [
+    # (input, kernel, C_in, C_out, arguments, batch): the seed's layer at a quarter of its channels
+    ((8, 8), (3, 3), 256, 128, dict(stride=2, crop="same"), 1),
+    ((6, 8), (3, 3), 256, 128, dict(stride=2, crop="same"), 4),         # blocks of items and channels
+    ((40,), (5,), 192, 160, dict(stride=3, crop=((2, 1),)), 3),          # 1-D
+    ((3, 4, 5), (3, 3, 3), 96, 64, dict(stride=2, dilation=(1, 2, 1)), 2),  # 3-D
+    ((5, 6), (3, 3), 128, 256, dict(stride=2, groups=2, crop="same"), 2),   # grouped
+])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_kernel_in_pytorchs_layout_is_multiplied_as_it_lies(case, data_format, dtype):
+    """A large transposed kernel in PyTorch's (and ONNX's) layout ``(C_in, C_out/groups, *k)``,
+    handed over as the neutral layout's moved view (the torch and onnx dialects do), is
+    multiplied as it lies (asserted taken): the same values as the C-contiguous kernel's call,
+    and never copied: the call's traced peak stays within what the budget counts for it, which
+    counts no copy of the kernel, closer than the kernel's bytes."""
+    import tracemalloc
+
+    if not compiled.available():
+        pytest.skip("Numba is not installed (the fast extra): no col path")
+    spatial, k, cin, cout, arguments, batch = case
+    g = ops.plan_conv_transpose(spatial, k, cin, cout, **arguments)
+    assert math.prod(g.neutral_kernel_shape) >= gemm.COL_LIES_MIN_KERNEL
+    x, w, b = arrays_for(g, 3, dtype, batch=batch)
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    lying = np.moveaxis(np.ascontiguousarray(np.moveaxis(w, (-1, -2), (0, 1))), (0, 1), (-1, -2))
+    assert gemm.kernel_lies(lying) and not gemm.kernel_lies(w)
+    taken = []
+    real = gemm._col_lies_run
+    with _replaced(gemm, "_col_lies_run", lambda *a: taken.append(1) or real(*a)):
+        got = ops.run(g, x, lying, b, data_format=data_format)
+    assert taken
+    want = ops.run(g, x, w, b, data_format=data_format)
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got, want, **tol)
+    workspace.release()
+    tracemalloc.start()
+    ops.run(g, x, lying, b, data_format=data_format)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    kernels = gemm.prepare(g, batch, gemm.settings(), lies=True)
+    assert kernels.lies is not None
+    counted = ops._check_budget(g, x, lying, np.dtype(dtype), None, data_format == "channels_first", kernels)
+    assert counted < ops._check_budget(g, x, lying, np.dtype(dtype), None, data_format == "channels_first")
+    assert peak <= counted + 131072, (peak, counted)
+    assert peak + lying.nbytes > counted + 131072, (peak, counted)  # so a copy of the kernel would show
+
+
+def test_col_lies_tiles_cover_each_item_and_channel_once_within_the_budget():
+    """The tiles of a kernel multiplied as it lies: each (item, output channel of a group)
+    once, each tile's columns within the budget; blocks of channels over every item where
+    the kernel outweighs the input (BLAS then packs it once), of items where the input does;
+    None where one channel of one item does not fit."""
+    for spatial, cin, cout, batch, limit in [((6, 8), 512, 256, 8, 550502), ((8, 8), 1024, 512, 1, 183501),
+                                            ((48, 64), 64, 32, 8, 1 << 20), ((5, 6), 128, 256, 3, 5000)]:
+        g = ops.plan_conv_transpose(spatial, (3, 3), cin, cout, stride=2, crop="same")
+        tiles = gemm._col_lies_tiles(g, batch, limit)
+        per_channel = math.prod(spatial) * 9
+        if per_channel > limit:
+            assert tiles is None
+            continue
+        seen = np.zeros((batch, cout), int)
+        for n0, n1, c0, c1 in tiles:
+            seen[n0:n1, c0:c1] += 1
+            assert (n1 - n0) * (c1 - c0) * per_channel <= limit
+        assert (seen == 1).all()
+        items = {n1 - n0 for n0, n1, _, _ in tiles}
+        if cin * cout * 9 > batch * math.prod(spatial) * cin:  # the kernel outweighs the input
+            assert items == {batch}, tiles
+        else:
+            assert len({(c0, c1) for _, _, c0, c1 in tiles}) == 1, tiles
 
 
 def test_col_path_runs_where_numba_is_installed():

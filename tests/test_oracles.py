@@ -31,6 +31,32 @@ def test_live_framework(dialect, seed):
     compare(case, mod.run_tconv, expected, refused, message, getattr(mod, "accepts_refusal", None))
 
 
+@pytest.mark.oracle
+@pytest.mark.parametrize("dialect", ["torch", "onnx"])
+def test_live_framework_on_kernels_multiplied_as_they_lie(dialect, monkeypatch):
+    """PyTorch's and ONNX's transposed kernels, ``(C_in, C_out/groups, *k)``, reach the
+    kernels as the neutral layout's moved view; col multiplies them as they lie
+    (``gemm._col_lies_run``) where they are large. The drawn cases are small, so here every
+    kernel counts as large: the live framework checks that path on 80 drawn cases, of which
+    some must take it (counted)."""
+    from tconv.kernels import compiled, gemm
+
+    mod = oracle(dialect)
+    require(mod.FRAMEWORK)
+    if not compiled.available():
+        pytest.skip("Numba is not installed (the fast extra): no col path")
+    monkeypatch.setattr(gemm, "COL_LIES_MIN_KERNEL", 0)
+    taken = []
+    real = gemm._col_lies_run
+    monkeypatch.setattr(gemm, "_col_lies_run", lambda *a: taken.append(1) or real(*a))
+    for seed in range(80):
+        case = mod.random_case(np.random.default_rng(seed))
+        note_case(dialect, seed, case)
+        expected, refused, message = run_live(mod, case)
+        compare(case, mod.run_tconv, expected, refused, message, getattr(mod, "accepts_refusal", None))
+    assert len(taken) >= 5, len(taken)
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_golden_vectors(dialect):
     """Recorded by tests/record_golden.py from the real framework; no framework needed here."""

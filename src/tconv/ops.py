@@ -192,8 +192,12 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
         return np.zeros(out_shape, dtype)
     if settings is None:  # a call no prepared call stands for: read them once, here
         settings = gemm.settings()
-    required = _check_budget(g, x, kernel, dtype, settings, data_format == "channels_first" and impl == "gemm")
-    kernels = gemm.prepare(g, x.shape[0], settings) if impl == "gemm" else None
+    kernels = None
+    if impl == "gemm":  # a kernel in PyTorch's layout, of the call's dtype, may be multiplied as it lies
+        lies = g.transposed and kernel.dtype == dtype and gemm.kernel_lies(kernel)
+        kernels = gemm.prepare(g, x.shape[0], settings, lies=lies)
+    required = _check_budget(g, x, kernel, dtype, settings, data_format == "channels_first" and impl == "gemm",
+                             kernels)
     prepared = _Prepared(required, out_shape, dtype, data_format == "channels_first", impl,
                          tuple(a is not None and a.dtype != dtype for a in (x, kernel, bias)), kernels)
     if key is not None:
@@ -242,14 +246,14 @@ def _call_key(op: str, x, kernel, arguments: tuple) -> tuple | None:
 def _signature(geometry, x, kernel, bias, data_format, impl) -> tuple | None:
     """The key of a call of :func:`run` that a prepared call stands for: everything its
     checks, its output and its temporaries follow from (the plan, the arrays' shapes and
-    dtypes, whether the kernel is C-contiguous, the names, the kernels' settings now).
+    dtypes, the kernel's strides (its layout), the names, the kernels' settings now).
     None where the call must take the checks: an argument that is not exactly an ndarray
     or a str, or inside :func:`planning`."""
     if (type(x) is not np.ndarray or type(kernel) is not np.ndarray or type(data_format) is not str
             or type(impl) is not str or not (bias is None or type(bias) is np.ndarray)
             or _PLANS.get() is not None):
         return None
-    return (geometry, x.shape, x.dtype, kernel.shape, kernel.dtype, kernel.flags.c_contiguous,
+    return (geometry, x.shape, x.dtype, kernel.shape, kernel.dtype, kernel.strides,
             None if bias is None else (bias.shape, bias.dtype), data_format, impl, gemm.settings())
 
 
@@ -264,7 +268,8 @@ def _execute(g: Geometry, x: np.ndarray, kernel: np.ndarray, bias, prepared: _Pr
         bias = bias.astype(dtype)
     if prepared.impl == "gemm":
         compute = gemm.conv_transpose if g.transposed else gemm.conv
-        kernel = contiguous_kernel(kernel)  # a dialect's moved axes: once, here, not per path
+        if prepared.kernels.lies is None:  # else multiplied as it lies (gemm._col_lies_run)
+            kernel = contiguous_kernel(kernel)  # a dialect's moved axes: once, here, not per path
         if prepared.channels_first:
             # the kernels run channels-last: the input is moved there once, the output computed
             # there and moved back (compiled blocked transposes). Written channels-first in
@@ -289,10 +294,11 @@ def _execute(g: Geometry, x: np.ndarray, kernel: np.ndarray, bias, prepared: _Pr
 
 
 def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtype,
-                  settings: tuple | None = None, moved: bool = False) -> int:
+                  settings: tuple | None = None, moved: bool = False,
+                  kernels: gemm.Prepared | None = None) -> int:
     """Refuse, before allocating, an output whose bytes plus the temporaries exceed the
     budget; else the bytes they hold (``settings``: :func:`tconv.kernels.gemm.settings`,
-    where the caller has read them).
+    where the caller has read them; ``kernels``: the call's :func:`tconv.kernels.gemm.prepare`).
 
     The GEMM kernels hold one tile at a time and, by path, a padded copy of the input or a
     weight matrix (:func:`tconv.kernels.gemm.temporary_elements` states the bound); they
@@ -300,17 +306,19 @@ def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtyp
     them: a copy of the input and the output computed channels-last, both held until the
     output is moved back. Operands of another dtype are cast (copied) first, and a kernel
     that is not C-contiguous (a dialect's moved axes) is copied C-contiguous
-    (:func:`contiguous_kernel`), after its cast where it has one: two copies then."""
+    (:func:`contiguous_kernel`), after its cast where it has one: two copies then; unless
+    the kernels multiply it as it lies (``kernels.lies``)."""
     input_shape = x.shape
     out_shape = (input_shape[0],) + g.output_spatial + (g.output_channels,)
     nbytes = math.prod(out_shape) * dtype.itemsize
-    temporaries = gemm.temporary_elements(g, input_shape[0], settings) * dtype.itemsize
+    temporaries = gemm.temporary_elements(g, input_shape[0], settings, kernels) * dtype.itemsize
     if moved:
         temporaries += x.size * dtype.itemsize + nbytes
     if x.dtype != dtype:  # cast (copied) first
         temporaries += x.size * dtype.itemsize
     # cast, and copied C-contiguous (contiguous_kernel)
-    temporaries += kernel.size * dtype.itemsize * ((kernel.dtype != dtype) + (not kernel.flags.c_contiguous))
+    copied = not kernel.flags.c_contiguous and (kernels is None or kernels.lies is None)
+    temporaries += kernel.size * dtype.itemsize * ((kernel.dtype != dtype) + copied)
     if nbytes + temporaries <= budget.allowance():
         return nbytes + temporaries  # the common case, without building the message
     strides = tuple(a.stride for a in g.axes)

@@ -154,6 +154,18 @@ COL_MIN_GROUP_CHANNELS = 8
 #: product 20-30% faster than ``X @ W.T`` at 48-64 cells, alike at 192, slower beyond
 COL_FEW_CELLS = 128
 COL_MAX_TILE = 1 << 22
+#: a transposed layer's kernel of at least this many elements lying in PyTorch's and ONNX's
+#: layout, ``(C_in, C_out/groups, *k)`` (the torch and onnx dialects hand it over as the
+#: neutral layout's moved view), is multiplied as it lies (:func:`_col_lies_run`) instead of
+#: being copied to the neutral layout first: the copy read one value of 9 per cache line and
+#: cost more than the product on large kernels (the seed's 1024x512x3x3 13 ms on the
+#: AMD machine). Below it the copy is cheap and the neutral tiles (side by side, merged
+#: col2im) faster. Measured through the torch dialect (channels-first, 3x3 stride 2, the
+#: two alternating call by call, medians of 21, ms, as it lies against copied):
+#: 8x8x1024->512 b1 6.0 / 18.2, b8 29.0 / 38.4; 6x8x512->256 b1 1.27 / 2.21, b8 6.4 / 8.0;
+#: 12x16x256->128 (295k) b1 1.00 / 1.24, b8 8.2 / 8.5; 24x32x128->64 (74k) b1 1.40 / 1.34,
+#: b8 12.0 / 11.1; 48x64x64->32 (18k) b1 2.5 / 1.75
+COL_LIES_MIN_KERNEL = 1 << 17
 #: col tiles a batch by groups of kernel rows (over blocks of items) only where BLAS packs at
 #: most this share of what it packs over blocks of whole items (:func:`_col_item_row_blocks`)
 COL_ROW_GROUPS_GAIN = 0.7
@@ -524,7 +536,7 @@ def settings() -> tuple:
     return (MODE, compiled.available(), threads.workers(), TILE_ELEMENTS, MIN_TILE_CELLS,
             MAX_TILE_ELEMENTS, FLAT_MAX_WASTE, FLAT_NARROW_CHANNELS, FLAT_NARROW_MAX_WASTE,
             COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE, COL_MIN_GROUP_CHANNELS, COL_FEW_CELLS,
-            COL_ROW_GROUPS_GAIN, COL_MAX_KERNEL, COL_MAX_TABLE, COL_MAX_ROW, IM2COL_MAX_COLUMNS, IM2COL_STRIDED_MAX_CHANNELS,
+            COL_ROW_GROUPS_GAIN, COL_LIES_MIN_KERNEL, COL_MAX_KERNEL, COL_MAX_TABLE, COL_MAX_ROW, IM2COL_MAX_COLUMNS, IM2COL_STRIDED_MAX_CHANNELS,
             IM2COL_THREADS_MAX_KERNEL, IM2COL_THREADS_MIN_OUTPUT, ROWS_TILE_ELEMENTS,
             ROWS_MIN_CELLS, ROWS_MAX_KERNEL, ROWS_MIN_STEP, COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS,
             COL_THREADS_TILE, COL_THREADS_MIN_ROWS, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT,
@@ -536,11 +548,16 @@ def settings() -> tuple:
             blas.available())
 
 
-def temporary_elements(geometry: Geometry, batch: int, now: tuple | None = None) -> int:
+def temporary_elements(geometry: Geometry, batch: int, now: tuple | None = None,
+                       prepared: Prepared | None = None) -> int:
     """Elements of temporaries a call holds at most: one tile (its budget, or one row of
     one batch item where a row is larger), the weight matrix concat builds, the padded
-    source copy of flat. ``now``: :func:`settings`, where the caller has read them."""
-    return _temporary_elements(geometry, batch, settings() if now is None else now)
+    source copy of flat. ``now``: :func:`settings`, where the caller has read them;
+    ``prepared``: the call's :func:`prepare` (its kernel multiplied as it lies: those tiles)."""
+    now = settings() if now is None else now
+    if prepared is not None and prepared.lies is not None:
+        return _col_lies_temporary_elements(geometry, prepared.lies)
+    return _temporary_elements(geometry, batch, now)
 
 
 @functools.lru_cache(maxsize=256)
@@ -638,16 +655,23 @@ class Prepared:
     kernel's run had evicted the interpreter's working set."""
     mode: str
     col: tuple | None = None  # (tables, threaded tiles or None, tiles); a tile: (bounds, offsets)
+    lies: tuple | None = None  # col's tiles for a kernel multiplied as it lies (_col_lies_tiles)
 
 
 @functools.lru_cache(maxsize=256)
-def prepare(geometry: Geometry, batch: int, now: tuple, mode: str | None = None) -> Prepared:
+def prepare(geometry: Geometry, batch: int, now: tuple, mode: str | None = None, lies: bool = False) -> Prepared:
     """The :class:`Prepared` call of ``geometry`` on ``batch`` items (``now``: :func:`settings`)
-    on the path :func:`_mode` picks, or on ``mode`` (accumulate's stand-in, :func:`_run`)."""
+    on the path :func:`_mode` picks, or on ``mode`` (accumulate's stand-in, :func:`_run`);
+    ``lies``: the call's kernel lies in PyTorch's layout (:func:`kernel_lies`), which col
+    then multiplies as it lies where :func:`_col_lies_tiles` takes the layer."""
     g = geometry
     mode = _batch_mode(g, batch) if mode is None else mode
     if mode != "col":
         return Prepared(mode)
+    if lies and math.prod(g.neutral_kernel_shape) >= COL_LIES_MIN_KERNEL:
+        tiles = _col_lies_tiles(g, batch, _col_budget(g, batch, False))
+        if tiles is not None:
+            return Prepared(mode, (_col_tables(g), None, ()), tiles)
 
     def with_offsets(tiles: tuple) -> tuple:
         return tuple((t, None if g.rank == 1 else _col_offsets(g, t[5] - t[4])) for t in tiles)
@@ -677,6 +701,10 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now
         prepared = prepare(g, src.shape[0], settings() if now is None else now, _other_mode(g))
         mode = prepared.mode
     if mode == "col":
+        if prepared.lies is not None and kernel_lies(kernel):
+            return _col_lies_run(src, kernel, g, bias, out, prepared.col[0], prepared.lies)
+        if not prepared.col[2]:  # prepared for a kernel as it lies, handed another: col's own
+            prepared = prepare(g, src.shape[0], settings() if now is None else now, "col")
         return _col_run(src, kernel, g, bias, out, *prepared.col)
     return _run_mode(mode, src, kernel, g, bias, out)
 
@@ -1206,6 +1234,90 @@ def _col_product(x: np.ndarray, w: np.ndarray, dtype) -> np.ndarray:
     col = workspace.scratch((x.shape[0], w.shape[0]), dtype)
     np.matmul(x, w.T, out=col)
     return col
+
+
+def kernel_lies(kernel: np.ndarray) -> bool:
+    """Whether ``kernel``, a transposed layer's in the neutral layout ``(*k, C_out/groups,
+    C_in)``, is the view of a C-contiguous array in PyTorch's and ONNX's layout, ``(C_in,
+    C_out/groups, *k)``, its two leading axes moved last (:func:`numpy.moveaxis`): the
+    torch and onnx dialects' kernels."""
+    return (kernel.ndim >= 3 and not kernel.flags.c_contiguous
+            and np.moveaxis(kernel, (-1, -2), (0, 1)).flags.c_contiguous)
+
+
+@functools.lru_cache(maxsize=256)
+def _col_lies_tiles(geometry: Geometry, batch: int, budget: int) -> tuple | None:
+    """Tiles ``(n0, n1, c0, c1)`` of batch items and output channels (of each group) for
+    :func:`_col_lies_run`, each tile every tap over whole items (so 1-D tiles write disjoint
+    cells): at most ``budget`` elements of columns, chosen so that BLAS packs its operands
+    least (the kernel once per block of items, the input once per block of channels; ties to
+    more channels, then more items), the blocks as even as their count allows. None where
+    one channel of one item does not fit (the layer then takes col's own tiles, on a copy)."""
+    g = geometry
+    cd_g = g.output_channels // g.groups
+    per_channel = math.prod(g.input_spatial) * math.prod(g.kernel_shape)  # one item's columns
+    kernel = math.prod(g.neutral_kernel_shape)
+    source = batch * math.prod(g.input_spatial) * g.input_channels
+    best = None
+    for items in range(1, batch + 1):
+        fits = min(cd_g, budget // (items * per_channel))
+        if fits < 1:
+            break
+        item_blocks, channel_blocks = -(-batch // items), -(-cd_g // fits)
+        cost = (item_blocks * kernel + channel_blocks * source, channel_blocks, item_blocks)
+        if best is None or cost < best[0]:
+            best = cost, item_blocks, channel_blocks
+    if best is None:
+        return None
+    _, item_blocks, channel_blocks = best
+    items, channels = -(-batch // item_blocks), -(-cd_g // channel_blocks)
+    return tuple((n0, min(batch, n0 + items), c0, min(cd_g, c0 + channels))
+                 for n0 in range(0, batch, items) for c0 in range(0, cd_g, channels))
+
+
+def _col_lies_temporary_elements(geometry: Geometry, tiles: tuple) -> int:
+    """The largest tile's columns and its input block (copied where the input is not
+    contiguous), the int64 tables (two float32 elements a cell), the bias."""
+    g = geometry
+    cells, taps = math.prod(g.input_spatial), math.prod(g.kernel_shape)
+    tile = max((n1 - n0) * cells * ((c1 - c0) * taps + g.input_channels) for n0, n1, c0, c1 in tiles)
+    return tile + 2 * sum(t.size for t in _col_tables(g)[:-2]) + g.output_channels
+
+
+def _col_lies_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, tables: tuple,
+                  tiles: tuple) -> np.ndarray:
+    """:func:`_col_run` with the kernel as it lies in PyTorch's layout (:func:`kernel_lies`):
+    per group, ``(C_in/g, C_out/g * taps)``, a matrix as it is, whose columns run over the
+    taps within each output channel. A tile (:func:`_col_lies_tiles`) multiplies its items
+    with a block of those columns (the taps of a block of channels), and col2im reads its
+    columns with the taps' stride. Tiles run one after another, each product on BLAS's
+    threads."""
+    g = geometry
+    dtype = out.dtype
+    taps = math.prod(g.kernel_shape)
+    groups, cs, cd = g.groups, g.input_channels, g.output_channels
+    cs_g, cd_g = cs // groups, cd // groups
+    weights = np.moveaxis(kernel, (-1, -2), (0, 1)).reshape(groups, cs_g, cd_g * taps)
+    rest = g.input_spatial[1:] + (1,) * (3 - g.rank)
+    out3 = _as3d(out, g.rank)
+    b = _zeros(cd, dtype) if bias is None else bias
+    for n0, n1, c0, c1 in tiles:
+        block = src[n0:n1].reshape(-1, cs)
+        for group in range(groups):
+            x_g = block[:, group * cs_g:(group + 1) * cs_g]
+            col = _col_product(x_g, weights[group, :, c0 * taps:c1 * taps].T, dtype)
+            # (cells, channels, taps) read as (cells, taps, channels)
+            col = col.reshape((n1 - n0,) + g.input_spatial + (c1 - c0, taps)).swapaxes(-1, -2)
+            channels = slice(group * cd_g + c0, group * cd_g + c1)
+            if g.rank == 1:
+                compiled.col2im_1d(col, out[..., channels], *tables[:3], n0, 0, g.output_spatial[0], 0,
+                                   b[channels])
+            else:
+                col = col.reshape((n1 - n0, g.input_spatial[0]) + rest + (taps, c1 - c0))
+                compiled.col2im_strided(col, out3[..., channels], *tables, n0, 0, g.output_spatial[0], 0, 0,
+                                        b[channels])
+            del col
+    return out
 
 
 @functools.lru_cache(maxsize=64)
