@@ -155,7 +155,7 @@ def test_a_dialects_moved_kernel_is_copied_to_the_neutral_layout(shape, shared):
     moved = np.moveaxis(w, (0, 1), (-1, -2))
     with _replaced(ops, "KERNEL_COPY_SHARED_ELEMENTS", 1 if shared else 1 << 62):
         for kernel in (moved, np.moveaxis(w, 0, -1), moved.astype(moved.dtype.newbyteorder()),
-                       moved.astype(np.float64)):
+                       moved.astype(np.float64), moved.astype(np.float16)):  # float16: NumPy's (Numba has none)
             got = ops.contiguous_kernel(kernel)
             assert got.flags.c_contiguous and got.dtype == kernel.dtype
             np.testing.assert_array_equal(got, kernel)
@@ -163,22 +163,105 @@ def test_a_dialects_moved_kernel_is_copied_to_the_neutral_layout(shape, shared):
     assert ops.contiguous_kernel(same) is same
 
 
-@pytest.mark.parametrize("shape", [(2, 5, 7), (1, 3, 4, 5), (2, 17, 3, 4, 5), (0, 4, 3, 3), (3, 1, 33)])
-def test_moved_channels_copies_channels_to_the_last_axis_and_back(shape):
-    """ops.moved_channels: a C-contiguous copy with the channels moved, compiled (blocked
-    transpose) or NumPy's, for any rank, empty batches, non-contiguous and byte-swapped
-    input (which take NumPy's copy)."""
+@pytest.mark.parametrize("op", ["conv", "conv_transpose"])
+@pytest.mark.parametrize("channels, stride", [(4, 1), (8, 1), (8, 2), (64, 1), (64, 2)])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_float16_and_longdouble_take_a_path_that_has_them(op, channels, stride, data_format):
+    """BLAS and the compiled loops have float32 and float64 only: float16 (from 8 channels,
+    every fast path) and long double raised Numba's NotImplementedError (found in the
+    thirteenth session). float16 is computed in float32 and rounded once: exactly the float32
+    call's result, rounded; long double runs the reference loops in its own precision:
+    exactly their result. Both keep their dtype."""
+    rng = np.random.default_rng(channels + stride)
+    shape = (2, channels, 9, 9) if data_format == "channels_first" else (2, 9, 9, channels)
+    x = rng.standard_normal(shape)
+    w = rng.standard_normal((3, 3, channels, channels))
+    b = rng.standard_normal(channels)
+    g = getattr(ops, f"plan_{op}")((9, 9), (3, 3), channels, channels, stride=stride)
+
+    def call(dtype, impl="gemm"):
+        return ops.run(g, *(a.astype(dtype) for a in (x, w, b)), data_format=data_format, impl=impl)
+
+    half = call(np.float16)
+    assert half.dtype == np.float16
+    x, w, b = (a.astype(np.float16) for a in (x, w, b))
+    assert half.tobytes() == call(np.float32).astype(np.float16).tobytes()
+    long = call(np.longdouble)
+    assert long.dtype == np.longdouble
+    assert long.tobytes() == call(np.longdouble, "reference").tobytes()
+
+
+def test_float16_in_pytorchs_layouts_and_in_the_transposed_backward():
+    """float16 data and kernels in PyTorch's layouts (channels-first, the kernel's axes moved:
+    the compiled kernel copy has no float16 either) run, float16 out, as the float32 call
+    rounded; the transposed convolution's backward too (its compiled gather has no float16:
+    it takes the general path)."""
+    from tconv.dialects import torch as torch_dialect
+    from tconv.grad import conv_transpose_vjp
+
     rng = np.random.default_rng(0)
-    for dtype in (np.float32, np.float64):
-        a = rng.standard_normal(shape).astype(dtype)
-        last = ops.moved_channels(a, last=True)
-        assert last.flags.c_contiguous
-        np.testing.assert_array_equal(last, np.moveaxis(a, 1, -1))
-        np.testing.assert_array_equal(ops.moved_channels(last, last=False), a)
-        strided = np.repeat(a, 2, axis=-1)[..., ::2]
-        np.testing.assert_array_equal(ops.moved_channels(strided, last=True), np.moveaxis(a, 1, -1))
-        swapped = a.astype(a.dtype.newbyteorder())
-        np.testing.assert_array_equal(ops.moved_channels(swapped, last=True), np.moveaxis(a, 1, -1))
+    x = rng.standard_normal((2, 16, 5, 6)).astype(np.float16)
+    for fn, w in ((torch_dialect.conv_transpose2d, rng.standard_normal((16, 8, 3, 3)).astype(np.float16)),
+                  (torch_dialect.conv2d, rng.standard_normal((8, 16, 3, 3)).astype(np.float16))):
+        got = fn(x, w, stride=2, padding=1)
+        assert got.dtype == np.float16
+        want = fn(x.astype(np.float32), w.astype(np.float32), stride=2, padding=1)
+        assert got.tobytes() == want.astype(np.float16).tobytes()
+    x = rng.standard_normal((2, 5, 6, 16)).astype(np.float16)
+    w = rng.standard_normal((3, 3, 16, 16)).astype(np.float16)
+    dy = rng.standard_normal((2, 10, 12, 16)).astype(np.float16)
+    got = conv_transpose_vjp(x, w, dy, stride=2, crop="same")
+    want = conv_transpose_vjp(*(a.astype(np.float64) for a in (x, w, dy)), stride=2, crop="same")
+    for g, r in zip(got, want):
+        assert g.dtype == np.float16
+        np.testing.assert_allclose(g, r, rtol=1e-2, atol=5e-3 * np.abs(r).max())
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7), (1, 3, 4, 5), (2, 17, 3, 4, 5), (0, 4, 3, 3), (3, 1, 33)])
+@pytest.mark.parametrize("way", ["blas", "blas shared", "compiled"])
+def test_moved_channels_copies_channels_to_the_last_axis_and_back(shape, way):
+    """ops.moved_channels: a C-contiguous copy with the channels moved, by OpenBLAS's
+    transpose (per item, or a share of items or cells per core: asserted taken), compiled
+    (blocked transpose) or NumPy's, for any rank, empty batches, float16 (not BLAS's),
+    non-contiguous and byte-swapped input (which take NumPy's copy); the same bits."""
+    rng = np.random.default_rng(0)
+    calls = []
+    real = blas.transpose
+    spy = lambda a, b, *rest: calls.append(1) or real(a, b, *rest)  # noqa: E731
+    with _replaced(blas, "ENABLED", way != "compiled"), _replaced(blas, "transpose", spy), \
+            _replaced(ops, "MOVE_SHARED_ELEMENTS", 1 if way == "blas shared" else 1 << 62):
+        for dtype in (np.float32, np.float64, np.float16):
+            a = rng.standard_normal(shape).astype(dtype)
+            a.flat[::3] = -0.0
+            calls.clear()
+            last = ops.moved_channels(a, last=True)
+            assert last.flags.c_contiguous
+            assert last.tobytes() == np.ascontiguousarray(np.moveaxis(a, 1, -1)).tobytes()
+            assert ops.moved_channels(last, last=False).tobytes() == a.tobytes()
+            assert bool(calls) == (way != "compiled" and dtype != np.float16 and a.size > 0), calls
+            strided = np.repeat(a, 2, axis=-1)[..., ::2]
+            np.testing.assert_array_equal(ops.moved_channels(strided, last=True), np.moveaxis(a, 1, -1))
+            swapped = a.astype(a.dtype.newbyteorder())
+            np.testing.assert_array_equal(ops.moved_channels(swapped, last=True), np.moveaxis(a, 1, -1))
+
+
+def test_blas_transpose_refuses_what_it_cannot_take():
+    """blas.transpose: the transpose into any block of rows, and a named TconvError for a
+    wrong shape, mixed or unsupported dtypes and rows whose elements are not adjacent."""
+    if not blas.transpose_available():
+        pytest.skip("OpenBLAS's transpose is not found here (threadpoolctl missing or another BLAS)")
+    a = np.arange(12.0).reshape(3, 4)
+    b = np.zeros((6, 3))
+    blas.transpose(a, b[1:5])
+    np.testing.assert_array_equal(b[1:5], a.T)
+    assert not b[0].any() and not b[5].any()
+    for call, argument in [(lambda: blas.transpose(a, np.zeros((3, 4))), "b"),
+                           (lambda: blas.transpose(a, np.zeros((4, 3), np.float32)), "b"),
+                           (lambda: blas.transpose(a.astype(np.float16), np.zeros((4, 3), np.float16)), "a"),
+                           (lambda: blas.transpose(a[:, ::2], np.zeros((2, 3))), "a")]:
+        with pytest.raises(TconvError) as info:
+            call()
+        assert info.value.argument == argument
 
 
 @pytest.mark.parametrize("call, argument", [

@@ -66,8 +66,8 @@ def vjp(geometry: Geometry, x: Any, kernel: Any, dy: Any, *, padding_mode: str =
     """
     x, kernel, dy = _arrays(geometry, x, kernel, dy, padding_mode, data_format, impl)
     _check_input_shape(geometry, x, dy, data_format)
-    if (impl == "gemm" and padding_mode == "zeros" and dy.shape[0] > 0
-            and grad_kernels.transposed_vjp_ready(geometry)):
+    if (impl == "gemm" and padding_mode == "zeros" and dy.shape[0] > 0 and x.dtype in (np.float32, np.float64)
+            and grad_kernels.transposed_vjp_ready(geometry)):  # its compiled gather has no float16
         # one gather of dy serves both gradients (tconv.kernels.grad.transposed_vjp)
         _check_transposed_vjp_budget(geometry, x)
         dx, dkernel = grad_kernels.transposed_vjp(x, kernel, dy, geometry)

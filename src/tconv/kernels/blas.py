@@ -31,7 +31,7 @@ from tconv.errors import TconvError
 #: set False to keep the kernels off this module (tests, comparisons)
 ENABLED = True
 
-_ROW_MAJOR, _NO_TRANS = 101, 111
+_ROW_MAJOR, _NO_TRANS, _TRANS = 101, 111, 112
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,7 +64,13 @@ def _library() -> tuple | None:
             function.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, integer, integer, integer, real,
                                  ctypes.c_void_p, integer, ctypes.c_void_p, integer, real, ctypes.c_void_p, integer]
             function.restype = None
-        return sgemm, dgemm
+        copies = [getattr(library, f"{prefix}cblas_{letter}omatcopy{suffix}", None) for letter in "sd"]
+        for function, real in zip(copies, (ctypes.c_float, ctypes.c_double)):
+            if function is not None:
+                function.argtypes = [ctypes.c_int, ctypes.c_int, integer, integer, real, ctypes.c_void_p, integer,
+                                     ctypes.c_void_p, integer]
+                function.restype = None
+        return sgemm, dgemm, *copies
     return None
 
 
@@ -91,6 +97,53 @@ def _checked() -> bool:
 def available() -> bool:
     """Whether :func:`add_product` runs here (NumPy's BLAS found and checked, :data:`ENABLED`)."""
     return ENABLED and _checked()
+
+
+@functools.lru_cache(maxsize=1)
+def _transpose_checked() -> bool:
+    """Whether OpenBLAS's out-of-place transpose (``cblas_?omatcopy``) was found and gives
+    NumPy's transpose, bit for bit, on a small case in both precisions (infinities, NaN and
+    signed zeros among the values)."""
+    functions = _library()
+    if functions is None or None in functions[2:]:
+        return False
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        a = rng.standard_normal((5, 7)).astype(dtype)
+        a[0, :4] = np.inf, -np.inf, np.nan, -0.0
+        b = np.zeros((9, 5), dtype)
+        transpose(a[:, 1:], b[1:7], functions)  # rows of a stride, into a block of rows
+        want = np.zeros((9, 5), dtype)
+        want[1:7] = a[:, 1:].T
+        if b.tobytes() != want.tobytes():
+            return False
+    return True
+
+
+def transpose_available() -> bool:
+    """Whether :func:`transpose` runs here (OpenBLAS's transpose found and checked, :data:`ENABLED`)."""
+    return ENABLED and _transpose_checked()
+
+
+def transpose(a: np.ndarray, b: np.ndarray, functions: tuple | None = None) -> None:
+    """``b[...] = a.T`` by OpenBLAS's ``cblas_?omatcopy`` (``alpha = 1``: the values as they
+    are), on 2-D arrays of one dtype (float32 or float64) whose rows may have any stride but
+    whose elements within a row are adjacent; one thread. 2-5x faster than a compiled blocked
+    loop on the channels-first data :func:`tconv.ops.moved_channels` moves (8x64x3072 float32
+    0.9 against 2.6 ms on the AMD machine). A :class:`~tconv.errors.TconvError` naming the
+    array that breaks that. ``functions``: :func:`_library`'s, before
+    :func:`transpose_available` may be asked."""
+    rows, columns = a.shape
+    if b.shape != (columns, rows):
+        raise TconvError("b", b, f"must have shape {(columns, rows)} to take the transpose of {a.shape}")
+    for name, array in (("a", a), ("b", b)):
+        if array.dtype not in (np.float32, np.float64) or array.dtype != a.dtype:
+            raise TconvError(name, array, f"must be float32 or float64 like the other (dtypes {a.dtype}, {b.dtype})")
+    if not a.size:
+        return
+    lda, ldb = _leading(a, "a"), _leading(b, "b")
+    function = (functions or _library())[2 if a.dtype == np.float32 else 3]
+    function(_ROW_MAJOR, _TRANS, rows, columns, 1.0, a.ctypes.data, lda, b.ctypes.data, ldb)
 
 
 def gemm(dtype: np.dtype, functions: tuple | None = None):
