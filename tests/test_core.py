@@ -355,7 +355,7 @@ def _check_forced_path(geometry, mode, data_format="channels_last", seed=0, x=No
 def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, side_by_side, few_cells, lies):
     """Every product shape (concat, per tap, flat, rows, shift, compiled col, im2col and grouped), tiny
     tiles (one row of one item; for col, one kernel row or a block of output rows), col's, rows',
-    shift's and im2col's tiles side by side on every core, col's two col2im (``few_cells`` 0:
+    shift's, im2col's and grouped's tiles side by side on every core, col's two col2im (``few_cells`` 0:
     every tile's columns C-contiguous; else every tile's the transposed product, strided),
     writing channels-first in place and a kernel in PyTorch's layout (``lies``: multiplied as
     it lies, every kernel counting as large, in blocks of items and channels) change nothing."""
@@ -368,9 +368,10 @@ def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, s
                     COL_THREADS_MAX_KERNEL=1 << 62, COL_THREADS_TILE=tile, COL_THREADS_MIN_ROWS=1,
                     ROWS_THREADS_MAX_KERNEL=1 << 62, ROWS_THREADS_MIN_OUTPUT=0,
                     SHIFT_THREADS_MAX_KERNEL=1 << 62, SHIFT_THREADS_MIN_OUTPUT=0,
-                    IM2COL_THREADS_MAX_KERNEL=1 << 62, IM2COL_THREADS_MIN_OUTPUT=0) \
+                    IM2COL_THREADS_MAX_KERNEL=1 << 62, IM2COL_THREADS_MIN_OUTPUT=0, GROUPED_THREADS_MIN_OUTPUT=0) \
         if side_by_side else dict(COL_THREADS_MIN_COLUMNS=1 << 62, ROWS_THREADS_MIN_OUTPUT=1 << 62,
-                                  SHIFT_THREADS_MIN_OUTPUT=1 << 62, IM2COL_THREADS_MIN_OUTPUT=1 << 62)
+                                  SHIFT_THREADS_MIN_OUTPUT=1 << 62, IM2COL_THREADS_MIN_OUTPUT=1 << 62,
+                                  GROUPED_THREADS_MIN_OUTPUT=1 << 62)
     with _gemm_settings(MODE=mode, TILE_ELEMENTS=tile, MIN_TILE_CELLS=1, MAX_TILE_ELEMENTS=0, COL_MIN_TILE=1,
                         COL_MAX_TILE=tile, ROWS_TILE_ELEMENTS=tile, SHIFT_TILE_ELEMENTS=tile,
                         COL_FEW_CELLS=few_cells, COL_LIES_MIN_KERNEL=0, **threaded):
