@@ -351,14 +351,17 @@ def _check_forced_path(geometry, mode, data_format="channels_last", seed=0, x=No
        st.sampled_from([None, "concat", "per_tap", "flat", "col", "im2col", "rows", "shift", "grouped",
                         "accumulate"]),
        st.sampled_from([1, 7, 1 << 18]), st.sampled_from(["channels_last", "channels_first"]), st.booleans(),
-       st.sampled_from([0, 1 << 62]), st.booleans())
-def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, side_by_side, few_cells, lies):
+       st.sampled_from([0, 1 << 62]), st.booleans(), st.booleans())
+def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, side_by_side, few_cells, lies,
+                                      permuted):
     """Every product shape (concat, per tap, flat, rows, shift, compiled col, im2col and grouped), tiny
     tiles (one row of one item; for col, one kernel row or a block of output rows), col's, rows',
     shift's, im2col's and grouped's tiles side by side on every core, col's two col2im (``few_cells`` 0:
     every tile's columns C-contiguous; else every tile's the transposed product, strided),
-    writing channels-first in place and a kernel in PyTorch's layout (``lies``: multiplied as
-    it lies, every kernel counting as large, in blocks of items and channels) change nothing."""
+    writing channels-first in place, a kernel in PyTorch's layout (``lies``: multiplied as
+    it lies, every kernel counting as large, in blocks of items and channels) and the grouped
+    loop on the input permuted groups innermost (``permuted``: every grouped layer) change
+    nothing."""
     x, w, b = arrays_for(geometry, seed, batch=3)
     if lies:  # (C_in, C_out/groups, *k) (forward: (C_out, C_in/groups, *k)) as the neutral view
         w = np.moveaxis(np.ascontiguousarray(np.moveaxis(w, (-1, -2), (0, 1))), (0, 1), (-1, -2))
@@ -374,7 +377,9 @@ def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, s
                                   GROUPED_THREADS_MIN_OUTPUT=1 << 62)
     with _gemm_settings(MODE=mode, TILE_ELEMENTS=tile, MIN_TILE_CELLS=1, MAX_TILE_ELEMENTS=0, COL_MIN_TILE=1,
                         COL_MAX_TILE=tile, ROWS_TILE_ELEMENTS=tile, SHIFT_TILE_ELEMENTS=tile,
-                        COL_FEW_CELLS=few_cells, COL_LIES_MIN_KERNEL=0, **threaded):
+                        COL_FEW_CELLS=few_cells, COL_LIES_MIN_KERNEL=0,
+                        GROUPED_PERMUTED_MIN_GROUPS=2 if permuted else 1 << 62,
+                        GROUPED_PERMUTED_MAX_CHANNELS=1 << 62, **threaded):
         fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
     want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
     np.testing.assert_allclose(fast, want, rtol=1e-11, atol=1e-11)
@@ -427,6 +432,36 @@ def test_a_kernel_in_pytorchs_layout_is_multiplied_as_it_lies(case, data_format,
     assert counted < ops._check_budget(g, x, lying, np.dtype(dtype), None, data_format == "channels_first")
     assert peak <= counted + 131072, (peak, counted)
     assert peak + lying.nbytes > counted + 131072, (peak, counted)  # so a copy of the kernel would show
+
+
+@pytest.mark.parametrize("groups, channels", [(32, 128), (64, 128), (32, 512), (16, 64), (128, 128)])
+def test_many_groups_of_few_channels_take_the_permuted_grouped_loop(groups, channels):
+    """ResNeXt-like layers (at least 32 groups of at most 16 channels, not depthwise) run the
+    compiled grouped loop on the input permuted groups innermost (asserted taken), with a
+    bias, channels-last and first, the same values as the reference loops; fewer groups and
+    depthwise keep their paths, and the input's copy is counted in the temporaries."""
+    if not compiled.available():
+        pytest.skip("Numba is not installed (the fast extra): no grouped loop")
+    g = ops.plan_conv((9, 10), (3, 3), channels, channels, groups=groups, padding="same")
+    s = channels // groups
+    permuted = groups >= 32 and s <= 16 and s > 1
+    assert gemm._grouped_permuted(g) == permuted
+    assert (gemm._batch_mode(g, 2) == "grouped") == (permuted or s == 1)
+    taken = []
+    real = compiled.grouped_permuted
+    with _replaced(compiled, "grouped_permuted", lambda *a: taken.append(1) or real(*a)):
+        for data_format in ("channels_last", "channels_first"):
+            x, w, b = arrays_for(g, groups, batch=2)
+            if data_format == "channels_first":
+                x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+            np.testing.assert_allclose(ops.run(g, x, w, b, data_format=data_format),
+                                       ops.run(g, x, w, b, data_format=data_format, impl="reference"),
+                                       rtol=1e-11, atol=1e-11)
+    assert bool(taken) == permuted
+    if gemm._batch_mode(g, 2) == "grouped":  # the tables, the bias, the kernel's copy, the input's
+        extra = 2 * 9 * 10 * channels if permuted else 0
+        assert gemm.temporary_elements(g, 2) == (gemm._table_elements(g) + channels
+                                                 + math.prod(g.neutral_kernel_shape) + extra)
 
 
 def test_grouped_3d_valid_layers_take_accumulate_whatever_the_cut():
@@ -661,12 +696,14 @@ def _check_values_and_peak(geometry, batch, least):
 
 def test_grouped_layers_take_accumulate_from_four_channels_a_group():
     """Unforced, grouped layers of unit strides and rows as wide take accumulate from
-    ACCUMULATE_MIN_GROUP_CHANNELS input channels per group (both directions); fewer stay on
-    the compiled direct loop (depthwise among them) or concat."""
+    ACCUMULATE_MIN_GROUP_CHANNELS input channels per group (both directions), unless they have
+    many groups (GROUPED_PERMUTED_MIN_GROUPS: the compiled loop on the input permuted); fewer
+    stay on the compiled direct loop (depthwise among them) or concat."""
     if not (blas.available() and compiled.available()):
         pytest.skip("the fast extra (threadpoolctl, Numba) is not installed")
-    assert gemm.ACCUMULATE_MIN_GROUP_CHANNELS == 4
-    assert gemm._mode(ops.plan_conv((28, 28), (3, 3), 128, 128, padding="same", groups=32)) == "accumulate"
+    assert gemm.ACCUMULATE_MIN_GROUP_CHANNELS == 4 and gemm.GROUPED_PERMUTED_MIN_GROUPS == 32
+    assert gemm._mode(ops.plan_conv((28, 28), (3, 3), 64, 64, padding="same", groups=16)) == "accumulate"
+    assert gemm._mode(ops.plan_conv((28, 28), (3, 3), 128, 128, padding="same", groups=32)) == "grouped"
     assert gemm._mode(ops.plan_conv_transpose((28, 28), (3, 3), 64, 32, crop="same", groups=16)) == "accumulate"
     assert gemm._mode(ops.plan_conv((28, 28), (3, 3), 128, 128, padding="same", groups=64)) == "grouped"
     assert gemm._mode(ops.plan_conv((28, 28), (3, 3), 128, 128, padding="same", groups=128)) == "grouped"

@@ -57,6 +57,39 @@ def test_live_framework_on_kernels_multiplied_as_they_lie(dialect, monkeypatch):
     assert len(taken) >= 5, len(taken)
 
 
+@pytest.mark.oracle
+@pytest.mark.parametrize("transposed", [False, True])
+def test_live_torch_on_many_groups_of_few_channels(transposed):
+    """ResNeXt-like layers (32 groups of 2-4 channels) take the grouped loop on the input
+    permuted groups innermost (asserted taken); the drawn cases have fewer groups, so here
+    PyTorch itself checks that path, forward and transposed, strided and padded, with a bias."""
+    from tconv.dialects import torch as torch_dialect
+    from tconv.kernels import compiled
+
+    torch = require("torch")
+    if not compiled.available():
+        pytest.skip("Numba is not installed (the fast extra): no grouped loop")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 128, 9, 10)).astype(np.float32)
+    shape = (128, 2, 3, 3) if transposed else (128, 4, 3, 3)  # (C_in, C_out/g, *k) / (C_out, C_in/g, *k)
+    w = rng.standard_normal(shape).astype(np.float32)
+    b = rng.standard_normal(64 if transposed else 128).astype(np.float32)
+    kwargs = dict(stride=2, padding=1, groups=32)
+    if transposed:
+        kwargs["output_padding"] = 1
+    taken = []
+    real = compiled.grouped_permuted
+    compiled.grouped_permuted = lambda *a: taken.append(1) or real(*a)
+    try:
+        got = (torch_dialect.conv_transpose2d if transposed else torch_dialect.conv2d)(x, w, b, **kwargs)
+    finally:
+        compiled.grouped_permuted = real
+    f = torch.nn.functional.conv_transpose2d if transposed else torch.nn.functional.conv2d
+    want = f(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), **kwargs).numpy()
+    assert taken
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("dialect", DIALECTS)
 def test_golden_vectors(dialect):
     """Recorded by tests/record_golden.py from the real framework; no framework needed here."""

@@ -330,8 +330,46 @@ def _kernels():
                     for a in range(a0, a1):
                         dst[s, b, a] = src[a, b, s]
 
+    @jit
+    def grouped_permuted(x, out, count0, tap0, cell0, count1, tap1, cell1, count2, tap2, cell2,
+                         k1n, k2n, w, bias):
+        """:func:`grouped` for many groups of few channels, on an input whose channels are
+        permuted groups innermost, ``x[b, j, c, g]`` = the layer's input ``[b, j, g*s + c]``:
+        ``out[b, o, g*d + i]`` = ``bias[i, g]`` + the sum over the taps reaching ``o`` from
+        ``x[b, j]`` and over ``c`` of ``x[b, j, c, g] * w[t, c, i, g]``, the loop over the
+        groups innermost (one vector loop over as many values as groups, where :func:`grouped`
+        has one over a group's few outputs); each cell's sums kept ``(d, groups)`` and written
+        to its channels ``g*d + i``. ResNeXt's 56x56x128 in 32 groups of 4: 4.8 -> 2.7 ms on
+        one thread, against a product per tap and group (accumulate)."""
+        n, o0n, o1n, o2n, _ = out.shape
+        s_n, d_n, g_n = w.shape[1], w.shape[2], w.shape[3]
+        acc = np.empty((d_n, g_n), out.dtype)
+        for b in range(n):
+            for o0 in range(o0n):
+                for o1 in range(o1n):
+                    for o2 in range(o2n):
+                        for i in range(d_n):
+                            for g in range(g_n):
+                                acc[i, g] = bias[i, g]
+                        for m0 in range(count0[o0]):
+                            j0 = cell0[o0, m0]
+                            t0 = tap0[o0, m0] * k1n
+                            for m1 in range(count1[o1]):
+                                j1 = cell1[o1, m1]
+                                t1 = (t0 + tap1[o1, m1]) * k2n
+                                for m2 in range(count2[o2]):
+                                    j2 = cell2[o2, m2]
+                                    t = t1 + tap2[o2, m2]
+                                    for c in range(s_n):
+                                        for i in range(d_n):
+                                            for g in range(g_n):
+                                                acc[i, g] += x[b, j0, j1, j2, c, g] * w[t, c, i, g]
+                        for g in range(g_n):
+                            for i in range(d_n):
+                                out[b, o0, o1, o2, g * d_n + i] = acc[i, g]
+
     return (col2im, numba.__version__, grouped, im2col, col2im_strided, col2im_1d, im2col_strided, rows_sum,
-            transpose, unmoved)
+            transpose, unmoved, grouped_permuted)
 
 
 def available() -> bool:
@@ -359,6 +397,10 @@ def col2im_1d(*args) -> None:
 
 def grouped(*args) -> None:
     _kernels()[2](*args)
+
+
+def grouped_permuted(*args) -> None:
+    _kernels()[10](*args)
 
 
 def im2col(*args) -> None:

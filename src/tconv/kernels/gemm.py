@@ -283,6 +283,19 @@ SHIFT_THREADS_MIN_OUTPUT = 1 << 18
 #: 1.35, 28x28x256 b8 3.59 / 2.55; below it the start costs more: 3x3 stride 2 on 56x56x128
 #: (an output of 100k elements) 0.22 / 0.26
 GROUPED_THREADS_MIN_OUTPUT = 1 << 18
+#: grouped layers of at least GROUPED_PERMUTED_MIN_GROUPS groups of at most
+#: GROUPED_PERMUTED_MAX_CHANNELS input channels (depthwise ones aside) take the compiled
+#: grouped loop on a copy of the input with its channels permuted groups innermost
+#: (:func:`tconv.kernels.compiled.grouped_permuted`: one vector loop over the groups) instead
+#: of accumulate's product per tap and group, whose few channels leave BLAS idle. In
+#: process, one thread, alternating, medians of 15, ms (AMD machine, thirteenth session),
+#: accumulate / permuted: 56x56x128 in 32 groups of 4 (ResNeXt) 4.8 / 2.7, b8 30.0 / 14.5;
+#: 28x28x256 in 32 of 8 2.3 / 2.0; 14x14x512 in 32 of 16 1.8 / 1.5; 28x28x256 in 64 of 4
+#: b8 16.3 / 7.4; the loop over each group's channels (grouped) 56x56x128 in 64 of 2 3.1 /
+#: 1.9, in 42 of 3 4.8 / 2.2. Fewer groups lose: 56x56x64 in 16 of 4 1.6 / 2.0, 56x56x128
+#: in 16 of 8 3.7 / 12.3; depthwise 0.76 / 1.86
+GROUPED_PERMUTED_MIN_GROUPS = 32
+GROUPED_PERMUTED_MAX_CHANNELS = 16
 #: forward convolutions of unit strides whose output rows are as wide as their input rows take
 #: "accumulate" (each tap's product added by BLAS straight into the output, no gather and no
 #: scratch: :func:`_accumulate_run`) where they have at least ACCUMULATE_MIN_CHANNELS input
@@ -548,7 +561,8 @@ def settings() -> tuple:
             ROWS_MIN_CELLS, ROWS_MAX_KERNEL, ROWS_MIN_STEP, COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS,
             COL_THREADS_TILE, COL_THREADS_MIN_ROWS, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT,
             SHIFT_MIN_CHANNELS, SHIFT_MAX_WASTE, SHIFT_TILE_ELEMENTS, SHIFT_THREADS_MAX_KERNEL,
-            SHIFT_THREADS_MIN_OUTPUT, GROUPED_THREADS_MIN_OUTPUT, SIDE_BY_SIDE, SIDE_BY_SIDE_IF_IDLE, ACCUMULATE_MIN_CHANNELS,
+            SHIFT_THREADS_MIN_OUTPUT, GROUPED_THREADS_MIN_OUTPUT, GROUPED_PERMUTED_MIN_GROUPS,
+            GROUPED_PERMUTED_MAX_CHANNELS, SIDE_BY_SIDE, SIDE_BY_SIDE_IF_IDLE, ACCUMULATE_MIN_CHANNELS,
             ACCUMULATE_MAX_KERNEL, ACCUMULATE_MAX_CUT, ACCUMULATE_BLOCK_ELEMENTS, ACCUMULATE_MIN_GROUP_CHANNELS, ACCUMULATE_MAX_WIDENING,
             ACCUMULATE_WIDENED_MIN_CELLS, ACCUMULATE_WIDENED_BATCH_CELLS, ACCUMULATE_FRAMED_MIN_CHANNELS,
             ACCUMULATE_FRAMED_MIN_ELEMENTS,
@@ -600,8 +614,9 @@ def _mode_temporary_elements(geometry: Geometry, batch: int, mode: str, now: tup
         return _rows_temporary_elements(g, batch)
     if mode == "shift":
         return _shift_temporary_elements(g, batch)
-    if mode == "grouped":  # the tables, the bias and the kernel's copy
-        return _table_elements(g) + g.output_channels + math.prod(g.neutral_kernel_shape)
+    if mode == "grouped":  # the tables, the bias and the kernel's copy; permuted, the input's copy
+        permuted = batch * math.prod(g.input_spatial) * g.input_channels if _grouped_permuted(g) else 0
+        return _table_elements(g) + g.output_channels + math.prod(g.neutral_kernel_shape) + permuted
     if mode == "flat":
         plan = _flat_plan(g)
         per_cell = _per_cell(g, mode, 1)
@@ -1828,6 +1843,8 @@ def _accumulate_ready(geometry: Geometry) -> bool:
         return False
     if g.groups > 1 and MODE is None and g.input_channels // g.groups < ACCUMULATE_MIN_GROUP_CHANNELS:
         return False
+    if MODE is None and _grouped_permuted(g) and _grouped_ready(g):  # many groups of few channels
+        return False
     if g.transposed:  # of unit strides: the mirrored forward convolution
         return _accumulate_ready(_mirrored(g))
     if MODE is None and any(abs(n_out - n_in) > ACCUMULATE_MAX_WIDENING * min(n_out, n_in)
@@ -2019,16 +2036,26 @@ def _accumulate_into(source: np.ndarray, kernel: np.ndarray, g: Geometry, mirror
 
 def _grouped_ready(geometry: Geometry) -> bool:
     """Whether the compiled direct loop runs this layer: grouped (either direction) with
-    fewer than COL_MIN_GROUP_CHANNELS input channels per group (depthwise among them),
-    Numba present, small tables."""
+    fewer than COL_MIN_GROUP_CHANNELS input channels per group (depthwise among them), or
+    many groups of few channels (:func:`_grouped_permuted`), Numba present, small tables."""
     g = geometry
-    return (g.groups > 1 and g.input_channels // g.groups < COL_MIN_GROUP_CHANNELS
+    return (g.groups > 1 and (g.input_channels // g.groups < COL_MIN_GROUP_CHANNELS or _grouped_permuted(g))
             and compiled.available() and _col_tables(g) is not None)
+
+
+def _grouped_permuted(geometry: Geometry) -> bool:
+    """Whether the grouped loop runs on the input permuted groups innermost: at least
+    GROUPED_PERMUTED_MIN_GROUPS groups of at most GROUPED_PERMUTED_MAX_CHANNELS input
+    channels, not depthwise (one channel in and out a group keeps the plain loop)."""
+    g = geometry
+    s, d = g.input_channels // g.groups, g.output_channels // g.groups
+    return g.groups >= GROUPED_PERMUTED_MIN_GROUPS and s <= GROUPED_PERMUTED_MAX_CHANNELS and s * d > 1
 
 
 def _grouped_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
     """Grouped layers of few channels per group, both directions: a compiled direct loop
-    over the output cells and the taps reaching them, no product, no temporaries; on large
+    over the output cells and the taps reaching them, no product, no temporaries (many
+    groups: on a copy of the input permuted groups innermost, :func:`_grouped_permuted`); on large
     outputs a block of output rows per core, side by side (:data:`GROUPED_THREADS_MIN_OUTPUT`:
     each block's rows with their rows of the first axis's tables)."""
     g = geometry
@@ -2037,17 +2064,26 @@ def _grouped_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, 
     # (tap, group, src, dst), C-contiguous (a copy of the kernel, which is small here)
     w = kernel.reshape((-1, cd // groups, groups, cs // groups) if g.transposed  # (tap, dst, group, src)
                        else (-1, cs // groups, groups, cd // groups))              # (tap, src, group, dst)
-    w = np.ascontiguousarray(w.transpose((0, 2, 3, 1) if g.transposed else (0, 2, 1, 3)), out.dtype)
-    b = np.zeros(cd, out.dtype) if bias is None else bias
     count, tap, cell, *rest = _col_tables(g)
-    source, target = _as3d(src, g.rank), _as3d(out, g.rank)
+    target = _as3d(out, g.rank)
+    if _grouped_permuted(g):  # input (.., s, groups), kernel (tap, s, d, groups), bias (d, groups)
+        s, d = cs // groups, cd // groups
+        source = np.ascontiguousarray(src.reshape(src.shape[:-1] + (groups, s)).swapaxes(-1, -2), out.dtype)
+        source = source.reshape(source.shape[:1 + g.rank] + (1,) * (3 - g.rank) + (s, groups))
+        w = np.ascontiguousarray(w.transpose((0, 3, 1, 2) if g.transposed else (0, 1, 3, 2)), out.dtype)
+        b = np.zeros((d, groups), out.dtype) if bias is None else np.ascontiguousarray(bias.reshape(groups, d).T)
+        loop = compiled.grouped_permuted
+    else:
+        w = np.ascontiguousarray(w.transpose((0, 2, 3, 1) if g.transposed else (0, 2, 1, 3)), out.dtype)
+        b = np.zeros(cd, out.dtype) if bias is None else bias
+        source, loop = _as3d(src, g.rank), compiled.grouped
     rows = g.output_spatial[0]
     parts = min(threads.workers(), rows) if SIDE_BY_SIDE and out.size >= GROUPED_THREADS_MIN_OUTPUT else 1
     bounds = [rows * i // parts for i in range(parts + 1)]
 
     def block(task: tuple[int, int]) -> None:
         r0, r1 = task
-        compiled.grouped(source, target[:, r0:r1], count[r0:r1], tap[r0:r1], cell[r0:r1], *rest, w, b)
+        loop(source, target[:, r0:r1], count[r0:r1], tap[r0:r1], cell[r0:r1], *rest, w, b)
 
     threads.run(list(zip(bounds, bounds[1:])), block, _side_by_side_now(parts > 1))
     return out
