@@ -351,17 +351,17 @@ def _check_forced_path(geometry, mode, data_format="channels_last", seed=0, x=No
        st.sampled_from([None, "concat", "per_tap", "flat", "col", "im2col", "rows", "shift", "grouped",
                         "accumulate"]),
        st.sampled_from([1, 7, 1 << 18]), st.sampled_from(["channels_last", "channels_first"]), st.booleans(),
-       st.sampled_from([0, 1 << 62]), st.booleans(), st.booleans())
+       st.sampled_from([0, 1 << 62]), st.booleans(), st.booleans(), st.booleans())
 def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, side_by_side, few_cells, lies,
-                                      permuted):
+                                      permuted, depthwise_rows):
     """Every product shape (concat, per tap, flat, rows, shift, compiled col, im2col and grouped), tiny
     tiles (one row of one item; for col, one kernel row or a block of output rows), col's, rows',
     shift's, im2col's and grouped's tiles side by side on every core, col's two col2im (``few_cells`` 0:
     every tile's columns C-contiguous; else every tile's the transposed product, strided),
     writing channels-first in place, a kernel in PyTorch's layout (``lies``: multiplied as
     it lies, every kernel counting as large, in blocks of items and channels) and the grouped
-    loop on the input permuted groups innermost (``permuted``: every grouped layer) change
-    nothing."""
+    loop on the input permuted groups innermost (``permuted``: every grouped layer) or row by
+    row (``depthwise_rows``: forward depthwise layers on 2-D data) change nothing."""
     x, w, b = arrays_for(geometry, seed, batch=3)
     if lies:  # (C_in, C_out/groups, *k) (forward: (C_out, C_in/groups, *k)) as the neutral view
         w = np.moveaxis(np.ascontiguousarray(np.moveaxis(w, (-1, -2), (0, 1))), (0, 1), (-1, -2))
@@ -379,7 +379,7 @@ def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, s
                         COL_MAX_TILE=tile, ROWS_TILE_ELEMENTS=tile, SHIFT_TILE_ELEMENTS=tile,
                         COL_FEW_CELLS=few_cells, COL_LIES_MIN_KERNEL=0,
                         GROUPED_PERMUTED_MIN_GROUPS=2 if permuted else 1 << 62,
-                        GROUPED_PERMUTED_MAX_CHANNELS=1 << 62, **threaded):
+                        GROUPED_PERMUTED_MAX_CHANNELS=1 << 62, DEPTHWISE_ROWS=depthwise_rows, **threaded):
         fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
     want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
     np.testing.assert_allclose(fast, want, rtol=1e-11, atol=1e-11)
@@ -458,10 +458,35 @@ def test_many_groups_of_few_channels_take_the_permuted_grouped_loop(groups, chan
                                        ops.run(g, x, w, b, data_format=data_format, impl="reference"),
                                        rtol=1e-11, atol=1e-11)
     assert bool(taken) == permuted
-    if gemm._batch_mode(g, 2) == "grouped":  # the tables, the bias, the kernel's copy, the input's
-        extra = 2 * 9 * 10 * channels if permuted else 0
+    if gemm._batch_mode(g, 2) == "grouped":  # the tables, the bias, the kernel's copy, the input's;
+        # depthwise (by rows): a row's sums per core
+        extra = 2 * 9 * 10 * channels if permuted else threads.workers() * 10 * channels if s == 1 else 0
         assert gemm.temporary_elements(g, 2) == (gemm._table_elements(g) + channels
                                                  + math.prod(g.neutral_kernel_shape) + extra)
+
+
+@pytest.mark.parametrize("stride, dilation, padding", [(1, 1, "same"), (2, 1, "same"), (1, 2, "same"),
+                                                       (3, 1, ((2, 0), (0, 4))), (1, 1, ((-1, 2), (3, -2)))])
+@pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
+def test_depthwise_layers_run_row_by_row(stride, dilation, padding, data_format):
+    """Forward depthwise layers on 2-D data run the grouped loop row by row (asserted taken),
+    strided, dilated, padded unevenly or cropped (negative padding), a row block per core or
+    not, the same values as the reference loops."""
+    if not compiled.available():
+        pytest.skip("Numba is not installed (the fast extra): no grouped loop")
+    g = ops.plan_conv((11, 13), (3, 4), 16, 16, groups=16, stride=stride, dilation=dilation, padding=padding)
+    assert gemm._batch_mode(g, 2) == "grouped"
+    x, w, b = arrays_for(g, stride, batch=2)
+    if data_format == "channels_first":
+        x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    want = ops.run(g, x, w, b, data_format=data_format, impl="reference")
+    real = compiled.depthwise_rows
+    for shared in (0, 1 << 62):
+        taken = []
+        with _replaced(compiled, "depthwise_rows", lambda *a: taken.append(1) or real(*a)), \
+                _gemm_settings(GROUPED_THREADS_MIN_OUTPUT=shared, SIDE_BY_SIDE_IF_IDLE=False):
+            np.testing.assert_allclose(ops.run(g, x, w, b, data_format=data_format), want, rtol=1e-11, atol=1e-11)
+        assert taken
 
 
 def test_grouped_3d_valid_layers_take_accumulate_whatever_the_cut():
@@ -1339,7 +1364,9 @@ def test_col_tiles_side_by_side_from_several_threads_at_once():
 @pytest.mark.parametrize("transposed", [False, True])
 def test_the_compiled_grouped_path_allocates_nothing_that_grows_with_the_layer(transposed):
     """Depthwise layers run the compiled direct loop: beyond the output, only the cached
-    tables (and Python's bookkeeping) - against the 12 MB of input and output here."""
+    tables (and Python's bookkeeping) - against the 12 MB of input and output here - and,
+    forward on 2-D data (row by row), one output row's sums per core, which the stated
+    temporaries count."""
     import tracemalloc
 
     plan = (ops.plan_conv_transpose((48, 64), (3, 3), 64, 64, stride=2, crop="same", groups=64) if transposed
@@ -1355,7 +1382,8 @@ def test_the_compiled_grouped_path_allocates_nothing_that_grows_with_the_layer(t
     compute(x, w, plan, None, out=out)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    assert peak <= 65536, peak
+    rows = 0 if transposed else threads.workers() * 128 * 64 * 4
+    assert peak <= 65536 + rows, peak
     assert peak <= gemm.temporary_elements(plan, 2) * 4 + 65536
 
 

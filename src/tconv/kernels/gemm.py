@@ -296,6 +296,14 @@ GROUPED_THREADS_MIN_OUTPUT = 1 << 18
 #: in 16 of 8 3.7 / 12.3; depthwise 0.76 / 1.86
 GROUPED_PERMUTED_MIN_GROUPS = 32
 GROUPED_PERMUTED_MAX_CHANNELS = 16
+#: forward depthwise layers on 2-D data run the grouped loop row by row
+#: (:func:`tconv.kernels.compiled.depthwise_rows`: one vector loop over the channels per
+#: cell and tap, no table walk per cell). In process, alternating, medians of 31, ms (AMD
+#: machine, thirteenth session), per cell / by rows, each side by side on these outputs (by
+#: rows on one core in brackets): 56x56x128 0.60 / 0.44 (0.45), 112x112x32 1.29 / 0.66
+#: (0.63), 112x112x64 1.73 / 1.19 (1.35), 28x28x256 b8 2.22 / 1.72 (2.30), 56x56x256 b4
+#: 3.77 / 3.11 (4.42)
+DEPTHWISE_ROWS = True
 #: forward convolutions of unit strides whose output rows are as wide as their input rows take
 #: "accumulate" (each tap's product added by BLAS straight into the output, no gather and no
 #: scratch: :func:`_accumulate_run`) where they have at least ACCUMULATE_MIN_CHANNELS input
@@ -562,7 +570,7 @@ def settings() -> tuple:
             COL_THREADS_TILE, COL_THREADS_MIN_ROWS, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT,
             SHIFT_MIN_CHANNELS, SHIFT_MAX_WASTE, SHIFT_TILE_ELEMENTS, SHIFT_THREADS_MAX_KERNEL,
             SHIFT_THREADS_MIN_OUTPUT, GROUPED_THREADS_MIN_OUTPUT, GROUPED_PERMUTED_MIN_GROUPS,
-            GROUPED_PERMUTED_MAX_CHANNELS, SIDE_BY_SIDE, SIDE_BY_SIDE_IF_IDLE, ACCUMULATE_MIN_CHANNELS,
+            GROUPED_PERMUTED_MAX_CHANNELS, DEPTHWISE_ROWS, SIDE_BY_SIDE, SIDE_BY_SIDE_IF_IDLE, ACCUMULATE_MIN_CHANNELS,
             ACCUMULATE_MAX_KERNEL, ACCUMULATE_MAX_CUT, ACCUMULATE_BLOCK_ELEMENTS, ACCUMULATE_MIN_GROUP_CHANNELS, ACCUMULATE_MAX_WIDENING,
             ACCUMULATE_WIDENED_MIN_CELLS, ACCUMULATE_WIDENED_BATCH_CELLS, ACCUMULATE_FRAMED_MIN_CHANNELS,
             ACCUMULATE_FRAMED_MIN_ELEMENTS,
@@ -614,9 +622,11 @@ def _mode_temporary_elements(geometry: Geometry, batch: int, mode: str, now: tup
         return _rows_temporary_elements(g, batch)
     if mode == "shift":
         return _shift_temporary_elements(g, batch)
-    if mode == "grouped":  # the tables, the bias and the kernel's copy; permuted, the input's copy
+    if mode == "grouped":  # the tables, the bias and the kernel's copy; permuted, the input's copy;
+        # by rows, one output row's sums per core
         permuted = batch * math.prod(g.input_spatial) * g.input_channels if _grouped_permuted(g) else 0
-        return _table_elements(g) + g.output_channels + math.prod(g.neutral_kernel_shape) + permuted
+        rows = threads.workers() * g.output_spatial[1] * g.output_channels if _depthwise_rows(g) else 0
+        return _table_elements(g) + g.output_channels + math.prod(g.neutral_kernel_shape) + permuted + rows
     if mode == "flat":
         plan = _flat_plan(g)
         per_cell = _per_cell(g, mode, 1)
@@ -2043,6 +2053,13 @@ def _grouped_ready(geometry: Geometry) -> bool:
             and compiled.available() and _col_tables(g) is not None)
 
 
+def _depthwise_rows(geometry: Geometry) -> bool:
+    """Whether the grouped loop runs row by row (:data:`DEPTHWISE_ROWS`): a forward depthwise
+    layer (one channel in and out a group) on 2-D data."""
+    g = geometry
+    return DEPTHWISE_ROWS and g.rank == 2 and not g.transposed and g.input_channels == g.output_channels == g.groups
+
+
 def _grouped_permuted(geometry: Geometry) -> bool:
     """Whether the grouped loop runs on the input permuted groups innermost: at least
     GROUPED_PERMUTED_MIN_GROUPS groups of at most GROUPED_PERMUTED_MAX_CHANNELS input
@@ -2055,7 +2072,8 @@ def _grouped_permuted(geometry: Geometry) -> bool:
 def _grouped_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
     """Grouped layers of few channels per group, both directions: a compiled direct loop
     over the output cells and the taps reaching them, no product, no temporaries (many
-    groups: on a copy of the input permuted groups innermost, :func:`_grouped_permuted`); on large
+    groups: on a copy of the input permuted groups innermost, :func:`_grouped_permuted`;
+    forward depthwise layers on 2-D data row by row, :data:`DEPTHWISE_ROWS`); on large
     outputs a block of output rows per core, side by side (:data:`GROUPED_THREADS_MIN_OUTPUT`:
     each block's rows with their rows of the first axis's tables)."""
     g = geometry
@@ -2066,6 +2084,20 @@ def _grouped_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, 
                        else (-1, cs // groups, groups, cd // groups))              # (tap, src, group, dst)
     count, tap, cell, *rest = _col_tables(g)
     target = _as3d(out, g.rank)
+    rows = g.output_spatial[0]
+    parts = min(threads.workers(), rows) if SIDE_BY_SIDE and out.size >= GROUPED_THREADS_MIN_OUTPUT else 1
+    bounds = [rows * i // parts for i in range(parts + 1)]
+    if _depthwise_rows(g):  # depthwise, by rows
+        axis = g.axes[1]
+        spans = np.array([axis.tap_span(k) for k in range(axis.kernel)], np.int64).reshape(-1, 3)
+        w = np.ascontiguousarray(kernel.reshape(g.kernel_shape + (cd,)), out.dtype)
+        b = np.zeros(cd, out.dtype) if bias is None else bias
+
+        def by_rows(task: tuple[int, int]) -> None:
+            compiled.depthwise_rows(src, out, count, tap, cell, spans, axis.stride, w, b, *task)
+
+        threads.run(list(zip(bounds, bounds[1:])), by_rows, _side_by_side_now(parts > 1))
+        return out
     if _grouped_permuted(g):  # input (.., s, groups), kernel (tap, s, d, groups), bias (d, groups)
         s, d = cs // groups, cd // groups
         source = np.ascontiguousarray(src.reshape(src.shape[:-1] + (groups, s)).swapaxes(-1, -2), out.dtype)
@@ -2077,9 +2109,6 @@ def _grouped_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, 
         w = np.ascontiguousarray(w.transpose((0, 2, 3, 1) if g.transposed else (0, 2, 1, 3)), out.dtype)
         b = np.zeros(cd, out.dtype) if bias is None else bias
         source, loop = _as3d(src, g.rank), compiled.grouped
-    rows = g.output_spatial[0]
-    parts = min(threads.workers(), rows) if SIDE_BY_SIDE and out.size >= GROUPED_THREADS_MIN_OUTPUT else 1
-    bounds = [rows * i // parts for i in range(parts + 1)]
 
     def block(task: tuple[int, int]) -> None:
         r0, r1 = task
