@@ -85,8 +85,8 @@ def side_by_side(tasks, work) -> None:
 
 def moved_channels(array: np.ndarray, last: bool) -> np.ndarray:
     """A C-contiguous copy of batched data with its channels moved: from axis 1 to the last
-    (``last``), or back. Where ``array`` is C-contiguous: per item a transpose of ``(C,
-    cells)``, by OpenBLAS's (:func:`tconv.kernels.blas.transpose`, float32 and float64; large
+    (``last``), or back. Where ``array`` is C-contiguous float32 or float64: per item a
+    transpose of ``(C, cells)``, by OpenBLAS's (:func:`tconv.kernels.blas.transpose`; large
     arrays a share of items or cells per core: 8x64x3072 float32 2.6 ms compiled, 0.9 on one
     core, 0.45 on two) or else compiled (a blocked transpose) where Numba is installed; else
     NumPy's copy (other dtypes too)."""
@@ -94,34 +94,30 @@ def moved_channels(array: np.ndarray, last: bool) -> np.ndarray:
     moved_shape = np.moveaxis(array, source, -1 if last else 1).shape
     if not array.size:
         return np.empty(moved_shape, array.dtype)
-    fast = (array.ndim >= 3 and array.flags.c_contiguous and array.dtype.isnative
-            and array.dtype in (np.float32, np.float64))
-    if fast and blas.transpose_available():
-        n, c = array.shape[0], array.shape[source]
-        cells = array.size // max(n * c, 1)
-        moved = np.empty(moved_shape, array.dtype)
-        src = array.reshape((n, c, cells) if last else (n, cells, c))
-        dst = moved.reshape((n, cells, c) if last else (n, c, cells))
-        parts = min(threads.workers(), n * cells) if array.size >= MOVE_SHARED_ELEMENTS else 1
-        per_item = -(-parts // n)  # blocks of cells per item, so that every core has a share
-        tasks = [(k, cells * i // per_item, cells * (i + 1) // per_item) for k in range(n) for i in range(per_item)]
-
-        def move(task: tuple) -> None:
-            k, j0, j1 = task
-            if last:
-                blas.transpose(src[k, :, j0:j1], dst[k, j0:j1])
-            else:
-                blas.transpose(src[k, j0:j1], dst[k, :, j0:j1])
-
-        threads.run(tasks, move, parts > 1)
-        return moved
-    if not (fast and compiled.available()):
+    blas_ready = blas.transpose_available()
+    if not (array.ndim >= 3 and array.flags.c_contiguous and array.dtype.isnative
+            and array.dtype in (np.float32, np.float64) and (blas_ready or compiled.available())):
         return np.ascontiguousarray(np.moveaxis(array, source, -1 if last else 1))
     n, c = array.shape[0], array.shape[source]
-    cells = array.size // max(n * c, 1)
+    cells = array.size // (n * c)
     moved = np.empty(moved_shape, array.dtype)
-    compiled.transpose(array.reshape((n, c, cells) if last else (n, cells, c)),
-                       moved.reshape((n, cells, c) if last else (n, c, cells)))
+    src = array.reshape((n, c, cells) if last else (n, cells, c))
+    dst = moved.reshape((n, cells, c) if last else (n, c, cells))
+    if not blas_ready:
+        compiled.transpose(src, dst)
+        return moved
+    parts = min(threads.workers(), n * cells) if array.size >= MOVE_SHARED_ELEMENTS else 1
+    per_item = -(-parts // n)  # blocks of cells per item, so that every core has a share
+    tasks = [(k, cells * i // per_item, cells * (i + 1) // per_item) for k in range(n) for i in range(per_item)]
+
+    def move(task: tuple) -> None:
+        k, j0, j1 = task
+        if last:
+            blas.transpose(src[k, :, j0:j1], dst[k, j0:j1])
+        else:
+            blas.transpose(src[k, j0:j1], dst[k, :, j0:j1])
+
+    threads.run(tasks, move, parts > 1)
     return moved
 
 

@@ -583,10 +583,9 @@ def temporary_elements(geometry: Geometry, batch: int, now: tuple | None = None,
     one batch item where a row is larger), the weight matrix concat builds, the padded
     source copy of flat. ``now``: :func:`settings`, where the caller has read them;
     ``prepared``: the call's :func:`prepare` (its kernel multiplied as it lies: those tiles)."""
-    now = settings() if now is None else now
     if prepared is not None and prepared.lies is not None:
         return _col_lies_temporary_elements(geometry, prepared.lies)
-    return _temporary_elements(geometry, batch, now)
+    return _temporary_elements(geometry, batch, settings() if now is None else now)
 
 
 @functools.lru_cache(maxsize=256)
@@ -687,7 +686,7 @@ class Prepared:
     kernel's run had evicted the interpreter's working set."""
     mode: str
     col: tuple | None = None  # (tables, threaded tiles or None, tiles); a tile: (bounds, offsets)
-    lies: tuple | None = None  # col's tiles for a kernel multiplied as it lies (_col_lies_tiles)
+    lies: tuple | None = None  # instead, tiles for a kernel multiplied as it lies (_col_lies_tiles)
 
 
 @functools.lru_cache(maxsize=256)
@@ -703,7 +702,7 @@ def prepare(geometry: Geometry, batch: int, now: tuple, mode: str | None = None,
     if lies and math.prod(g.neutral_kernel_shape) >= COL_LIES_MIN_KERNEL:
         tiles = _col_lies_tiles(g, batch, _col_budget(g, batch, False))
         if tiles is not None:
-            return Prepared(mode, (_col_tables(g), None, ()), tiles)
+            return Prepared(mode, lies=tiles)
 
     def with_offsets(tiles: tuple) -> tuple:
         return tuple((t, None if g.rank == 1 else _col_offsets(g, t[5] - t[4])) for t in tiles)
@@ -733,10 +732,10 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now
         prepared = prepare(g, src.shape[0], settings() if now is None else now, _other_mode(g))
         mode = prepared.mode
     if mode == "col":
-        if prepared.lies is not None and kernel_lies(kernel):
-            return _col_lies_run(src, kernel, g, bias, out, prepared.col[0], prepared.lies)
-        if not prepared.col[2]:  # prepared for a kernel as it lies, handed another: col's own
-            prepared = prepare(g, src.shape[0], settings() if now is None else now, "col")
+        if prepared.lies is not None:
+            if kernel_lies(kernel):
+                return _col_lies_run(src, kernel, g, bias, out, prepared.lies)
+            prepared = prepare(g, src.shape[0], settings() if now is None else now, "col")  # handed another
         return _col_run(src, kernel, g, bias, out, *prepared.col)
     return _run_mode(mode, src, kernel, g, bias, out)
 
@@ -978,11 +977,11 @@ def _col_tables(geometry: Geometry) -> tuple[np.ndarray, ...] | None:
     return tuple(tables) + kernel[1:]
 
 
-def _table_elements(geometry: Geometry) -> int:
-    """The tables of :func:`_col_tables` and :func:`_col_pairs` counted in float32 elements
-    (int64: two each)."""
-    pairs = _col_pairs(geometry) or ()
-    return 2 * sum(t.size for t in _col_tables(geometry)[:-2] + pairs)
+def _table_elements(geometry: Geometry, pairs: bool = True) -> int:
+    """The tables of :func:`_col_tables` and (``pairs``) :func:`_col_pairs` counted in float32
+    elements (int64: two each)."""
+    merged = (_col_pairs(geometry) or ()) if pairs else ()
+    return 2 * sum(t.size for t in _col_tables(geometry)[:-2] + merged)
 
 
 @functools.lru_cache(maxsize=256)
@@ -1313,11 +1312,10 @@ def _col_lies_temporary_elements(geometry: Geometry, tiles: tuple) -> int:
     g = geometry
     cells, taps = math.prod(g.input_spatial), math.prod(g.kernel_shape)
     tile = max((n1 - n0) * cells * ((c1 - c0) * taps + g.input_channels) for n0, n1, c0, c1 in tiles)
-    return tile + 2 * sum(t.size for t in _col_tables(g)[:-2]) + g.output_channels
+    return tile + _table_elements(g, pairs=False) + g.output_channels
 
 
-def _col_lies_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, tables: tuple,
-                  tiles: tuple) -> np.ndarray:
+def _col_lies_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, tiles: tuple) -> np.ndarray:
     """:func:`_col_run` with the kernel as it lies in PyTorch's layout (:func:`kernel_lies`):
     per group, ``(C_in/g, C_out/g * taps)``, a matrix as it is, whose columns run over the
     taps within each output channel. A tile (:func:`_col_lies_tiles`) multiplies its items
@@ -1329,6 +1327,7 @@ def _col_lies_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias,
     taps = math.prod(g.kernel_shape)
     groups, cs, cd = g.groups, g.input_channels, g.output_channels
     cs_g, cd_g = cs // groups, cd // groups
+    tables = _col_tables(g)
     weights = np.moveaxis(kernel, (-1, -2), (0, 1)).reshape(groups, cs_g, cd_g * taps)
     rest = g.input_spatial[1:] + (1,) * (3 - g.rank)
     out3 = _as3d(out, g.rank)
@@ -2079,42 +2078,38 @@ def _grouped_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, 
     g = geometry
     groups = g.groups
     cs, cd = g.input_channels, g.output_channels
-    # (tap, group, src, dst), C-contiguous (a copy of the kernel, which is small here)
-    w = kernel.reshape((-1, cd // groups, groups, cs // groups) if g.transposed  # (tap, dst, group, src)
-                       else (-1, cs // groups, groups, cd // groups))              # (tap, src, group, dst)
+    s, d = cs // groups, cd // groups
+    b = _zeros(cd, out.dtype) if bias is None else bias
     count, tap, cell, *rest = _col_tables(g)
-    target = _as3d(out, g.rank)
-    rows = g.output_spatial[0]
-    parts = min(threads.workers(), rows) if SIDE_BY_SIDE and out.size >= GROUPED_THREADS_MIN_OUTPUT else 1
-    bounds = [rows * i // parts for i in range(parts + 1)]
-    if _depthwise_rows(g):  # depthwise, by rows
+    if _depthwise_rows(g):  # (k0, k1, C), the tables of the first axis, the spans of the second
         axis = g.axes[1]
         spans = np.array([axis.tap_span(k) for k in range(axis.kernel)], np.int64).reshape(-1, 3)
         w = np.ascontiguousarray(kernel.reshape(g.kernel_shape + (cd,)), out.dtype)
-        b = np.zeros(cd, out.dtype) if bias is None else bias
 
-        def by_rows(task: tuple[int, int]) -> None:
-            compiled.depthwise_rows(src, out, count, tap, cell, spans, axis.stride, w, b, *task)
-
-        threads.run(list(zip(bounds, bounds[1:])), by_rows, _side_by_side_now(parts > 1))
-        return out
-    if _grouped_permuted(g):  # input (.., s, groups), kernel (tap, s, d, groups), bias (d, groups)
-        s, d = cs // groups, cd // groups
-        source = np.ascontiguousarray(src.reshape(src.shape[:-1] + (groups, s)).swapaxes(-1, -2), out.dtype)
-        source = source.reshape(source.shape[:1 + g.rank] + (1,) * (3 - g.rank) + (s, groups))
-        w = np.ascontiguousarray(w.transpose((0, 3, 1, 2) if g.transposed else (0, 1, 3, 2)), out.dtype)
-        b = np.zeros((d, groups), out.dtype) if bias is None else np.ascontiguousarray(bias.reshape(groups, d).T)
-        loop = compiled.grouped_permuted
+        def block(r0: int, r1: int) -> None:
+            compiled.depthwise_rows(src, out, count, tap, cell, spans, axis.stride, w, b, r0, r1)
     else:
-        w = np.ascontiguousarray(w.transpose((0, 2, 3, 1) if g.transposed else (0, 2, 1, 3)), out.dtype)
-        b = np.zeros(cd, out.dtype) if bias is None else bias
-        source, loop = _as3d(src, g.rank), compiled.grouped
+        # (tap, group, src, dst) or permuted (tap, src, dst, group), C-contiguous (a copy of
+        # the kernel, which is small here)
+        w = kernel.reshape((-1, d, groups, s) if g.transposed  # (tap, dst, group, src)
+                           else (-1, s, groups, d))              # (tap, src, group, dst)
+        if _grouped_permuted(g):  # the input (.., s, groups), the bias (d, groups)
+            source = np.ascontiguousarray(src.reshape(src.shape[:-1] + (groups, s)).swapaxes(-1, -2), out.dtype)
+            source = source.reshape(source.shape[:1 + g.rank] + (1,) * (3 - g.rank) + (s, groups))
+            w = np.ascontiguousarray(w.transpose((0, 3, 1, 2) if g.transposed else (0, 1, 3, 2)), out.dtype)
+            b, loop = np.ascontiguousarray(b.reshape(groups, d).T), compiled.grouped_permuted
+        else:
+            w = np.ascontiguousarray(w.transpose((0, 2, 3, 1) if g.transposed else (0, 2, 1, 3)), out.dtype)
+            source, loop = _as3d(src, g.rank), compiled.grouped
+        target = _as3d(out, g.rank)
 
-    def block(task: tuple[int, int]) -> None:
-        r0, r1 = task
-        loop(source, target[:, r0:r1], count[r0:r1], tap[r0:r1], cell[r0:r1], *rest, w, b)
+        def block(r0: int, r1: int) -> None:
+            loop(source, target[:, r0:r1], count[r0:r1], tap[r0:r1], cell[r0:r1], *rest, w, b)
 
-    threads.run(list(zip(bounds, bounds[1:])), block, _side_by_side_now(parts > 1))
+    rows = g.output_spatial[0]
+    parts = min(threads.workers(), rows) if SIDE_BY_SIDE and out.size >= GROUPED_THREADS_MIN_OUTPUT else 1
+    bounds = [rows * i // parts for i in range(parts + 1)]
+    threads.run(list(zip(bounds, bounds[1:])), lambda task: block(*task), _side_by_side_now(parts > 1))
     return out
 
 
