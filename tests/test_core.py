@@ -225,10 +225,7 @@ def test_moved_channels_copies_channels_to_the_last_axis_and_back(shape, way):
     (blocked transpose) or NumPy's, for any rank, empty batches, float16 (not BLAS's),
     non-contiguous and byte-swapped input (which take NumPy's copy); the same bits."""
     rng = np.random.default_rng(0)
-    calls = []
-    real = blas.transpose
-    spy = lambda a, b, *rest: calls.append(1) or real(a, b, *rest)  # noqa: E731
-    with _replaced(blas, "ENABLED", way != "compiled"), _replaced(blas, "transpose", spy), \
+    with _replaced(blas, "ENABLED", way != "compiled"), _counted(blas, "transpose") as calls, \
             _replaced(ops, "MOVE_SHARED_ELEMENTS", 1 if way == "blas shared" else 1 << 62):
         for dtype in (np.float32, np.float64, np.float16):
             a = rng.standard_normal(shape).astype(dtype)
@@ -316,6 +313,16 @@ def _gemm_settings(**values):
     finally:
         for name, value in old.items():
             setattr(gemm, name, value)
+
+
+@contextlib.contextmanager
+def _counted(module, name):
+    """``module.name`` wrapped for the block so that its calls are noted: yields the list of
+    their arguments (a path asserted taken)."""
+    calls = []
+    real = getattr(module, name)
+    with _replaced(module, name, lambda *a: calls.append(a) or real(*a)):
+        yield calls
 
 
 @contextlib.contextmanager
@@ -413,9 +420,7 @@ def test_a_kernel_in_pytorchs_layout_is_multiplied_as_it_lies(case, data_format,
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
     lying = np.moveaxis(np.ascontiguousarray(np.moveaxis(w, (-1, -2), (0, 1))), (0, 1), (-1, -2))
     assert gemm.kernel_lies(lying) and not gemm.kernel_lies(w)
-    taken = []
-    real = gemm._col_lies_run
-    with _replaced(gemm, "_col_lies_run", lambda *a: taken.append(1) or real(*a)):
+    with _counted(gemm, "_col_lies_run") as taken:
         got = ops.run(g, x, lying, b, data_format=data_format)
     assert taken
     want = ops.run(g, x, w, b, data_format=data_format)
@@ -447,9 +452,7 @@ def test_many_groups_of_few_channels_take_the_permuted_grouped_loop(groups, chan
     permuted = groups >= 32 and s <= 16 and s > 1
     assert gemm._grouped_permuted(g) == permuted
     assert (gemm._batch_mode(g, 2) == "grouped") == (permuted or s == 1)
-    taken = []
-    real = compiled.grouped_permuted
-    with _replaced(compiled, "grouped_permuted", lambda *a: taken.append(1) or real(*a)):
+    with _counted(compiled, "grouped_permuted") as taken:
         for data_format in ("channels_last", "channels_first"):
             x, w, b = arrays_for(g, groups, batch=2)
             if data_format == "channels_first":
@@ -480,10 +483,8 @@ def test_depthwise_layers_run_row_by_row(stride, dilation, padding, data_format)
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
     want = ops.run(g, x, w, b, data_format=data_format, impl="reference")
-    real = compiled.depthwise_rows
     for shared in (0, 1 << 62):
-        taken = []
-        with _replaced(compiled, "depthwise_rows", lambda *a: taken.append(1) or real(*a)), \
+        with _counted(compiled, "depthwise_rows") as taken, \
                 _gemm_settings(GROUPED_THREADS_MIN_OUTPUT=shared, SIDE_BY_SIDE_IF_IDLE=False):
             np.testing.assert_allclose(ops.run(g, x, w, b, data_format=data_format), want, rtol=1e-11, atol=1e-11)
         assert taken

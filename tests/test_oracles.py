@@ -59,7 +59,7 @@ def test_live_framework_on_kernels_multiplied_as_they_lie(dialect, monkeypatch):
 
 @pytest.mark.oracle
 @pytest.mark.parametrize("transposed", [False, True])
-def test_live_torch_on_many_groups_of_few_channels(transposed):
+def test_live_torch_on_many_groups_of_few_channels(transposed, monkeypatch):
     """ResNeXt-like layers (32 groups of 2-4 channels) take the grouped loop on the input
     permuted groups innermost (asserted taken); the drawn cases have fewer groups, so here
     PyTorch itself checks that path, forward and transposed, strided and padded, with a bias."""
@@ -79,11 +79,8 @@ def test_live_torch_on_many_groups_of_few_channels(transposed):
         kwargs["output_padding"] = 1
     taken = []
     real = compiled.grouped_permuted
-    compiled.grouped_permuted = lambda *a: taken.append(1) or real(*a)
-    try:
-        got = (torch_dialect.conv_transpose2d if transposed else torch_dialect.conv2d)(x, w, b, **kwargs)
-    finally:
-        compiled.grouped_permuted = real
+    monkeypatch.setattr(compiled, "grouped_permuted", lambda *a: taken.append(1) or real(*a))
+    got = (torch_dialect.conv_transpose2d if transposed else torch_dialect.conv2d)(x, w, b, **kwargs)
     f = torch.nn.functional.conv_transpose2d if transposed else torch.nn.functional.conv2d
     want = f(torch.from_numpy(x), torch.from_numpy(w), torch.from_numpy(b), **kwargs).numpy()
     assert taken

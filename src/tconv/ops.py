@@ -317,7 +317,7 @@ def _execute(g: Geometry, x: np.ndarray, kernel: np.ndarray, bias, prepared: _Pr
             kernel = contiguous_kernel(kernel)  # a dialect's moved axes: once, here, not per path
         if prepared.channels_first:
             # the kernels run channels-last: the input is moved there once, the output computed
-            # there and moved back (compiled blocked transposes). Written channels-first in
+            # there and moved back (moved_channels). Written channels-first in
             # place, the kernels' writes and reads were strided: 1.2-5x slower on the
             # benchmark's layers (48x64x64->96x128x32 b8 transposed 27.7 against 5.5 ms)
             n, c, *spatial = prepared.out_shape

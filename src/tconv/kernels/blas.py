@@ -136,9 +136,7 @@ def transpose(a: np.ndarray, b: np.ndarray, functions: tuple | None = None) -> N
     rows, columns = a.shape
     if b.shape != (columns, rows):
         raise TconvError("b", b, f"must have shape {(columns, rows)} to take the transpose of {a.shape}")
-    for name, array in (("a", a), ("b", b)):
-        if array.dtype not in (np.float32, np.float64) or array.dtype != a.dtype:
-            raise TconvError(name, array, f"must be float32 or float64 like the other (dtypes {a.dtype}, {b.dtype})")
+    _one_float_dtype(("a", a), ("b", b))
     if not a.size:
         return
     lda, ldb = _leading(a, "a"), _leading(b, "b")
@@ -164,12 +162,18 @@ def add_product(a: np.ndarray, b: np.ndarray, c: np.ndarray, alpha: float = 1.0,
     if b.shape[0] != k or c.shape != (m, n):
         raise TconvError("b" if b.shape[0] != k else "c", b if b.shape[0] != k else c,
                          f"does not fit: shapes {a.shape} @ {b.shape} into {c.shape}")
-    for name, array in (("a", a), ("b", b), ("c", c)):
-        if array.dtype not in (np.float32, np.float64) or array.dtype != a.dtype:
-            raise TconvError(name, array, f"must be float32 or float64 like the others "
-                                          f"(dtypes {a.dtype}, {b.dtype}, {c.dtype})")
+    _one_float_dtype(("a", a), ("b", b), ("c", c))
     gemm(a.dtype, functions)(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k, alpha, a.ctypes.data, _leading(a, "a"),
                              b.ctypes.data, _leading(b, "b"), beta, c.ctypes.data, _leading(c, "c"))
+
+
+def _one_float_dtype(*named: tuple[str, np.ndarray]) -> None:
+    """A TconvError naming the first array that is not float32 or float64 of the first's dtype."""
+    dtypes = ", ".join(str(array.dtype) for _, array in named)
+    for name, array in named:
+        if array.dtype not in (np.float32, np.float64) or array.dtype != named[0][1].dtype:
+            raise TconvError(name, array, f"must be float32 or float64 like the other{'s' if len(named) > 2 else ''} "
+                                          f"(dtypes {dtypes})")
 
 
 def _leading(array: np.ndarray, name: str) -> int:
