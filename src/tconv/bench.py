@@ -324,13 +324,23 @@ def _peak_memory(fn) -> float:
     return (peak - result.nbytes) / result.nbytes
 
 
-def _timed(fn, warm: int) -> float:
-    """Seconds of one call of ``fn`` after ``warm`` untimed ones."""
-    for _ in range(warm):
+def _timed(fn, warm: float, block: float) -> tuple[float, int]:
+    """Untimed calls of ``fn`` for ``warm`` seconds (at least one; none if 0), then timed
+    calls back to back for ``block`` seconds (at least one): their mean seconds, and how
+    many they were."""
+    clock = time.perf_counter
+    if warm > 0:
+        start = clock()
         fn()
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+        while clock() - start < warm:
+            fn()
+    calls, start = 0, clock()
+    while True:
+        fn()
+        calls += 1
+        elapsed = clock() - start
+        if elapsed >= block:
+            return elapsed / calls, calls
 
 
 def worker_main(name: str) -> None:
@@ -355,7 +365,8 @@ def worker_main(name: str) -> None:
                 fn = worker.fns[request["index"]]
                 if fn is None:
                     raise NotImplementedError("not measured for this framework")
-                reply = {"ok": True, "seconds": _timed(fn, request.get("warm", 0))}
+                seconds, calls = _timed(fn, request.get("warm", 0), request.get("block", 0))
+                reply = {"ok": True, "seconds": seconds, "calls": calls}
             elif request["op"] == "memory":
                 reply = {"ok": True, "ratios": [_peak_memory(fn) if fn else None for fn in worker.fns]}
             else:
@@ -393,20 +404,28 @@ class _Client:
 #: seconds of quiet before each turn: BLAS and OpenMP pools spin for a while after
 #: their last task, and on a small machine one worker's spinning threads would slow the next
 SETTLE_SECONDS = 0.15
-#: untimed calls at the start of each turn, after the quiet. With none (``--cold``) every
-#: timed call follows 0.15 s of idling: on the shared 2-core VM that makes every framework
-#: 2-3x slower on the small layers (about 1.5 ms more per call, even on one thread) and
-#: its medians carry stalls of milliseconds; one call first times the layer warm, as it
-#: runs inside a network, its framework's thread pool awake.
-WARM_CALLS = 1
+#: seconds of untimed calls at the start of each turn, after the quiet (at least one call;
+#: 0: none, ``--cold``). A call that follows idling is slow for every framework: on the
+#: shared 2-core VM the first call after 0.15 s of quiet takes about twice as long on the
+#: small layers, and the machine comes back to speed only after some 10 ms of work (the
+#: thirteenth session measured the fifth to eighth calls still 1.6x slower than calls
+#: back to back). Warm calls time the layer as it runs inside a network, its framework's
+#: thread pool awake.
+WARM_SECONDS = 0.02
+#: seconds of timed calls per turn, back to back (at least one call); the turn's time is
+#: their mean, as :func:`timeit` and ``torch.utils.benchmark``'s blocked timing do. 0: one
+#: timed call per turn, the protocol before the fourteenth session.
+BLOCK_SECONDS = 0.02
 
 
 def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats: int = 7,
-        progress=None, settle: float = SETTLE_SECONDS, warm: int = WARM_CALLS) -> dict:
+        progress=None, settle: float = SETTLE_SECONDS, warm: float = WARM_SECONDS,
+        block: float = BLOCK_SECONDS) -> dict:
     """Run the benchmark; returns a JSON-able report (see :func:`format_table`).
 
     Each repeat, each workload, the workers take turns: quiet for ``settle`` seconds,
-    ``warm`` untimed calls, one timed call."""
+    untimed calls for ``warm`` seconds (none if 0), then timed calls back to back for
+    ``block`` seconds (at least one): the turn's time is their mean."""
     workloads = workloads or default_workloads()
     say = progress or (lambda text: None)
     clients, status, info = {}, {}, {}
@@ -422,6 +441,7 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
             status[name] = reply.get("absent") or reply.get("error")
             client.close()
     times = {name: [[] for _ in workloads] for name in clients}
+    calls = {name: [[] for _ in workloads] for name in clients}
     errors = {name: [None] * len(workloads) for name in clients}
     names = list(clients)
     for rep in range(repeats):
@@ -435,9 +455,10 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
                 if errors[name][i] is not None and not times[name][i]:
                     continue  # refused on the first repeat: do not ask again
                 time.sleep(settle)
-                reply = client.ask(op="time", index=i, warm=warm)
+                reply = client.ask(op="time", index=i, warm=warm, block=block)
                 if reply.get("ok"):
                     times[name][i].append(reply["seconds"])
+                    calls[name][i].append(reply["calls"])
                 else:
                     errors[name][i] = reply.get("error")
     memory = clients["tconv"].ask(op="memory")["ratios"] if "tconv" in clients else None
@@ -450,7 +471,8 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
         row = {"workload": w.name, "spec": asdict(w), "gflop": flops / 1e9, "frameworks": {}}
         for name in clients:
             t = times[name][i]
-            row["frameworks"][name] = ({"median_ms": statistics.median(t) * 1e3, "min_ms": min(t) * 1e3}
+            row["frameworks"][name] = ({"median_ms": statistics.median(t) * 1e3, "min_ms": min(t) * 1e3,
+                                        "timed_calls_per_turn": statistics.median(calls[name][i])}
                                        if t else {"error": errors[name][i]})
         ours = row["frameworks"].get("tconv", {})
         if "median_ms" in ours:
@@ -463,8 +485,16 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
             row["tconv_temp_memory_x_output"] = memory[i]
         rows.append(row)
     return {"frameworks": status, "info": info, "repeats": repeats, "settle_seconds": settle,
-            "warm_calls_per_turn": warm, "rows": rows,
+            "warm_seconds": warm, "block_seconds": block, "rows": rows,
             "summary": _summary(rows, [n for n in clients if n != "tconv"])}
+
+
+def protocol_words(warm: float, block: float) -> str:
+    """What a turn does after its quiet, in words (the table's protocol line)."""
+    first = f"untimed calls for {warm:g} s (at least one), then " if warm else ""
+    timed = (f"timed calls back to back for {block:g} s (at least one), the turn's time their mean" if block
+             else "one timed call")
+    return first + timed + ("" if warm else " (cold)")
 
 
 def _summary(rows: list[dict], others: list[str]) -> dict:
@@ -504,10 +534,8 @@ def format_table(report: dict) -> str:
                      f"Python {machine.get('python')}, NumPy {machine.get('numpy')}")
         lines.append(f"BLAS: {machine.get('blas')}")
         lines.append("float32 GEMM: " + ", ".join(f"{n}^3 {v:.0f} GFLOP/s" for n, v in machine["gemm_gflops"].items()))
-    warm = report.get("warm_calls_per_turn", 0)
     lines.append(f"Protocol: {report.get('repeats')} repeats; each turn {report.get('settle_seconds')} s quiet, "
-                 + (f"{warm} untimed call{'s' if warm > 1 else ''}, then the timed call (warm)" if warm
-                    else "then the timed call (cold)"))
+                 + protocol_words(report.get("warm_seconds", 0), report.get("block_seconds", 0)))
     for name, s in report["frameworks"].items():
         extra = {k: v for k, v in report["info"].get(name, {}).items() if k not in ("blas", "gemm_gflops")}
         lines.append(f"- {name}: {'ok ' + json.dumps(extra) if s == 'ok' else 'ABSENT (' + str(s) + ')'}")

@@ -11,18 +11,24 @@ EPILOG = """examples:
   tconv bench --repeats 11 --json bench.json
   tconv bench --only seed --frameworks tconv torch
   tconv bench --cold                each timed call right after 0.15 s of quiet
+  tconv bench --block 0             one timed call per turn after the warm calls
 """
 
 
 def add_arguments(parser) -> None:
-    from tconv.bench import FRAMEWORKS
+    from tconv.bench import BLOCK_SECONDS, FRAMEWORKS, WARM_SECONDS
 
     parser.add_argument("--repeats", type=int, default=7, help="timed repeats per workload (>= 7 recommended)")
     parser.add_argument("--frameworks", nargs="+", default=list(FRAMEWORKS), choices=FRAMEWORKS)
     parser.add_argument("--only", default=None, help="run the workloads whose name contains this text")
     parser.add_argument("--kind", choices=("transpose", "conv"), default=None)
     parser.add_argument("--cold", action="store_true",
-                        help="time each call right after the quiet, without the untimed warm call")
+                        help="time one call right after the quiet: no warm calls, --block 0")
+    parser.add_argument("--warm", type=float, default=None, metavar="SECONDS",
+                        help=f"untimed calls per turn for this long, at least one (default: {WARM_SECONDS:g})")
+    parser.add_argument("--block", type=float, default=None, metavar="SECONDS",
+                        help="timed calls per turn, back to back, for this long, at least one; "
+                             f"the turn's time is their mean (default: {BLOCK_SECONDS:g})")
     parser.add_argument("--json", metavar="FILE", default=None, help="also write the report as JSON")
     parser.add_argument("--markdown", metavar="FILE", default=None, help="also write the table as Markdown")
 
@@ -39,7 +45,14 @@ def run(args) -> int:
         raise TconvError("--only", args.only, "matches no workload")
     if "tconv" not in args.frameworks:
         args.frameworks.insert(0, "tconv")
-    report = bench.run(workloads, args.frameworks, args.repeats, warm=0 if args.cold else bench.WARM_CALLS,
+    if args.cold and (args.warm is not None or args.block is not None):
+        raise TconvError("--cold", True, "sets --warm and --block to 0 itself: give either, not both")
+    warm = 0.0 if args.cold else bench.WARM_SECONDS if args.warm is None else args.warm
+    block = 0.0 if args.cold else bench.BLOCK_SECONDS if args.block is None else args.block
+    for name, value in (("--warm", warm), ("--block", block)):
+        if not value >= 0 or value > 60:
+            raise TconvError(name, value, "must be between 0 and 60 seconds")
+    report = bench.run(workloads, args.frameworks, args.repeats, warm=warm, block=block,
                        progress=lambda text: print(text, file=sys.stderr))
     table = bench.format_table(report)
     print(table)
