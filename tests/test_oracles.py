@@ -34,11 +34,12 @@ def test_live_framework(dialect, seed):
 @pytest.mark.oracle
 @pytest.mark.parametrize("dialect", ["torch", "onnx"])
 def test_live_framework_on_kernels_multiplied_as_they_lie(dialect, monkeypatch):
-    """PyTorch's and ONNX's transposed kernels, ``(C_in, C_out/groups, *k)``, reach the
-    kernels as the neutral layout's moved view; col multiplies them as they lie
-    (``gemm._col_lies_run``) where they are large. The drawn cases are small, so here every
-    kernel counts as large: the live framework checks that path on 80 drawn cases, of which
-    some must take it (counted)."""
+    """PyTorch's and ONNX's kernels, transposed ``(C_in, C_out/groups, *k)`` and forward
+    ``(C_out, C_in/groups, *k)``, reach the kernels as the neutral layout's moved view; col
+    (transposed) and the (channel, tap) gather (forward) multiply them as they lie
+    (``gemm._col_lies_run``, ``gemm._im2col_lies_run``) where they are large. The drawn cases
+    are small, so here every kernel counts as large: the live framework checks those paths
+    on 80 drawn cases, of which some must take each (counted)."""
     from tconv.kernels import compiled, gemm
 
     mod = oracle(dialect)
@@ -46,15 +47,17 @@ def test_live_framework_on_kernels_multiplied_as_they_lie(dialect, monkeypatch):
     if not compiled.available():
         pytest.skip("Numba is not installed (the fast extra): no col path")
     monkeypatch.setattr(gemm, "COL_LIES_MIN_KERNEL", 0)
+    monkeypatch.setattr(gemm, "IM2COL_LIES_MIN_RATIO", 0)
     taken = []
-    real = gemm._col_lies_run
-    monkeypatch.setattr(gemm, "_col_lies_run", lambda *a: taken.append(1) or real(*a))
+    for name in ("_col_lies_run", "_im2col_lies_run"):
+        real = getattr(gemm, name)
+        monkeypatch.setattr(gemm, name, lambda *a, name=name, real=real: taken.append(name) or real(*a))
     for seed in range(80):
         case = mod.random_case(np.random.default_rng(seed))
         note_case(dialect, seed, case)
         expected, refused, message = run_live(mod, case)
         compare(case, mod.run_tconv, expected, refused, message, getattr(mod, "accepts_refusal", None))
-    assert len(taken) >= 5, len(taken)
+    assert taken.count("_col_lies_run") >= 5 and taken.count("_im2col_lies_run") >= 5, taken
 
 
 @pytest.mark.oracle

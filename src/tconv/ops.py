@@ -223,7 +223,7 @@ def run(geometry: Geometry, x: Any, kernel: Any, bias: Any = None, *,
         settings = gemm.settings()
     kernels = None
     if impl == "gemm":  # a kernel in PyTorch's layout, of the call's dtype, may be multiplied as it lies
-        lies = g.transposed and kernel.dtype == dtype and gemm.kernel_lies(kernel)
+        lies = kernel.dtype == dtype and gemm.kernel_lies(kernel)
         kernels = gemm.prepare(g, x.shape[0], settings, lies=lies)
     required = _check_budget(g, x, kernel, dtype, settings, data_format == "channels_first" and impl == "gemm",
                              kernels)
@@ -313,7 +313,7 @@ def _execute(g: Geometry, x: np.ndarray, kernel: np.ndarray, bias, prepared: _Pr
         bias = bias.astype(dtype)
     if prepared.impl == "gemm":
         compute = gemm.conv_transpose if g.transposed else gemm.conv
-        if prepared.kernels.lies is None:  # else multiplied as it lies (gemm._col_lies_run)
+        if prepared.kernels.lies is None:  # else multiplied as it lies (gemm._col_lies_run, _im2col_lies_run)
             kernel = contiguous_kernel(kernel)  # a dialect's moved axes: once, here, not per path
         if prepared.channels_first:
             # the kernels run channels-last: the input is moved there once, the output computed

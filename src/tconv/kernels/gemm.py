@@ -166,6 +166,17 @@ COL_MAX_TILE = 1 << 22
 #: 12x16x256->128 (295k) b1 1.00 / 1.24, b8 8.2 / 8.5; 24x32x128->64 (74k) b1 1.40 / 1.34,
 #: b8 12.0 / 11.1; 48x64x64->32 (18k) b1 2.5 / 1.75
 COL_LIES_MIN_KERNEL = 1 << 17
+#: a forward layer whose kernel lies in PyTorch's layout, of at least COL_LIES_MIN_KERNEL
+#: elements, is multiplied as it lies (:func:`_im2col_lies_run`) where the kernel holds at
+#: least this many times the values the gather copies (batch x output cells x taps x C_in):
+#: the copy of the kernel it saves, against the gather in (channel, tap) order it adds.
+#: Through the torch dialect, 3x3 'same', in process, alternating, ms, as it lies / the
+#: kernel copied (AMD EPYC, 2 cores), by ratio: 6x8x512->512 b1 (10.7) 3.3 / 11.8; 8x8x1024
+#: ->512 b1 (8) 6.5 / 21.3; 3x4x512->512 b16 (2.7) 7.8 / 12.1; 12x16x512->256 b1 (1.3) 5.4 /
+#: 7.6; 6x8x512->512 b16 (0.67) 28 / 36; 12x16x256->256 b2 (0.67) 4.2 / 4.6; 12x16x128->128
+#: b1 (0.67) 0.96 / 0.97; 12x16x256->256 b4 (0.33) 8.3 / 7.3; 24x32x256->256 b1 (0.33) 7.6 /
+#: 7.0; 24x32x128->128 b1 (0.17) 2.9 / 2.0
+IM2COL_LIES_MIN_RATIO = 0.5
 #: col tiles a batch by groups of kernel rows (over blocks of items) only where BLAS packs at
 #: most this share of what it packs over blocks of whole items (:func:`_col_item_row_blocks`)
 COL_ROW_GROUPS_GAIN = 0.7
@@ -564,7 +575,7 @@ def settings() -> tuple:
     return (MODE, compiled.available(), threads.workers(), TILE_ELEMENTS, MIN_TILE_CELLS,
             MAX_TILE_ELEMENTS, FLAT_MAX_WASTE, FLAT_NARROW_CHANNELS, FLAT_NARROW_MAX_WASTE,
             COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE, COL_MIN_GROUP_CHANNELS, COL_FEW_CELLS,
-            COL_ROW_GROUPS_GAIN, COL_LIES_MIN_KERNEL, COL_MAX_KERNEL, COL_MAX_TABLE, COL_MAX_ROW, IM2COL_MAX_COLUMNS, IM2COL_STRIDED_MAX_CHANNELS,
+            COL_ROW_GROUPS_GAIN, COL_LIES_MIN_KERNEL, IM2COL_LIES_MIN_RATIO, COL_MAX_KERNEL, COL_MAX_TABLE, COL_MAX_ROW, IM2COL_MAX_COLUMNS, IM2COL_STRIDED_MAX_CHANNELS,
             IM2COL_THREADS_MAX_KERNEL, IM2COL_THREADS_MIN_OUTPUT, ROWS_TILE_ELEMENTS,
             ROWS_MIN_CELLS, ROWS_MAX_KERNEL, ROWS_MIN_STEP, COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS,
             COL_THREADS_TILE, COL_THREADS_MIN_ROWS, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT,
@@ -584,7 +595,8 @@ def temporary_elements(geometry: Geometry, batch: int, now: tuple | None = None,
     source copy of flat. ``now``: :func:`settings`, where the caller has read them;
     ``prepared``: the call's :func:`prepare` (its kernel multiplied as it lies: those tiles)."""
     if prepared is not None and prepared.lies is not None:
-        return _col_lies_temporary_elements(geometry, prepared.lies)
+        lies = _col_lies_temporary_elements if geometry.transposed else _im2col_lies_temporary_elements
+        return lies(geometry, prepared.lies)
     return _temporary_elements(geometry, batch, settings() if now is None else now)
 
 
@@ -696,13 +708,16 @@ def prepare(geometry: Geometry, batch: int, now: tuple, mode: str | None = None,
     ``lies``: the call's kernel lies in PyTorch's layout (:func:`kernel_lies`), which col
     then multiplies as it lies where :func:`_col_lies_tiles` takes the layer."""
     g = geometry
-    mode = _batch_mode(g, batch) if mode is None else mode
-    if mode != "col":
-        return Prepared(mode)
-    if lies and math.prod(g.neutral_kernel_shape) >= COL_LIES_MIN_KERNEL:
-        tiles = _col_lies_tiles(g, batch, _col_budget(g, batch, False))
+    forced, mode = mode, _batch_mode(g, batch) if mode is None else mode
+    if lies and forced is None and math.prod(g.neutral_kernel_shape) >= COL_LIES_MIN_KERNEL:
+        if not g.transposed:
+            tiles = _im2col_lies_tiles(g, batch)
+        else:
+            tiles = _col_lies_tiles(g, batch, _col_budget(g, batch, False)) if mode == "col" else None
         if tiles is not None:
             return Prepared(mode, lies=tiles)
+    if mode != "col":
+        return Prepared(mode)
 
     def with_offsets(tiles: tuple) -> tuple:
         return tuple((t, None if g.rank == 1 else _col_offsets(g, t[5] - t[4])) for t in tiles)
@@ -725,6 +740,11 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now
         bias = bias.astype(dtype, copy=False)
     if prepared is None:
         prepared = prepare(g, src.shape[0], settings() if now is None else now)
+    if prepared.lies is not None:
+        if kernel_lies(kernel):
+            run = _col_lies_run if g.transposed else _im2col_lies_run
+            return run(src, kernel, g, bias, out, prepared.lies)
+        prepared = prepare(g, src.shape[0], settings() if now is None else now, prepared.mode)  # handed another
     mode = prepared.mode
     if mode == "accumulate" and not _accumulate_takes(src, out):
         # an output it cannot add into (channels-first, or of another dtype): the path it
@@ -732,10 +752,6 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now
         prepared = prepare(g, src.shape[0], settings() if now is None else now, _other_mode(g))
         mode = prepared.mode
     if mode == "col":
-        if prepared.lies is not None:
-            if kernel_lies(kernel):
-                return _col_lies_run(src, kernel, g, bias, out, prepared.lies)
-            prepared = prepare(g, src.shape[0], settings() if now is None else now, "col")  # handed another
         return _col_run(src, kernel, g, bias, out, *prepared.col)
     return _run_mode(mode, src, kernel, g, bias, out)
 
@@ -1268,10 +1284,11 @@ def _col_product(x: np.ndarray, w: np.ndarray, dtype) -> np.ndarray:
 
 
 def kernel_lies(kernel: np.ndarray) -> bool:
-    """Whether ``kernel``, a transposed layer's in the neutral layout ``(*k, C_out/groups,
-    C_in)``, is the view of a C-contiguous array in PyTorch's and ONNX's layout, ``(C_in,
-    C_out/groups, *k)``, its two leading axes moved last (:func:`numpy.moveaxis`): the
-    torch and onnx dialects' kernels."""
+    """Whether ``kernel``, in the neutral layout (``(*k, C_in/groups, C_out)`` forward,
+    ``(*k, C_out/groups, C_in)`` transposed), is the view of a C-contiguous array in PyTorch's
+    and ONNX's layout (``(C_out, C_in/groups, *k)`` forward, ``(C_in, C_out/groups, *k)``
+    transposed), its two leading axes moved last (:func:`numpy.moveaxis`): the torch and
+    onnx dialects' kernels."""
     return (kernel.ndim >= 3 and not kernel.flags.c_contiguous
             and np.moveaxis(kernel, (-1, -2), (0, 1)).flags.c_contiguous)
 
@@ -1468,6 +1485,72 @@ def _im2col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, o
 
     side_by_side = _side_by_side_now(_im2col_threaded(g, src.shape[0]))
     threads.run(_im2col_tiles(g, src.shape[0], side_by_side), tile, side_by_side)  # disjoint cells
+    return out
+
+
+def _im2col_lies_tiles(geometry: Geometry, batch: int) -> tuple | None:
+    """Tiles ``(n0, n1, r0, r1)`` for :func:`_im2col_lies_run` (:func:`_tiles`), one group's
+    columns at most :func:`_col_budget` or the kernel's size, whichever is larger (up to
+    COL_MAX_TILE): no more than the copy of the kernel this path saves would hold, and
+    wide products (held to the output's budget, 6x8x512->512 ran six products of 8 cells:
+    8.9 ms against 3.4 in one); or None where the layer does not take that path: a forward
+    layer whose kernel holds fewer than :data:`IM2COL_LIES_MIN_RATIO` times the values the
+    gather copies (copying the kernel is then cheaper), no compiled loops, large tables, or
+    one output row's columns past COL_MAX_ROW."""
+    g = geometry
+    taps, cs_g = math.prod(g.kernel_shape), g.input_channels // g.groups
+    gathered = batch * math.prod(g.output_spatial) * taps * g.input_channels
+    if (g.transposed or not compiled.available() or _col_tables(g) is None
+            or math.prod(g.neutral_kernel_shape) < IM2COL_LIES_MIN_RATIO * gathered
+            or taps * cs_g * math.prod(g.output_spatial[1:]) > COL_MAX_ROW):
+        return None
+    lattice = tuple((0, 1, n) for n in g.output_spatial)
+    budget = max(_col_budget(g, batch, False), min(math.prod(g.neutral_kernel_shape), COL_MAX_TILE))
+    return tuple(_tiles(batch, lattice, taps * cs_g, budget))
+
+
+def _im2col_lies_temporary_elements(geometry: Geometry, tiles: tuple) -> int:
+    """The largest tile's columns (one group's), the int64 tables (two float32 elements a
+    cell), the bias."""
+    g = geometry
+    cells = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in tiles) * math.prod(g.output_spatial[1:])
+    return cells * math.prod(g.kernel_shape) * (g.input_channels // g.groups) + _table_elements(g) + g.output_channels
+
+
+def _im2col_lies_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, tiles: tuple) -> np.ndarray:
+    """Forward convolution with the kernel as it lies in PyTorch's layout (:func:`kernel_lies`):
+    per group, ``(C_out/g, C_in/g * taps)`` is a matrix as it is, its columns running over
+    the taps within each input channel. Per tile (:func:`_im2col_lies_tiles`) and group, the
+    taps' source cells are gathered in that order, ``(cells, C_in/g, taps)`` (compiled
+    :func:`~tconv.kernels.compiled.im2col_strided` writing through a view with its last two
+    axes swapped; zeros where a tap reads padding), then one product with the kernel as it
+    lies, straight into the output where it is C-contiguous. Saves the copy of the kernel
+    (the 512x512x3x3 kernel took 4-9 ms to copy on the AMD machine)."""
+    g = geometry
+    dtype = out.dtype
+    taps, groups, cs, cd = math.prod(g.kernel_shape), g.groups, g.input_channels, g.output_channels
+    cs_g, cd_g = cs // groups, cd // groups
+    weights = np.moveaxis(kernel, (-1, -2), (0, 1)).reshape(groups, cd_g, cs_g * taps)
+    tables = _col_tables(g)
+    src3 = _as3d(src, g.rank)
+    rest = g.output_spatial[1:] + (1,) * (3 - g.rank)
+    out_cells = out.reshape(-1, cd) if out.flags.c_contiguous else None
+    for n0, n1, r0, r1 in tiles:
+        cols = workspace.scratch((n1 - n0, r1 - r0) + rest + (cs_g, taps), dtype)
+        for group in range(groups):
+            channels = slice(group * cs_g, (group + 1) * cs_g)
+            compiled.im2col_strided(src3[..., channels], cols.swapaxes(-1, -2), *tables, n0, r0)
+            product = cols.reshape(-1, cs_g * taps)
+            outputs = slice(group * cd_g, (group + 1) * cd_g)
+            if out_cells is not None:
+                np.matmul(product, weights[group].T, out=out_cells[_cell_run(n0, n1, r0, r1, g.output_spatial), outputs])
+            else:
+                dst = out[n0:n1, r0:r1, ..., outputs]
+                dst[...] = (product @ weights[group].T).reshape(dst.shape)
+        if bias is not None:  # over every group's channels at once: added into a strided group's
+            # block, NumPy's iterator buffers (185 kB for 60 cells of 128 of 256 channels)
+            dst = out[n0:n1, r0:r1] if out_cells is None else out_cells[_cell_run(n0, n1, r0, r1, g.output_spatial)]
+            dst += bias
     return out
 
 
