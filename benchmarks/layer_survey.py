@@ -62,6 +62,7 @@ LAYERS = [
     ("U-Net up b1, channels-first", True, (12, 16), 256, 128, 3, 2, 1, 1, 1, "same", True),
     ("U-Net conv b1, channels-first", False, (96, 128), 32, 32, 3, 1, 1, 1, 1, "same", True),
     ("seed b1, channels-first", True, (8, 8), 1024, 512, 3, 2, 1, 1, 1, "same", True),
+    ("U-Net bottom conv b1, channels-first", False, (6, 8), 512, 512, 3, 1, 1, 1, 1, "same", True),
 ]
 
 
