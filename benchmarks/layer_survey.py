@@ -117,7 +117,14 @@ def _calls(layer, rng):
 def _path() -> str:
     """The path the kernels took on the last call (ops' prepared calls, newest last)."""
     prepared = list(ops._PREPARED.values())
-    return prepared[-1].kernels.mode if prepared and prepared[-1].kernels else "-"
+    if not prepared or not prepared[-1].kernels:
+        return "-"
+    kernels = prepared[-1].kernels
+    if kernels.lies is None:
+        return kernels.mode
+    # a kernel in PyTorch's layout multiplied as it lies: col's (transposed: its tiles are
+    # the mode's) or the (channel, tap) gather's (forward: the mode is the one it stands for)
+    return ("col" if kernels.mode == "col" else "im2col") + ", kernel as it lies"
 
 
 def main() -> None:

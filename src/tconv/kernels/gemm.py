@@ -116,6 +116,7 @@ concat (the kernel's): :func:`temporary_elements` states the bound the memory bu
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -232,6 +233,19 @@ IM2COL_MAX_COLUMNS = 5
 #: 96x128x64->32 b8 12.6 -> 9.8, 16^3x32->32 b2 0.89 -> 0.76; wider ones lose
 #: (14x14x512->128 0.48 -> 1.03, 48x64x128->64 k4 1.74 -> 2.54, 7x7x512->512 b8 2.4 -> 5.6)
 IM2COL_STRIDED_MAX_CHANNELS = 64
+#: im2col gathers layers of at most IM2COL_VIEWS_MAX_CHANNELS input channels (first layers:
+#: RGB, RGBA) whose window along the last axis holds at least IM2COL_VIEWS_MIN_RUN values
+#: (``kernel_width * C_in``) by NumPy copies of strided views (:func:`_im2col_views`), one
+#: per tap of the leading axes, each window copied as one run; others by the compiled
+#: per-pair gather. In process, alternating, ms, compiled / views (fourteenth session, AMD
+#: EPYC): 96x128x3->32 b1 0.87 / 0.58 and 0.99 / 0.72 (medians of 200, two runs), b8 5.5 /
+#: 4.4 and 8.4 / 5.4; 224x224x3->64 k7 s2 6.1 / 5.2; 1-D 4096x2->32 k7 s2 0.21 / 0.13;
+#: 64x64x3->16 'valid' 0.36 / 0.34; grey 128x128x1->32 b2 (runs of 3) 2.17 / 2.20, 3-D
+#: 16^3x1->16 (runs of 3) 0.71 / 1.02; wider layers lose (a copy per leading tap and tile):
+#: 40x40x16->64 k5 s2 b4 1.06 / 1.60, 56x56x64->128 s2 1.06 / 1.34, 14x14x256->512 s2
+#: 1.35 / 1.56, 3-D 16^3x32 s2 b2 1.32 / 3.36
+IM2COL_VIEWS_MAX_CHANNELS = 4
+IM2COL_VIEWS_MIN_RUN = 6
 #: "im2col" runs its tiles side by side (each core gathers and multiplies its own, at least
 #: a tile per core) where the kernel has at most IM2COL_THREADS_MAX_KERNEL elements and the
 #: output at least IM2COL_THREADS_MIN_OUTPUT. In the benchmark's protocol (ninth session, side
@@ -575,7 +589,8 @@ def settings() -> tuple:
     return (MODE, compiled.available(), threads.workers(), TILE_ELEMENTS, MIN_TILE_CELLS,
             MAX_TILE_ELEMENTS, FLAT_MAX_WASTE, FLAT_NARROW_CHANNELS, FLAT_NARROW_MAX_WASTE,
             COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE, COL_MIN_GROUP_CHANNELS, COL_FEW_CELLS,
-            COL_ROW_GROUPS_GAIN, COL_LIES_MIN_KERNEL, IM2COL_LIES_MIN_RATIO, COL_MAX_KERNEL, COL_MAX_TABLE, COL_MAX_ROW, IM2COL_MAX_COLUMNS, IM2COL_STRIDED_MAX_CHANNELS,
+            COL_ROW_GROUPS_GAIN, COL_LIES_MIN_KERNEL, IM2COL_LIES_MIN_RATIO, COL_MAX_KERNEL, COL_MAX_TABLE, COL_MAX_ROW, IM2COL_MAX_COLUMNS, IM2COL_STRIDED_MAX_CHANNELS, IM2COL_VIEWS_MAX_CHANNELS,
+            IM2COL_VIEWS_MIN_RUN,
             IM2COL_THREADS_MAX_KERNEL, IM2COL_THREADS_MIN_OUTPUT, ROWS_TILE_ELEMENTS,
             ROWS_MIN_CELLS, ROWS_MAX_KERNEL, ROWS_MIN_STEP, COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS,
             COL_THREADS_TILE, COL_THREADS_MIN_ROWS, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT,
@@ -1424,14 +1439,16 @@ def _im2col_tiles(geometry: Geometry, batch: int, side_by_side: bool) -> list[tu
 def _im2col_temporary_elements(geometry: Geometry, batch: int) -> int:
     """The largest tile's columns and its product (stored apart only where ``out`` is not
     C-contiguous, channels-first), one per core where the tiles run side by side, whichever
-    way the call runs them; the int64 tables (two float32 elements a cell), the bias."""
+    way the call runs them, with the zero-padded copy of a tile's input block where the views
+    gather one (:func:`_im2col_views`); the int64 tables (two float32 elements a cell), the bias."""
     g = geometry
     per_cell = math.prod(g.kernel_shape) * g.input_channels + g.output_channels
 
     def in_flight(side_by_side: bool) -> int:
         tiles = _im2col_tiles(g, batch, side_by_side)
         cells = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in tiles) * math.prod(g.output_spatial[1:])
-        return (min(threads.workers(), len(tiles)) if side_by_side else 1) * cells * per_cell
+        block = max(_im2col_block_elements(g, n1 - n0, r0, r1) for n0, n1, r0, r1 in tiles) if _im2col_by_views(g) else 0
+        return (min(threads.workers(), len(tiles)) if side_by_side else 1) * (cells * per_cell + block)
 
     threaded = in_flight(True) if _im2col_threaded(g, batch) else 0
     return max(in_flight(False), threaded) + _table_elements(g) + g.output_channels
@@ -1456,6 +1473,70 @@ def _im2col_gather(src: np.ndarray, geometry: Geometry):
     return gather
 
 
+def _im2col_by_views(geometry: Geometry) -> bool:
+    """Whether im2col gathers this layer by views (:data:`IM2COL_VIEWS_MAX_CHANNELS`)."""
+    c = geometry.input_channels
+    return c <= IM2COL_VIEWS_MAX_CHANNELS and geometry.kernel_shape[-1] * c >= IM2COL_VIEWS_MIN_RUN
+
+
+def _im2col_block(geometry: Geometry, r0: int, r1: int) -> tuple[tuple[int, int], ...]:
+    """Per spatial axis, the input cells ``(lo, hi)`` that output rows ``r0:r1`` (of the first
+    axis) and every cell of the other axes read, padding included
+    (:meth:`~tconv.geometry.AxisGeometry.reads`)."""
+    return tuple(a.reads(r0, r1) if i == 0 else a.reads(0, a.out) for i, a in enumerate(geometry.axes))
+
+
+def _im2col_block_elements(geometry: Geometry, items: int, r0: int, r1: int) -> int:
+    """Elements of the zero-padded copy of a tile's input block (none where it reads no padding)."""
+    block = _im2col_block(geometry, r0, r1)
+    if all(lo >= 0 and hi <= a.size for (lo, hi), a in zip(block, geometry.axes)):
+        return 0
+    return items * math.prod(hi - lo for lo, hi in block) * geometry.input_channels
+
+
+def _im2col_views(src: np.ndarray, geometry: Geometry):
+    """``gather(cols, n0, r0)`` as :func:`_im2col_gather`, by NumPy: per tap of the leading
+    axes (every axis but the last), one copy of a strided view of the tile's input block,
+    ``(n, rows, *out[1:], kernel_width, C)``, into that tap row's columns; the window along
+    the last axis (``kernel_width`` cells of ``C`` values) is a run of the view, so the copy
+    runs over whole windows (on first layers, ``3 * 3`` values), where the compiled gather
+    walks each (cell, tap) pair's few channels. A block that reads padding is first copied
+    into a zeroed scratch (slot 3) with its padding; one inside the input is read as it lies."""
+    g = geometry
+    rank, c = g.rank, src.shape[-1]
+    axes = g.axes
+    lead = list(itertools.product(*(range(k) for k in g.kernel_shape[:-1])))
+    kw, last = g.kernel_shape[-1], axes[-1]
+    out_rest = g.output_spatial[1:]
+
+    def gather(cols: np.ndarray, n0: int, r0: int) -> None:
+        n, rows = cols.shape[:2]
+        block = _im2col_block(g, r0, r0 + rows)
+        if all(lo >= 0 and hi <= a.size for (lo, hi), a in zip(block, axes)):
+            source, origin = src[n0:n0 + n], [lo for lo, _ in block]
+        else:
+            source = workspace.scratch((n,) + tuple(hi - lo for lo, hi in block) + (c,), src.dtype, slot=3)
+            source[...] = 0
+            inside_src, inside_block = [slice(n0, n0 + n)], [slice(None)]
+            for (lo, hi), a in zip(block, axes):  # the input cells within [lo, hi): maybe none
+                i0 = min(max(lo, 0), a.size)
+                i1 = max(min(hi, a.size), i0)
+                inside_src.append(slice(i0, i1))
+                inside_block.append(slice(i0 - lo, i1 - lo))
+            source[tuple(inside_block)] = src[tuple(inside_src)]
+            origin = [0] * rank
+        strides = source.strides
+        shape = (n, rows) + out_rest + (kw, c)
+        view_strides = ((strides[0],) + tuple(a.stride * strides[1 + i] for i, a in enumerate(axes))
+                        + (last.dilation * strides[rank], strides[-1]))
+        taps = cols.reshape((n, rows) + out_rest + (len(lead), kw, c))
+        for i, tap in enumerate(lead):
+            start = (slice(None),) + tuple(slice(origin[a] + (tap[a] * axes[a].dilation if a < rank - 1 else 0), None)
+                                           for a in range(rank))
+            taps[..., i, :, :] = np.lib.stride_tricks.as_strided(source[start], shape, view_strides, writeable=False)
+    return gather
+
+
 def _im2col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
     """Forward convolution of few input channels per output channel, per tile: the taps'
     source cells gathered side by side (compiled im2col, zeros where a tap reads padding),
@@ -1467,7 +1548,7 @@ def _im2col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, o
     w = kernel.reshape(taps * cs, cd)
     rest = g.output_spatial[1:] + (1,) * (3 - g.rank)
     out_cells = out.reshape(-1, cd) if out.flags.c_contiguous else None
-    gather = _im2col_gather(src, g)
+    gather = (_im2col_views if _im2col_by_views(g) else _im2col_gather)(src, g)
 
     def tile(bounds: tuple) -> None:
         n0, n1, r0, r1 = bounds
