@@ -589,7 +589,8 @@ def settings() -> tuple:
     return (MODE, compiled.available(), threads.workers(), TILE_ELEMENTS, MIN_TILE_CELLS,
             MAX_TILE_ELEMENTS, FLAT_MAX_WASTE, FLAT_NARROW_CHANNELS, FLAT_NARROW_MAX_WASTE,
             COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE, COL_MIN_GROUP_CHANNELS, COL_FEW_CELLS,
-            COL_ROW_GROUPS_GAIN, COL_LIES_MIN_KERNEL, IM2COL_LIES_MIN_RATIO, COL_MAX_KERNEL, COL_MAX_TABLE, COL_MAX_ROW, IM2COL_MAX_COLUMNS, IM2COL_STRIDED_MAX_CHANNELS, IM2COL_VIEWS_MAX_CHANNELS,
+            COL_ROW_GROUPS_GAIN, COL_LIES_MIN_KERNEL, IM2COL_LIES_MIN_RATIO, COL_MAX_KERNEL, COL_MAX_TABLE,
+            COL_MAX_ROW, IM2COL_MAX_COLUMNS, IM2COL_STRIDED_MAX_CHANNELS, IM2COL_VIEWS_MAX_CHANNELS,
             IM2COL_VIEWS_MIN_RUN,
             IM2COL_THREADS_MAX_KERNEL, IM2COL_THREADS_MIN_OUTPUT, ROWS_TILE_ELEMENTS,
             ROWS_MIN_CELLS, ROWS_MAX_KERNEL, ROWS_MIN_STEP, COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS,
@@ -713,7 +714,7 @@ class Prepared:
     kernel's run had evicted the interpreter's working set."""
     mode: str
     col: tuple | None = None  # (tables, threaded tiles or None, tiles); a tile: (bounds, offsets)
-    lies: tuple | None = None  # instead, tiles for a kernel multiplied as it lies (_col_lies_tiles)
+    lies: tuple | None = None  # instead, tiles for a kernel multiplied as it lies (_col_lies_tiles, _im2col_lies_tiles)
 
 
 @functools.lru_cache(maxsize=256)
@@ -721,7 +722,9 @@ def prepare(geometry: Geometry, batch: int, now: tuple, mode: str | None = None,
     """The :class:`Prepared` call of ``geometry`` on ``batch`` items (``now``: :func:`settings`)
     on the path :func:`_mode` picks, or on ``mode`` (accumulate's stand-in, :func:`_run`);
     ``lies``: the call's kernel lies in PyTorch's layout (:func:`kernel_lies`), which col
-    then multiplies as it lies where :func:`_col_lies_tiles` takes the layer."""
+    (transposed, where :func:`_col_lies_tiles` takes the layer) or the (channel, tap) gather
+    (forward, where :func:`_im2col_lies_tiles` does) then multiplies as it lies; the mode
+    kept beside is the one the layer takes otherwise."""
     g = geometry
     forced, mode = mode, _batch_mode(g, batch) if mode is None else mode
     if lies and forced is None and math.prod(g.neutral_kernel_shape) >= COL_LIES_MIN_KERNEL:
@@ -1447,7 +1450,8 @@ def _im2col_temporary_elements(geometry: Geometry, batch: int) -> int:
     def in_flight(side_by_side: bool) -> int:
         tiles = _im2col_tiles(g, batch, side_by_side)
         cells = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in tiles) * math.prod(g.output_spatial[1:])
-        block = max(_im2col_block_elements(g, n1 - n0, r0, r1) for n0, n1, r0, r1 in tiles) if _im2col_by_views(g) else 0
+        block = (max(_im2col_block_elements(g, n1 - n0, r0, r1) for n0, n1, r0, r1 in tiles)
+                 if _im2col_by_views(g) else 0)
         return (min(threads.workers(), len(tiles)) if side_by_side else 1) * (cells * per_cell + block)
 
     threaded = in_flight(True) if _im2col_threaded(g, batch) else 0
@@ -1624,7 +1628,8 @@ def _im2col_lies_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bi
             product = cols.reshape(-1, cs_g * taps)
             outputs = slice(group * cd_g, (group + 1) * cd_g)
             if out_cells is not None:
-                np.matmul(product, weights[group].T, out=out_cells[_cell_run(n0, n1, r0, r1, g.output_spatial), outputs])
+                dst = out_cells[_cell_run(n0, n1, r0, r1, g.output_spatial), outputs]
+                np.matmul(product, weights[group].T, out=dst)
             else:
                 dst = out[n0:n1, r0:r1, ..., outputs]
                 dst[...] = (product @ weights[group].T).reshape(dst.shape)
