@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cold", action="store_true",
                         help="time one call right after the quiet: no warm calls, --block 0")
     parser.add_argument("--warm", type=float, default=None, metavar="SECONDS",
-                        help=f"untimed calls per turn for this long, at least one (default: {WARM_SECONDS:g})")
+                        help=f"untimed calls per turn for this long, at least one; 0: none (default: {WARM_SECONDS:g})")
     parser.add_argument("--block", type=float, default=None, metavar="SECONDS",
                         help="timed calls per turn, back to back, for this long, at least one; "
                              f"the turn's time is their mean (default: {BLOCK_SECONDS:g})")
