@@ -1490,10 +1490,16 @@ def _im2col_block(geometry: Geometry, r0: int, r1: int) -> tuple[tuple[int, int]
     return tuple(a.reads(r0, r1) if i == 0 else a.reads(0, a.out) for i, a in enumerate(geometry.axes))
 
 
+def _im2col_block_inside(geometry: Geometry, block: tuple[tuple[int, int], ...]) -> bool:
+    """Whether a tile's input block (:func:`_im2col_block`) reads no padding: the views
+    gather then reads the input as it lies, with no padded copy."""
+    return all(lo >= 0 and hi <= a.size for (lo, hi), a in zip(block, geometry.axes))
+
+
 def _im2col_block_elements(geometry: Geometry, items: int, r0: int, r1: int) -> int:
     """Elements of the zero-padded copy of a tile's input block (none where it reads no padding)."""
     block = _im2col_block(geometry, r0, r1)
-    if all(lo >= 0 and hi <= a.size for (lo, hi), a in zip(block, geometry.axes)):
+    if _im2col_block_inside(geometry, block):
         return 0
     return items * math.prod(hi - lo for lo, hi in block) * geometry.input_channels
 
@@ -1516,7 +1522,7 @@ def _im2col_views(src: np.ndarray, geometry: Geometry):
     def gather(cols: np.ndarray, n0: int, r0: int) -> None:
         n, rows = cols.shape[:2]
         block = _im2col_block(g, r0, r0 + rows)
-        if all(lo >= 0 and hi <= a.size for (lo, hi), a in zip(block, axes)):
+        if _im2col_block_inside(g, block):
             source, origin = src[n0:n0 + n], [lo for lo, _ in block]
         else:
             source = workspace.scratch((n,) + tuple(hi - lo for lo, hi in block) + (c,), src.dtype, slot=3)
