@@ -221,12 +221,15 @@ def test_float16_in_pytorchs_layouts_and_in_the_transposed_backward():
 @pytest.mark.parametrize("way", ["blas", "blas shared", "compiled"])
 def test_moved_channels_copies_channels_to_the_last_axis_and_back(shape, way):
     """ops.moved_channels: a C-contiguous copy with the channels moved, by OpenBLAS's
-    transpose (per item, or a share of items or cells per core: asserted taken), compiled
-    (blocked transpose) or NumPy's, for any rank, empty batches, float16 (not BLAS's),
-    non-contiguous and byte-swapped input (which take NumPy's copy); the same bits."""
+    transpose (per item, or a share of items or cells per idle core: asserted taken),
+    compiled (blocked transpose) or NumPy's, for any rank, empty batches, float16 (not
+    BLAS's), non-contiguous and byte-swapped input (which take NumPy's copy); the same bits."""
     rng = np.random.default_rng(0)
+    shared = way == "blas shared" and threads.available()
+    blas.transpose_available()  # its check of itself on first use, before its calls are counted
     with _replaced(blas, "ENABLED", way != "compiled"), _counted(blas, "transpose") as calls, \
-            _replaced(ops, "MOVE_SHARED_ELEMENTS", 1 if way == "blas shared" else 1 << 62):
+            _replaced(ops, "MOVE_SHARED_ELEMENTS", 1 if way == "blas shared" else 1 << 62), \
+            _replaced(threads, "idle", lambda helpers: True):
         for dtype in (np.float32, np.float64, np.float16):
             a = rng.standard_normal(shape).astype(dtype)
             a.flat[::3] = -0.0
@@ -234,12 +237,67 @@ def test_moved_channels_copies_channels_to_the_last_axis_and_back(shape, way):
             last = ops.moved_channels(a, last=True)
             assert last.flags.c_contiguous
             assert last.tobytes() == np.ascontiguousarray(np.moveaxis(a, 1, -1)).tobytes()
-            assert ops.moved_channels(last, last=False).tobytes() == a.tobytes()
             assert bool(calls) == (way != "compiled" and dtype != np.float16 and a.size > 0), calls
+            if calls:  # one transpose per item, or per share of one where the cores are shared
+                assert len(calls) == max(shape[0], threads.workers() if shared else 1), calls
+            assert ops.moved_channels(last, last=False).tobytes() == a.tobytes()
+            if calls:  # the cores busy (OpenBLAS's worker spinning): one transpose per item
+                calls.clear()
+                with _replaced(threads, "idle", lambda helpers: False):
+                    assert ops.moved_channels(a, last=True).tobytes() == last.tobytes()
+                assert len(calls) == shape[0], calls
             strided = np.repeat(a, 2, axis=-1)[..., ::2]
             np.testing.assert_array_equal(ops.moved_channels(strided, last=True), np.moveaxis(a, 1, -1))
             swapped = a.astype(a.dtype.newbyteorder())
             np.testing.assert_array_equal(ops.moved_channels(swapped, last=True), np.moveaxis(a, 1, -1))
+            for source in (a, strided):  # into a given array: that one, filled
+                into = np.full(last.shape, np.nan, dtype)
+                assert ops.moved_channels(source, last=True, out=into) is into
+                assert into.tobytes() == last.tobytes()
+
+
+def test_moved_channels_refuses_an_out_it_cannot_fill():
+    """ops.moved_channels(out=...): a TconvError naming ``out`` for a wrong shape, dtype or a
+    non-contiguous array, before anything is written."""
+    a = np.arange(24, dtype=np.float32).reshape(1, 2, 3, 4)
+    for out in (np.zeros((1, 3, 4, 3), np.float32), np.zeros((1, 3, 4, 2), np.float64),
+                np.zeros((1, 3, 4, 4), np.float32)[..., ::2]):
+        before = out.copy()
+        with pytest.raises(TconvError, match="out=") as caught:
+            ops.moved_channels(a, last=True, out=out)
+        assert "(1, 3, 4, 2)" in str(caught.value)
+        np.testing.assert_array_equal(out, before)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_channels_first_calls_move_their_copies_into_kept_buffers(transposed):
+    """A channels-first call moves its input channels-last into, and computes into, this
+    thread's kept buffers (workspace slots MOVED_INPUT and MOVED_OUTPUT, up to
+    ops.MOVED_KEPT_MAX_BYTES; larger data into new arrays, none kept): the buffers then hold
+    exactly those two copies, the same buffers again on the next call, and a result is
+    never one of them (a later call leaves it as it was)."""
+    rng = np.random.default_rng(3)
+    plan = ops.plan_conv_transpose if transposed else ops.plan_conv
+    g = plan((6, 7), (3, 3), 4, 5, **({"stride": 2, "crop": "same"} if transposed else {"padding": "same"}))
+    x, w, b = arrays_for(g, 3, np.float32, batch=2)
+    first = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    copies = (x.size * 4, 2 * math.prod(g.output_spatial) * g.output_channels * 4)  # input, output
+    with _gemm_settings(MODE="concat"):  # a path that takes no scratch of its own
+        workspace.release()
+        got = ops.run(g, first, w, b, data_format="channels_first")
+        assert workspace.held() == sum(-(-n // 64) * 64 for n in copies)  # buffers of whole 64-byte blocks
+        kept = workspace.scratch((1,), np.float32, workspace.MOVED_INPUT).ctypes.data
+        seen = got.copy()
+        again = ops.run(g, first + 1, w, b, data_format="channels_first")
+        assert workspace.scratch((1,), np.float32, workspace.MOVED_INPUT).ctypes.data == kept
+        np.testing.assert_array_equal(got, seen)
+        assert not np.array_equal(again, got)
+        np.testing.assert_array_equal(got, np.moveaxis(ops.run(g, x, w, b), -1, 1))
+        workspace.release()
+        with _replaced(ops, "MOVED_KEPT_MAX_BYTES", x.size * 4 - 1):
+            np.testing.assert_array_equal(ops.run(g, first, w, b, data_format="channels_first"), got)
+        assert workspace.held() == 0
+    workspace.release()
 
 
 def test_blas_transpose_refuses_what_it_cannot_take():
@@ -1416,7 +1474,8 @@ def _threads_calling(module, name, fail_on_call=None, meet=0):
     """Record the thread (and its CPUs) of every call of ``module.name`` (and raise on call
     number ``fail_on_call``). With ``meet``, the first call on each thread waits (10 s at
     most) until ``meet`` threads have made one: a tile left to one thread fails the test
-    instead of passing by chance."""
+    instead of passing by chance. Of ``workspace.scratch``, only the kernels' calls (slots
+    below ``workspace.MOVED_INPUT``; ops.run takes those around the kernels)."""
     import os
     import threading
 
@@ -1424,6 +1483,8 @@ def _threads_calling(module, name, fail_on_call=None, meet=0):
     barrier = threading.Barrier(meet, timeout=10) if meet else None
 
     def hooked(*args, **kwargs):
+        if module is workspace and (args[2] if len(args) > 2 else kwargs.get("slot", 0)) >= workspace.MOVED_INPUT:
+            return real(*args, **kwargs)
         first = threading.get_ident() not in seen
         seen.append(threading.get_ident())
         if hasattr(os, "sched_getaffinity"):

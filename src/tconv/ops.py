@@ -23,7 +23,7 @@ import numpy as np
 from tconv import _args, budget
 from tconv.errors import TconvError
 from tconv.geometry import AxisGeometry, Geometry, same_pads, tf_transpose_crops
-from tconv.kernels import blas, compiled, gemm, reference, threads
+from tconv.kernels import blas, compiled, gemm, reference, threads, workspace
 
 __all__ = ["contiguous", "conv", "conv_transpose", "cores", "plan_conv", "plan_conv_transpose", "planning",
            "run", "shape_only", "side_by_side"]
@@ -83,30 +83,38 @@ def side_by_side(tasks, work) -> None:
     threads.run(tasks, work)
 
 
-def moved_channels(array: np.ndarray, last: bool) -> np.ndarray:
+def moved_channels(array: np.ndarray, last: bool, out: np.ndarray | None = None) -> np.ndarray:
     """A C-contiguous copy of batched data with its channels moved: from axis 1 to the last
-    (``last``), or back. Where ``array`` is C-contiguous float32 or float64: per item a
-    transpose of ``(C, cells)``, by OpenBLAS's (:func:`tconv.kernels.blas.transpose`; large
-    arrays a share of items or cells per core: 8x64x3072 float32 2.6 ms compiled, 0.9 on one
-    core, 0.45 on two) or else compiled (a blocked transpose) where Numba is installed; else
-    NumPy's copy (other dtypes too)."""
+    (``last``), or back; written into ``out`` where given (C-contiguous, of the moved shape
+    and the array's dtype), else into a new array. Where ``array`` is C-contiguous float32
+    or float64: per item a transpose of ``(C, cells)``, by OpenBLAS's
+    (:func:`tconv.kernels.blas.transpose`; large arrays a share of items or cells per core:
+    8x64x3072 float32 2.6 ms compiled, 0.9 on one core, 0.45 on two) or else compiled (a
+    blocked transpose) where Numba is installed; else NumPy's copy (other dtypes too)."""
     source = 1 if last else -1
-    moved_shape = np.moveaxis(array, source, -1 if last else 1).shape
+    view = np.moveaxis(array, source, -1 if last else 1)
+    if out is None:
+        out = np.empty(view.shape, array.dtype)
+    elif out.shape != view.shape or out.dtype != array.dtype or not out.flags.c_contiguous:
+        raise TconvError("out", out, f"must be a C-contiguous {array.dtype} array of shape {view.shape} "
+                                     "to take the moved copy")
     if not array.size:
-        return np.empty(moved_shape, array.dtype)
+        return out
     blas_ready = blas.transpose_available()
     if not (array.ndim >= 3 and array.flags.c_contiguous and array.dtype.isnative
             and array.dtype in (np.float32, np.float64) and (blas_ready or compiled.available())):
-        return np.ascontiguousarray(np.moveaxis(array, source, -1 if last else 1))
+        np.copyto(out, view)
+        return out
     n, c = array.shape[0], array.shape[source]
     cells = array.size // (n * c)
-    moved = np.empty(moved_shape, array.dtype)
+    moved = out
     src = array.reshape((n, c, cells) if last else (n, cells, c))
     dst = moved.reshape((n, cells, c) if last else (n, c, cells))
     if not blas_ready:
         compiled.transpose(src, dst)
         return moved
-    parts = min(threads.workers(), n * cells) if array.size >= MOVE_SHARED_ELEMENTS else 1
+    shared = array.size >= MOVE_SHARED_ELEMENTS and threads.idle(threads.workers() - 1)
+    parts = min(threads.workers(), n * cells) if shared else 1
     per_item = -(-parts // n)  # blocks of cells per item, so that every core has a share
     tasks = [(k, cells * i // per_item, cells * (i + 1) // per_item) for k in range(n) for i in range(per_item)]
 
@@ -121,7 +129,11 @@ def moved_channels(array: np.ndarray, last: bool) -> np.ndarray:
     return moved
 
 
-#: batched data of at least this many elements is moved a share per core
+#: batched data of at least this many elements is moved a share per core, where the other
+#: cores are idle (:func:`tconv.kernels.threads.idle`). Beside OpenBLAS's worker, which
+#: spins after each product on its threads, a share moved on its core was 0-7% slower than
+#: the whole move on one (the U-Net's channels-first layers called back to back, fifteenth
+#: session)
 MOVE_SHARED_ELEMENTS = 1 << 18
 
 
@@ -321,8 +333,10 @@ def _execute(g: Geometry, x: np.ndarray, kernel: np.ndarray, bias, prepared: _Pr
             # place, the kernels' writes and reads were strided: 1.2-5x slower on the
             # benchmark's layers (48x64x64->96x128x32 b8 transposed 27.7 against 5.5 ms)
             n, c, *spatial = prepared.out_shape
-            y = np.empty((n, *spatial, c), dtype)
-            compute(moved_channels(x, last=True), kernel, g, bias, y, prepared=prepared.kernels)
+            moved = moved_channels(x, last=True, out=_kept(x.shape[:1] + x.shape[2:] + x.shape[1:2], dtype,
+                                                           workspace.MOVED_INPUT))
+            y = _kept((n, *spatial, c), dtype, workspace.MOVED_OUTPUT)
+            compute(moved, kernel, g, bias, y, prepared=prepared.kernels)
             return moved_channels(y, last=False)
         y = np.empty(prepared.out_shape, dtype)
         compute(x, kernel, g, bias, y, prepared=prepared.kernels)
@@ -336,6 +350,25 @@ def _execute(g: Geometry, x: np.ndarray, kernel: np.ndarray, bias, prepared: _Pr
     if prepared.channels_first:
         y = np.ascontiguousarray(np.moveaxis(y, -1, 1))
     return y
+
+
+#: channels-first data of at most this many bytes is moved channels-last into, and computed
+#: channels-last in, buffers this thread keeps between calls (:mod:`tconv.kernels.workspace`),
+#: not new arrays: each new array's pages were mapped afresh on every call (and unmapped
+#: after it, across the cores that OpenBLAS's threads run on). Measured on the AMD machine
+#: (in process, alternating, ms): 96x128x32->32 3x3 'same' b1 3.7 -> 1.8 (channels-last
+#: 1.5); 48x64x64->64 b8 16.2 -> 13.1; 24x32x128->128 b1 2.0 -> 1.8. Larger data gets new
+#: arrays, so that a call on a large image does not leave its copies held
+MOVED_KEPT_MAX_BYTES = 1 << 25
+
+
+def _kept(shape: tuple[int, ...], dtype: np.dtype, slot: int) -> np.ndarray:
+    """An uninitialised C-contiguous array for a copy :func:`_execute` holds during a call
+    and never hands back: this thread's kept buffer ``slot`` up to
+    :data:`MOVED_KEPT_MAX_BYTES`, else a new array."""
+    if math.prod(shape) * dtype.itemsize <= MOVED_KEPT_MAX_BYTES:
+        return workspace.scratch(shape, dtype, slot)
+    return np.empty(shape, dtype)
 
 
 def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtype,

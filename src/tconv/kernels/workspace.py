@@ -12,7 +12,10 @@ gain, which a library must not set for its users). The frameworks keep such buff
 The rules that keep it safe:
 
 * one :func:`scratch` array in use at a time per thread and slot, only in leaf kernels (a
-  product, a compiled loop) that call nothing else that takes one;
+  product, a compiled loop) that call nothing else that takes one; the kernels take slots
+  0-3, and :func:`tconv.ops.run` alone takes :data:`MOVED_INPUT` and :data:`MOVED_OUTPUT`
+  around them (channels-first data moved channels-last for them, and their output before
+  it is moved back; never handed to the caller);
 * each thread has its own buffer (:class:`threading.local`), so tiles or calls on other
   threads never share it;
 * it grows to the largest temporary asked for and stays; :func:`release` drops every
@@ -27,6 +30,10 @@ import threading
 import weakref
 
 import numpy as np
+
+#: the slots of :func:`tconv.ops.run`'s channels-last copies of channels-first data: the
+#: input moved for the kernels and the output they write, before it is moved back
+MOVED_INPUT, MOVED_OUTPUT = 4, 5
 
 _LOCAL = threading.local()
 _EVERY = weakref.WeakSet()  # every thread's buffers, for release()
