@@ -118,10 +118,12 @@ def test_channels_first_equals_channels_last():
     (lambda: ops.plan_conv((64, 96), (3, 3), 8, 8, groups=4), (2, 64, 96, 8)),  # grouped, few temporaries
 ])
 def test_channels_first_data_runs_channels_last_and_moves_back(case):
-    """Channels-first data is moved channels-last for the kernels and the result moved back:
+    """Channels-first data is moved channels-last for the kernels and the result moved back
+    (transposed layers on col read it in place and move their output back tile by tile):
     the same kernels on the same values, so the result equals the channels-last call's bit for
-    bit; and the call's traced peak stays within what the budget counts for it (the output,
-    the kernels' temporaries, the moved input and the channels-last output). Where the moved
+    bit where the data is moved (to float32 rounding where BLAS reads it transposed); and the
+    call's traced peak stays within what the budget counts for it (the output, the kernels'
+    temporaries, the moved input and the channels-last output). Where the moved
     copies outweigh Python's bookkeeping, the peak exceeds what the budget would count
     without them (the count of them is needed)."""
     import tracemalloc
@@ -131,7 +133,11 @@ def test_channels_first_data_runs_channels_last_and_moves_back(case):
     x, w, b = arrays_for(g, 5, np.float32, batch=shape[0])
     first = np.ascontiguousarray(np.moveaxis(x, -1, 1))
     got = ops.run(g, first, w, b, data_format="channels_first")
-    np.testing.assert_array_equal(got, np.moveaxis(ops.run(g, x, w, b), -1, 1))
+    want = np.moveaxis(ops.run(g, x, w, b), -1, 1)
+    if gemm.reads_channels_first(g, gemm.prepare(g, shape[0], gemm.settings()), w, shape[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    else:
+        np.testing.assert_array_equal(got, want)
     workspace.release()
     tracemalloc.start()
     ops.run(g, first, w, b, data_format="channels_first")
@@ -254,6 +260,90 @@ def test_moved_channels_copies_channels_to_the_last_axis_and_back(shape, way):
                 into = np.full(last.shape, np.nan, dtype)
                 assert ops.moved_channels(source, last=True, out=into) is into
                 assert into.tobytes() == last.tobytes()
+
+
+#: transposed layers on col (C-contiguous, as it lies), batch, gemm settings: every tiling col
+#: has, and col as it lies in tiles of items and channels
+_IN_PLACE_CASES = {
+    "kernel-row tiles, batch 1": (lambda: ops.plan_conv_transpose((12, 16), (3, 3), 64, 32, stride=2,
+                                                                  crop="same"), 1, dict(COL_TILE_PER_OUTPUT=0.8, COL_MIN_TILE=1)),
+    "whole items": (lambda: ops.plan_conv_transpose((6, 8), (3, 3), 16, 8, stride=2, crop="same"), 4, {}),
+    "output-row blocks": (lambda: ops.plan_conv_transpose((20, 9), (4, 3), 8, 8, stride=(2, 1), crop="same"), 2,
+                          dict(COL_TILE_PER_OUTPUT=0.05, COL_MIN_TILE=1, COL_FEW_CELLS=0)),
+    "side by side": (lambda: ops.plan_conv_transpose((10, 12), (3, 3), 16, 8, stride=2, crop="same"), 3,
+                     dict(SIDE_BY_SIDE=True, SIDE_BY_SIDE_IF_IDLE=False, COL_THREADS_MIN_COLUMNS=0,
+                          COL_THREADS_TILE=1, COL_THREADS_MIN_ROWS=1, COL_MIN_TILE=1)),
+    "few cells, transposed product": (lambda: ops.plan_conv_transpose((3, 4), (3, 3), 32, 16, stride=2), 2, {}),
+    "grouped": (lambda: ops.plan_conv_transpose((6, 7), (3, 3), 32, 16, stride=2, groups=2, crop="same"), 2, {}),
+    "1-D": (lambda: ops.plan_conv_transpose((40,), (4,), 16, 8, stride=2, crop="same"), 3, {}),
+    "3-D": (lambda: ops.plan_conv_transpose((4, 5, 6), (3, 3, 3), 16, 8, stride=2, dilation=(1, 2, 1)), 2,
+            dict(COL_FEW_CELLS=0)),
+    "as it lies": (lambda: ops.plan_conv_transpose((6, 8), (3, 3), 32, 24, stride=2, crop="same", groups=2), 3,
+                   dict(COL_LIES_MIN_KERNEL=0, COL_TILE_PER_OUTPUT=0.2, COL_MIN_TILE=1)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_IN_PLACE_CASES))
+def test_transposed_col_reads_channels_first_data_in_place(case):
+    """A transposed layer on col reads channels-first data in place (BLAS reads each item's
+    ``(C, cells)`` transposed; here on items of any size) and each tile moves the output
+    rows it finishes into the channels-first result: nothing is moved around the call
+    (ops.moved_channels not called, gemm._moved_rows asserted called), every tiling alike,
+    and the values are the reference's and the channels-last call's."""
+    if not (compiled.available() and blas.transpose_available()):
+        pytest.skip("Numba or OpenBLAS's transpose missing: no col, or col on moved data")
+    plan, batch, settings = _IN_PLACE_CASES[case]
+    g = plan()
+    x, w, b = arrays_for(g, 7, np.float64, batch=batch)
+    if case == "as it lies":
+        w = np.moveaxis(np.ascontiguousarray(np.moveaxis(w, (-1, -2), (0, 1))), (0, 1), (-1, -2))
+    first = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    with _gemm_settings(COL_FIRST_MIN_CELLS=1, **settings), _counted(ops, "moved_channels") as moves, \
+            _counted(gemm, "_moved_rows") as finished:
+        prepared = gemm.prepare(g, batch, gemm.settings(), lies=case == "as it lies")
+        assert (prepared.lies is not None) == (case == "as it lies") and gemm.reads_channels_first(g, prepared, w, batch)
+        got = ops.run(g, first, w, b, data_format="channels_first")
+        last = ops.run(g, x, w, b)
+    assert not moves, moves
+    if prepared.lies is not None:  # each tile, of each group, finishes its channels of its items
+        tiles, finishing = prepared.lies, len(prepared.lies) * g.groups
+    else:  # the tiles that reach a block of rows with its last kernel row finish it
+        tiles = [t for t, _ in prepared.col[1 if case == "side by side" else 2]]
+        finishing = sum(t[5] == g.kernel_shape[0] for t in tiles)
+    assert len(finished) == finishing >= 1, (len(finished), finishing)
+    if case in ("kernel-row tiles, batch 1", "output-row blocks", "side by side", "as it lies"):
+        assert len(tiles) > 1, tiles
+    want = ops.run(g, first, w, b, impl="reference", data_format="channels_first")
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got, np.moveaxis(last, -1, 1), rtol=1e-13, atol=1e-13)
+
+
+def test_transposed_col_moves_channels_first_data_it_cannot_read_in_place():
+    """Channels-first data that is not C-contiguous, a batch of items of fewer than
+    gemm.COL_FIRST_MIN_CELLS cells, or a call whose path is not col, is moved channels-last
+    and back as before (same values); gemm refuses ``first`` on a path that does not take
+    it, with a TconvError naming it, before writing anything."""
+    g = ops.plan_conv_transpose((6, 8), (3, 3), 16, 8, stride=2, crop="same")
+    x, w, b = arrays_for(g, 2, np.float64, batch=2)
+    strided = np.moveaxis(x, -1, 1)  # a view, not C-contiguous
+    want = ops.run(g, strided, w, b, impl="reference", data_format="channels_first")
+    for data, least in ((strided, 1), (np.ascontiguousarray(strided), 49), (np.ascontiguousarray(strided[:1]), 49)):
+        with _gemm_settings(COL_FIRST_MIN_CELLS=least), _counted(ops, "moved_channels") as moves:
+            np.testing.assert_allclose(ops.run(g, data, w, b, data_format="channels_first"), want[:len(data)],
+                                       rtol=1e-12, atol=1e-12)
+        assert len(moves) == (0 if len(data) == 1 else 2), (least, len(data))  # one item: in place
+    with _gemm_settings(MODE="concat"):
+        prepared = gemm.prepare(g, 2, gemm.settings())
+        assert not gemm.reads_channels_first(g, prepared, w, 2)
+        out = np.zeros((2,) + g.output_spatial + (8,))
+        first = np.zeros((2, 8) + g.output_spatial)
+        with pytest.raises(TconvError, match="first="):
+            gemm.conv_transpose(np.ascontiguousarray(strided), w, g, b, out, gemm.settings(), prepared, first)
+        assert not out.any() and not first.any()
+        with _counted(ops, "moved_channels") as moves:
+            np.testing.assert_allclose(ops.run(g, strided, w, b, data_format="channels_first"), want, rtol=1e-12,
+                                       atol=1e-12)
+        assert len(moves) == 2
 
 
 def test_moved_channels_refuses_an_out_it_cannot_fill():
@@ -379,7 +469,7 @@ def _counted(module, name):
     their arguments (a path asserted taken)."""
     calls = []
     real = getattr(module, name)
-    with _replaced(module, name, lambda *a: calls.append(a) or real(*a)):
+    with _replaced(module, name, lambda *a, **k: calls.append(a) or real(*a, **k)):
         yield calls
 
 

@@ -333,9 +333,14 @@ def _execute(g: Geometry, x: np.ndarray, kernel: np.ndarray, bias, prepared: _Pr
             # place, the kernels' writes and reads were strided: 1.2-5x slower on the
             # benchmark's layers (48x64x64->96x128x32 b8 transposed 27.7 against 5.5 ms)
             n, c, *spatial = prepared.out_shape
+            y = _kept((n, *spatial, c), dtype, workspace.MOVED_OUTPUT)
+            if x.flags.c_contiguous and gemm.reads_channels_first(g, prepared.kernels, kernel, n):
+                # col reads the data in place and moves each tile's finished rows back
+                first = np.empty(prepared.out_shape, dtype)
+                compute(x, kernel, g, bias, y, prepared=prepared.kernels, first=first)
+                return first
             moved = moved_channels(x, last=True, out=_kept(x.shape[:1] + x.shape[2:] + x.shape[1:2], dtype,
                                                            workspace.MOVED_INPUT))
-            y = _kept((n, *spatial, c), dtype, workspace.MOVED_OUTPUT)
             compute(moved, kernel, g, bias, y, prepared=prepared.kernels)
             return moved_channels(y, last=False)
         y = np.empty(prepared.out_shape, dtype)

@@ -215,6 +215,13 @@ COL_THREADS_TILE = 1 << 19
 #: recomputes the input row it shares with the next, so wide rows need taller tiles
 #: (256x256x64->512x512x32 k4, 131k column elements a row: 2M tiles 28-29 ms, 512k 32)
 COL_THREADS_MIN_ROWS = 16
+#: col reads channels-first data in place (:func:`reads_channels_first`), one product per item
+#: (BLAS reading its cells transposed), for a batch of items of at least this many cells (or
+#: a single item); smaller items are moved channels-last around the call, so that a tile
+#: multiplies them at once (fifteenth session, in process, alternating, ms, per item / moved:
+#: 6x8x512->256 b8, 48 cells an item, 7.99 / 5.61; gathered per tile instead, 6.79-7.78 /
+#: 6.43-7.44, tiles of kernel rows gathering again)
+COL_FIRST_MIN_CELLS = 128
 #: "col" needs the per-axis tables (kernel length x output length) to stay small and one
 #: row of one tile to stay bounded
 COL_MAX_KERNEL = 1024
@@ -589,7 +596,7 @@ def settings() -> tuple:
     return (MODE, compiled.available(), threads.workers(), TILE_ELEMENTS, MIN_TILE_CELLS,
             MAX_TILE_ELEMENTS, FLAT_MAX_WASTE, FLAT_NARROW_CHANNELS, FLAT_NARROW_MAX_WASTE,
             COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE, COL_MIN_GROUP_CHANNELS, COL_FEW_CELLS,
-            COL_ROW_GROUPS_GAIN, COL_LIES_MIN_KERNEL, IM2COL_LIES_MIN_RATIO, COL_MAX_KERNEL, COL_MAX_TABLE,
+            COL_ROW_GROUPS_GAIN, COL_FIRST_MIN_CELLS, COL_LIES_MIN_KERNEL, IM2COL_LIES_MIN_RATIO, COL_MAX_KERNEL, COL_MAX_TABLE,
             COL_MAX_ROW, IM2COL_MAX_COLUMNS, IM2COL_STRIDED_MAX_CHANNELS, IM2COL_VIEWS_MAX_CHANNELS,
             IM2COL_VIEWS_MIN_RUN,
             IM2COL_THREADS_MAX_KERNEL, IM2COL_THREADS_MIN_OUTPUT, ROWS_TILE_ELEMENTS,
@@ -746,11 +753,18 @@ def prepare(geometry: Geometry, batch: int, now: tuple, mode: str | None = None,
 
 
 def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now,
-         prepared: Prepared | None = None) -> np.ndarray:
+         prepared: Prepared | None = None, first: np.ndarray | None = None) -> np.ndarray:
     """Both directions: ``src`` channels-last, the output written into ``out`` (channels-last
     indexing, any strides) or a new channels-last array, by the path :func:`_mode` picks
-    (``now``: :func:`settings`, and ``prepared``: :func:`prepare`, where the caller has them)."""
+    (``now``: :func:`settings`, and ``prepared``: :func:`prepare`, where the caller has them).
+    ``first``: ``src`` is channels-first (C-contiguous) and the call's channels-first output
+    is ``first``, ``out`` a C-contiguous channels-last scratch: only where
+    :func:`reads_channels_first` says the path takes that."""
     g = geometry
+    if first is not None and not (out is not None and out.flags.c_contiguous and src.flags.c_contiguous
+                                  and prepared is not None and reads_channels_first(g, prepared, kernel, src.shape[0])):
+        raise TconvError("first", first, "is taken only by a prepared transposed call on col, with C-contiguous "
+                                         "channels-first data and a C-contiguous channels-last scratch")
     dtype = src.dtype if src.dtype is kernel.dtype else np.result_type(src, kernel)
     if out is None:
         out = np.empty((src.shape[0],) + g.output_spatial + (g.output_channels,), dtype)
@@ -760,8 +774,9 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now
         prepared = prepare(g, src.shape[0], settings() if now is None else now)
     if prepared.lies is not None:
         if kernel_lies(kernel):
-            run = _col_lies_run if g.transposed else _im2col_lies_run
-            return run(src, kernel, g, bias, out, prepared.lies)
+            if g.transposed:
+                return _col_lies_run(src, kernel, g, bias, out, prepared.lies, first)
+            return _im2col_lies_run(src, kernel, g, bias, out, prepared.lies)
         prepared = prepare(g, src.shape[0], settings() if now is None else now, prepared.mode)  # handed another
     mode = prepared.mode
     if mode == "accumulate" and not _accumulate_takes(src, out):
@@ -770,8 +785,29 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now
         prepared = prepare(g, src.shape[0], settings() if now is None else now, _other_mode(g))
         mode = prepared.mode
     if mode == "col":
-        return _col_run(src, kernel, g, bias, out, *prepared.col)
+        return _col_run(src, kernel, g, bias, out, *prepared.col, first)
     return _run_mode(mode, src, kernel, g, bias, out)
+
+
+def reads_channels_first(geometry: Geometry, prepared: Prepared, kernel: np.ndarray, batch: int) -> bool:
+    """Whether a call of a transposed ``geometry`` on ``batch`` items prepared as
+    ``prepared``, with ``kernel``, runs on col (as it lies or not), which then reads
+    channels-first data in place and moves its output rows channels-first as each tile
+    finishes them (``first`` of :func:`conv_transpose`): where OpenBLAS's transpose runs
+    (:func:`blas.transpose_available`), on items of at least :data:`COL_FIRST_MIN_CELLS`
+    cells or one item. Measured against moving the data channels-last and back around the
+    call (fifteenth session, AMD machine, in process, alternating, medians of 30, ms, moved /
+    in place / the channels-last call): 12x16x256->24x32x128 b1 0.92 / 0.87 / 0.82,
+    24x32x128 b1 1.37 / 1.23 / 1.13, 48x64x64 b1 1.28 / 1.17 / 0.92, 48x64x64 b8 15.4 /
+    14.7 / 10.8 and 14.2 / 12.7 / 8.8, 12x16x256 b8 7.97 / 7.89 / 6.96; kernels as they lie
+    (the torch dialect), the seed b1 6.85 / 6.69, 12x16x256 b8 9.90 / 8.45."""
+    if not geometry.transposed or not blas.transpose_available():
+        return False
+    if batch > 1 and math.prod(geometry.input_spatial) < COL_FIRST_MIN_CELLS:
+        return False
+    if prepared.lies is not None and kernel_lies(kernel):
+        return True
+    return prepared.mode == "col" and prepared.col is not None
 
 
 def _run_mode(mode: str, src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
@@ -1244,13 +1280,15 @@ def _col_plan(geometry: Geometry, batch: int, now: tuple) -> tuple[tuple | None,
 
 
 def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, tables: tuple,
-             threaded: tuple | None, tiles: tuple) -> np.ndarray:
+             threaded: tuple | None, tiles: tuple, first: np.ndarray | None = None) -> np.ndarray:
     """Transposed convolution, per tile and group: one wide product of the input with
     every tap at once, ``(cells, C_in) @ (C_in, taps * C_out)`` with the kernel as it lies
     (views), then each output cell sums the columns of the taps that reach it (compiled
     col2im, bias fused; written once, or added to by later kernel-row groups). ``tables``,
     ``threaded`` and ``tiles``: :attr:`Prepared.col`; the ``threaded`` tiles, side by side,
-    where the layer takes them and the cores are idle (:func:`_side_by_side_now`)."""
+    where the layer takes them and the cores are idle (:func:`_side_by_side_now`).
+    ``first``: ``src`` is channels-first, read in place (:func:`_col_sources`), and each
+    tile that finishes output rows moves them into ``first`` (:func:`_moved_rows`)."""
     g = geometry
     dtype = out.dtype
     taps_k_row = math.prod(g.kernel_shape) // g.kernel_shape[0]
@@ -1265,10 +1303,9 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out,
 
     def tile(task: tuple) -> None:
         (n0, n1, r0, r1, k0, k1, j0, j1), merged = task
-        block = src[n0:n1, j0:j1].reshape(-1, cs)
         taps = (k1 - k0) * taps_k_row
         for group in range(groups):
-            x_g = block[:, group * cs_g:(group + 1) * cs_g]
+            x_g = _col_sources(src, n0, n1, j0, j1, group * cs_g, (group + 1) * cs_g, first is not None)
             w_g = weights[k0 * taps_k_row:k1 * taps_k_row, :, group].reshape(-1, cs_g)
             col = _col_product(x_g, w_g, dtype)
             channels = slice(group * cd_g, (group + 1) * cd_g)
@@ -1282,23 +1319,51 @@ def _col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out,
                 col = col.reshape((n1 - n0, j1 - j0) + rest + (taps, cd_g))
                 compiled.col2im_strided(col, out3[..., channels], *tables, n0, r0, r1, k0, j0, b[channels])
             del col
+        if first is not None and k1 == g.kernel_shape[0]:  # the last of these rows' kernel rows: done
+            _moved_rows(out, first, n0, n1, r0, r1, 0, cd)
 
     side_by_side = _side_by_side_now(threaded is not None)
     threads.run(threaded if side_by_side else tiles, tile, side_by_side)
     return out
 
 
-def _col_product(x: np.ndarray, w: np.ndarray, dtype) -> np.ndarray:
+def _col_product(x: np.ndarray | list, w: np.ndarray, dtype) -> np.ndarray:
     """A tile's columns ``x @ w.T`` (cells by taps x channels) in a scratch buffer; for a tile
     of few cells, the transposed product ``(w @ x.T).T`` (OpenBLAS runs it faster there),
-    which col2im then reads strided (reshapes of it stay views)."""
-    if x.shape[0] <= COL_FEW_CELLS:
-        product = workspace.scratch((w.shape[0], x.shape[0]), dtype)
-        np.matmul(w, x.T, out=product)
+    which col2im then reads strided (reshapes of it stay views). ``x``: the tile's cells by
+    input channels, or a list of such blocks stacked (:func:`_col_sources`), one product each."""
+    blocks = x if isinstance(x, list) else [x]
+    cells = sum(block.shape[0] for block in blocks)
+    bounds = np.cumsum([0] + [block.shape[0] for block in blocks]).tolist()
+    if cells <= COL_FEW_CELLS:
+        product = workspace.scratch((w.shape[0], cells), dtype)
+        for block, a, b in zip(blocks, bounds, bounds[1:]):
+            np.matmul(w, block.T, out=product[:, a:b])
         return product.T
-    col = workspace.scratch((x.shape[0], w.shape[0]), dtype)
-    np.matmul(x, w.T, out=col)
+    col = workspace.scratch((cells, w.shape[0]), dtype)
+    for block, a, b in zip(blocks, bounds, bounds[1:]):
+        np.matmul(block, w.T, out=col[a:b])
     return col
+
+
+def _col_sources(src: np.ndarray, n0: int, n1: int, j0: int, j1: int, c0: int, c1: int,
+                 channels_first: bool) -> np.ndarray | list:
+    """Input channels ``c0:c1`` of rows ``j0:j1`` of items ``n0:n1`` as cells by channels:
+    of channels-last data one matrix (a view where ``src`` is C-contiguous), of
+    channels-first data one transposed view per item (``(channels, cells)`` as it lies, which
+    BLAS reads transposed), for :func:`_col_product`."""
+    if not channels_first:
+        return src[n0:n1, j0:j1].reshape(-1, src.shape[-1])[:, c0:c1]
+    return [src[n, c0:c1, j0:j1].reshape(c1 - c0, -1).T for n in range(n0, n1)]
+
+
+def _moved_rows(out: np.ndarray, first: np.ndarray, n0: int, n1: int, r0: int, r1: int, c0: int, c1: int) -> None:
+    """Output rows ``r0:r1`` of items ``n0:n1``, channels ``c0:c1``, finished in the
+    channels-last ``out``, moved into the channels-first ``first`` while a tile's writes
+    still hold them in cache: per item a transpose of ``(cells, channels)`` by OpenBLAS's
+    (:func:`blas.transpose`)."""
+    for n in range(n0, n1):
+        blas.transpose(out[n, r0:r1].reshape(-1, out.shape[-1])[:, c0:c1], first[n, c0:c1, r0:r1].reshape(c1 - c0, -1))
 
 
 def kernel_lies(kernel: np.ndarray) -> bool:
@@ -1350,13 +1415,14 @@ def _col_lies_temporary_elements(geometry: Geometry, tiles: tuple) -> int:
     return tile + _table_elements(g, pairs=False) + g.output_channels
 
 
-def _col_lies_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, tiles: tuple) -> np.ndarray:
+def _col_lies_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, tiles: tuple,
+                  first: np.ndarray | None = None) -> np.ndarray:
     """:func:`_col_run` with the kernel as it lies in PyTorch's layout (:func:`kernel_lies`):
     per group, ``(C_in/g, C_out/g * taps)``, a matrix as it is, whose columns run over the
     taps within each output channel. A tile (:func:`_col_lies_tiles`) multiplies its items
     with a block of those columns (the taps of a block of channels), and col2im reads its
     columns with the taps' stride. Tiles run one after another, each product on BLAS's
-    threads."""
+    threads. ``first``: as :func:`_col_run`'s, each tile finishing its channels of its items."""
     g = geometry
     dtype = out.dtype
     taps = math.prod(g.kernel_shape)
@@ -1368,9 +1434,9 @@ def _col_lies_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias,
     out3 = _as3d(out, g.rank)
     b = _zeros(cd, dtype) if bias is None else bias
     for n0, n1, c0, c1 in tiles:
-        block = src[n0:n1].reshape(-1, cs)
         for group in range(groups):
-            x_g = block[:, group * cs_g:(group + 1) * cs_g]
+            x_g = _col_sources(src, n0, n1, 0, g.input_spatial[0], group * cs_g, (group + 1) * cs_g,
+                               first is not None)
             col = _col_product(x_g, weights[group, :, c0 * taps:c1 * taps].T, dtype)
             # (cells, channels, taps) read as (cells, taps, channels)
             col = col.reshape((n1 - n0,) + g.input_spatial + (c1 - c0, taps)).swapaxes(-1, -2)
@@ -1383,6 +1449,8 @@ def _col_lies_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias,
                 compiled.col2im_strided(col, out3[..., channels], *tables, n0, 0, g.output_spatial[0], 0, 0,
                                         b[channels])
             del col
+            if first is not None:
+                _moved_rows(out, first, n0, n1, 0, g.output_spatial[0], channels.start, channels.stop)
     return out
 
 
@@ -2301,8 +2369,12 @@ def conv(x: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias=None, out=N
 
 
 def conv_transpose(y: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias=None, out=None,
-                   now: tuple | None = None, prepared: Prepared | None = None) -> np.ndarray:
+                   now: tuple | None = None, prepared: Prepared | None = None,
+                   first: np.ndarray | None = None) -> np.ndarray:
     """Transposed convolution. ``y``: ``(N, *out, C_out)``; returns ``(N, *size, C_in)``
     (or fills ``out``, indexed channels-last, with any strides). ``now``:
-    :func:`settings`, and ``prepared``: :func:`prepare`, where the caller has them."""
-    return _run(y, kernel, geometry, bias, out, now, prepared)
+    :func:`settings`, and ``prepared``: :func:`prepare`, where the caller has them.
+    ``first`` (where :func:`reads_channels_first`): ``y`` is ``(N, C_out, *out)``,
+    C-contiguous, read in place; the result is written into ``first``, ``(N, C_in, *size)``,
+    through ``out``, a C-contiguous channels-last scratch."""
+    return _run(y, kernel, geometry, bias, out, now, prepared, first)
