@@ -366,7 +366,6 @@ def test_channels_first_calls_move_their_copies_into_kept_buffers(transposed):
     ops.MOVED_KEPT_MAX_BYTES; larger data into new arrays, none kept): the buffers then hold
     exactly those two copies, the same buffers again on the next call, and a result is
     never one of them (a later call leaves it as it was)."""
-    rng = np.random.default_rng(3)
     plan = ops.plan_conv_transpose if transposed else ops.plan_conv
     g = plan((6, 7), (3, 3), 4, 5, **({"stride": 2, "crop": "same"} if transposed else {"padding": "same"}))
     x, w, b = arrays_for(g, 3, np.float32, batch=2)
