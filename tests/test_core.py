@@ -280,32 +280,64 @@ _IN_PLACE_CASES = {
             dict(COL_FEW_CELLS=0)),
     "as it lies": (lambda: ops.plan_conv_transpose((6, 8), (3, 3), 32, 24, stride=2, crop="same", groups=2), 3,
                    dict(COL_LIES_MIN_KERNEL=0, COL_TILE_PER_OUTPUT=0.2, COL_MIN_TILE=1)),
+    # accumulate: forward of unit strides, and transposed ones as the forward they mirror
+    "accumulate, whole items": (lambda: ops.plan_conv((7, 9), (3, 3), 8, 6, padding="same"), 3, {}),
+    "accumulate, blocks of rows": (lambda: ops.plan_conv((9, 10), (3, 3), 8, 6, padding="same", dilation=(2, 1)),
+                                   2, dict(ACCUMULATE_BLOCK_ELEMENTS=40)),
+    "accumulate, rows no tap reaches": (lambda: ops.plan_conv((5, 6), (3, 3), 4, 5, padding=((4, 4), (1, 1))), 2,
+                                        dict(ACCUMULATE_BLOCK_ELEMENTS=30)),
+    "accumulate, grouped": (lambda: ops.plan_conv((6, 7), (3, 3), 16, 8, padding="same", groups=2), 2, {}),
+    "accumulate, 1-D": (lambda: ops.plan_conv((30,), (5,), 8, 4, padding="same"), 3, {}),
+    "accumulate, 3-D": (lambda: ops.plan_conv((4, 5, 6), (3, 3, 3), 8, 4, padding="same"), 2,
+                        dict(ACCUMULATE_BLOCK_ELEMENTS=100)),
+    "accumulate, transposed": (lambda: ops.plan_conv_transpose((7, 8), (3, 3), 8, 6, crop="same"), 2, {}),
+    "accumulate, transposed, extended": (lambda: ops.plan_conv_transpose((7, 8), (3, 3), 8, 6), 2, {}),
 }
 
 
 @pytest.mark.parametrize("case", sorted(_IN_PLACE_CASES))
-def test_transposed_col_reads_channels_first_data_in_place(case):
-    """A transposed layer on col reads channels-first data in place (BLAS reads each item's
-    ``(C, cells)`` transposed; here on items of any size) and each tile moves the output
-    rows it finishes into the channels-first result: nothing is moved around the call
-    (ops.moved_channels not called, gemm._moved_rows asserted called), every tiling alike,
+def test_col_and_accumulate_read_channels_first_data_in_place(case):
+    """A transposed layer on col, or a layer on accumulate, reads channels-first data in
+    place (BLAS reads each item's ``(C, cells)`` transposed; here on items of any size) and
+    each tile or block moves the output rows it finishes into the channels-first result:
+    nothing is moved around the call (ops.moved_channels not called, gemm._moved_rows
+    asserted called once for each tile or block that finishes rows), every tiling alike,
     and the values are the reference's and the channels-last call's."""
-    if not (compiled.available() and blas.transpose_available()):
-        pytest.skip("Numba or OpenBLAS's transpose missing: no col, or col on moved data")
+    accumulate = case.startswith("accumulate")
+    if not (compiled.available() and blas.transpose_available()) or (accumulate and not blas.available()):
+        pytest.skip("Numba, OpenBLAS's transpose or its GEMM missing: data moved around the call")
     plan, batch, settings = _IN_PLACE_CASES[case]
+    if accumulate:
+        settings = dict(settings, MODE="accumulate")
     g = plan()
     x, w, b = arrays_for(g, 7, np.float64, batch=batch)
     if case == "as it lies":
         w = np.moveaxis(np.ascontiguousarray(np.moveaxis(w, (-1, -2), (0, 1))), (0, 1), (-1, -2))
     first = np.ascontiguousarray(np.moveaxis(x, -1, 1))
-    with _gemm_settings(COL_FIRST_MIN_CELLS=1, **settings), _counted(ops, "moved_channels") as moves, \
+    with _gemm_settings(FIRST_MIN_CELLS=1, **settings), _counted(ops, "moved_channels") as moves, \
             _counted(gemm, "_moved_rows") as finished:
         prepared = gemm.prepare(g, batch, gemm.settings(), lies=case == "as it lies")
         assert (prepared.lies is not None) == (case == "as it lies") and gemm.reads_channels_first(g, prepared, w, batch)
+        assert (prepared.mode == "accumulate") == accumulate
         got = ops.run(g, first, w, b, data_format="channels_first")
         last = ops.run(g, x, w, b)
+        if accumulate:
+            run = gemm._accumulate_geometry(g)
+            steps = gemm._accumulate_plan(run, batch, gemm.ACCUMULATE_BLOCK_ELEMENTS, True)
+            blocks = [done for *_, done in steps if done is not None]
     assert not moves, moves
-    if prepared.lies is not None:  # each tile, of each group, finishes its channels of its items
+    if accumulate:  # one move for each block, every output row in one block, each item apart
+        tiles, finishing = blocks, len(blocks)
+        assert sorted((n, r) for n0, n1, r0, r1 in blocks for n in range(n0, n1) for r in range(r0, r1)) == \
+            [(n, r) for n in range(batch) for r in range(g.output_spatial[0])]
+        assert all(n1 == n0 + 1 for n0, n1, _, _ in blocks)
+        if "blocks" in case or "reaches" in case:
+            assert len(blocks) > batch, blocks
+        if "extended" in case:  # read from a channels-first copy extended by zeros
+            assert gemm._accumulate_geometry(g).input_spatial != g.input_spatial
+        if "reaches" in case:  # rows that read only padding: a block with no product, moved all the same
+            assert any(t < 0 and done is not None for _, t, *_, done in steps), steps
+    elif prepared.lies is not None:  # each tile, of each group, finishes its channels of its items
         tiles, finishing = prepared.lies, len(prepared.lies) * g.groups
     else:  # the tiles that reach a block of rows with its last kernel row finish it
         tiles = [t for t, _ in prepared.col[1 if case == "side by side" else 2]]
@@ -318,9 +350,10 @@ def test_transposed_col_reads_channels_first_data_in_place(case):
     np.testing.assert_allclose(got, np.moveaxis(last, -1, 1), rtol=1e-13, atol=1e-13)
 
 
-def test_transposed_col_moves_channels_first_data_it_cannot_read_in_place():
+def test_channels_first_data_is_moved_where_it_cannot_be_read_in_place():
     """Channels-first data that is not C-contiguous, a batch of items of fewer than
-    gemm.COL_FIRST_MIN_CELLS cells, or a call whose path is not col, is moved channels-last
+    gemm.FIRST_MIN_CELLS cells, or a call whose path is neither col nor accumulate (or
+    accumulate into a frame: a 'valid' forward convolution), is moved channels-last
     and back as before (same values); gemm refuses ``first`` on a path that does not take
     it, with a TconvError naming it, before writing anything."""
     g = ops.plan_conv_transpose((6, 8), (3, 3), 16, 8, stride=2, crop="same")
@@ -328,7 +361,7 @@ def test_transposed_col_moves_channels_first_data_it_cannot_read_in_place():
     strided = np.moveaxis(x, -1, 1)  # a view, not C-contiguous
     want = ops.run(g, strided, w, b, impl="reference", data_format="channels_first")
     for data, least in ((strided, 1), (np.ascontiguousarray(strided), 49), (np.ascontiguousarray(strided[:1]), 49)):
-        with _gemm_settings(COL_FIRST_MIN_CELLS=least), _counted(ops, "moved_channels") as moves:
+        with _gemm_settings(FIRST_MIN_CELLS=least), _counted(ops, "moved_channels") as moves:
             np.testing.assert_allclose(ops.run(g, data, w, b, data_format="channels_first"), want[:len(data)],
                                        rtol=1e-12, atol=1e-12)
         assert len(moves) == (0 if len(data) == 1 else 2), (least, len(data))  # one item: in place
@@ -344,6 +377,17 @@ def test_transposed_col_moves_channels_first_data_it_cannot_read_in_place():
             np.testing.assert_allclose(ops.run(g, strided, w, b, data_format="channels_first"), want, rtol=1e-12,
                                        atol=1e-12)
         assert len(moves) == 2
+    framed = ops.plan_conv((8, 9), (3, 3), 4, 6)  # 'valid': accumulate computes into a frame
+    x, w, b = arrays_for(framed, 2, np.float64, batch=1)
+    data = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    with _gemm_settings(MODE="accumulate", ACCUMULATE_FRAMED_MIN_ELEMENTS=0, ACCUMULATE_FRAMED_MIN_CHANNELS=0):
+        prepared = gemm.prepare(framed, 1, gemm.settings())
+        assert prepared.mode == "accumulate" and not gemm.reads_channels_first(framed, prepared, w, 1)
+        with _counted(ops, "moved_channels") as moves:
+            np.testing.assert_allclose(ops.run(framed, data, w, b, data_format="channels_first"),
+                                       ops.run(framed, data, w, b, impl="reference", data_format="channels_first"),
+                                       rtol=1e-12, atol=1e-12)
+        assert len(moves) == 2 or not blas.available()
 
 
 def test_moved_channels_refuses_an_out_it_cannot_fill():
@@ -903,7 +947,7 @@ def test_accumulate_adds_each_taps_product_into_the_output(plan, dtype, block):
         assert gemm._mode(g) == "accumulate"
         run = gemm._accumulate_geometry(g)
         width = math.prod(run.output_spatial[1:])  # one row a block: each product within a row (3-D: a plane)
-        assert all(p1 - p0 <= width for _, _, p0, p1, _, _ in gemm._accumulate_plan(run, 3, 1))
+        assert all(p1 - p0 <= width for _, _, p0, p1, *_ in gemm._accumulate_plan(run, 3, 1))
         got = ops.run(g, x, w, b)
         first = ops.run(g, np.ascontiguousarray(np.moveaxis(x, -1, 1)), w, b, data_format="channels_first")
     assert got.dtype == dtype

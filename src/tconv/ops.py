@@ -335,7 +335,7 @@ def _execute(g: Geometry, x: np.ndarray, kernel: np.ndarray, bias, prepared: _Pr
             n, c, *spatial = prepared.out_shape
             y = _kept((n, *spatial, c), dtype, workspace.MOVED_OUTPUT)
             if x.flags.c_contiguous and gemm.reads_channels_first(g, prepared.kernels, kernel, n):
-                # col reads the data in place and moves each tile's finished rows back
+                # col and accumulate read the data in place and move each finished block back
                 first = np.empty(prepared.out_shape, dtype)
                 compute(x, kernel, g, bias, y, prepared=prepared.kernels, first=first)
                 return first

@@ -215,13 +215,13 @@ COL_THREADS_TILE = 1 << 19
 #: recomputes the input row it shares with the next, so wide rows need taller tiles
 #: (256x256x64->512x512x32 k4, 131k column elements a row: 2M tiles 28-29 ms, 512k 32)
 COL_THREADS_MIN_ROWS = 16
-#: col reads channels-first data in place (:func:`reads_channels_first`), one product per item
-#: (BLAS reading its cells transposed), for a batch of items of at least this many cells (or
-#: a single item); smaller items are moved channels-last around the call, so that a tile
-#: multiplies them at once (fifteenth session, in process, alternating, ms, per item / moved:
-#: 6x8x512->256 b8, 48 cells an item, 7.99 / 5.61; gathered per tile instead, 6.79-7.78 /
-#: 6.43-7.44, tiles of kernel rows gathering again)
-COL_FIRST_MIN_CELLS = 128
+#: col and accumulate read channels-first data in place (:func:`reads_channels_first`), a
+#: product per item (BLAS reading its cells transposed), for a batch of items of at least
+#: this many cells (or a single item); smaller items are moved channels-last around the
+#: call, so that a product takes several at once (fifteenth session, in process,
+#: alternating, ms, per item / moved: col 6x8x512->256 b8, 48 cells an item, 7.99 / 5.61;
+#: gathered per tile instead, 6.79-7.78 / 6.43-7.44, tiles of kernel rows gathering again)
+FIRST_MIN_CELLS = 128
 #: "col" needs the per-axis tables (kernel length x output length) to stay small and one
 #: row of one tile to stay bounded
 COL_MAX_KERNEL = 1024
@@ -596,7 +596,7 @@ def settings() -> tuple:
     return (MODE, compiled.available(), threads.workers(), TILE_ELEMENTS, MIN_TILE_CELLS,
             MAX_TILE_ELEMENTS, FLAT_MAX_WASTE, FLAT_NARROW_CHANNELS, FLAT_NARROW_MAX_WASTE,
             COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE, COL_MIN_GROUP_CHANNELS, COL_FEW_CELLS,
-            COL_ROW_GROUPS_GAIN, COL_FIRST_MIN_CELLS, COL_LIES_MIN_KERNEL, IM2COL_LIES_MIN_RATIO, COL_MAX_KERNEL, COL_MAX_TABLE,
+            COL_ROW_GROUPS_GAIN, FIRST_MIN_CELLS, COL_LIES_MIN_KERNEL, IM2COL_LIES_MIN_RATIO, COL_MAX_KERNEL, COL_MAX_TABLE,
             COL_MAX_ROW, IM2COL_MAX_COLUMNS, IM2COL_STRIDED_MAX_CHANNELS, IM2COL_VIEWS_MAX_CHANNELS,
             IM2COL_VIEWS_MIN_RUN,
             IM2COL_THREADS_MAX_KERNEL, IM2COL_THREADS_MIN_OUTPUT, ROWS_TILE_ELEMENTS,
@@ -639,7 +639,7 @@ def _temporary_elements(geometry: Geometry, batch: int, now: tuple) -> int:
             return math.prod(part.stop - part.start for part in index) * math.prod(view[len(index):])
 
         steps = _accumulate_plan(g, batch, ACCUMULATE_BLOCK_ELEMENTS)
-        aside = max((sum(cells(k) for k in kept) for *_, kept in steps), default=0) * g.output_channels
+        aside = max((sum(cells(k) for k in kept) for *_, kept, _ in steps), default=0) * g.output_channels
         frame = (batch * math.prod(g.output_spatial) * g.output_channels  # into a frame, copied out
                  if g.output_spatial != geometry.output_spatial else 0)
         return max(copies + aside + frame, fallback)
@@ -763,8 +763,8 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now
     g = geometry
     if first is not None and not (out is not None and out.flags.c_contiguous and src.flags.c_contiguous
                                   and prepared is not None and reads_channels_first(g, prepared, kernel, src.shape[0])):
-        raise TconvError("first", first, "is taken only by a prepared transposed call on col, with C-contiguous "
-                                         "channels-first data and a C-contiguous channels-last scratch")
+        raise TconvError("first", first, "is taken only by a prepared call on col or accumulate, with "
+                                         "C-contiguous channels-first data and a C-contiguous channels-last scratch")
     dtype = src.dtype if src.dtype is kernel.dtype else np.result_type(src, kernel)
     if out is None:
         out = np.empty((src.shape[0],) + g.output_spatial + (g.output_channels,), dtype)
@@ -779,6 +779,8 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now
             return _im2col_lies_run(src, kernel, g, bias, out, prepared.lies)
         prepared = prepare(g, src.shape[0], settings() if now is None else now, prepared.mode)  # handed another
     mode = prepared.mode
+    if first is not None and mode == "accumulate":  # reads_channels_first: out takes it
+        return _accumulate_run(src, kernel, g, bias, out, first)
     if mode == "accumulate" and not _accumulate_takes(src, out):
         # an output it cannot add into (channels-first, or of another dtype): the path it
         # stands in for, prepared as that path is (col's tables and tiles)
@@ -790,24 +792,33 @@ def _run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out, now
 
 
 def reads_channels_first(geometry: Geometry, prepared: Prepared, kernel: np.ndarray, batch: int) -> bool:
-    """Whether a call of a transposed ``geometry`` on ``batch`` items prepared as
-    ``prepared``, with ``kernel``, runs on col (as it lies or not), which then reads
-    channels-first data in place and moves its output rows channels-first as each tile
-    finishes them (``first`` of :func:`conv_transpose`): where OpenBLAS's transpose runs
-    (:func:`blas.transpose_available`), on items of at least :data:`COL_FIRST_MIN_CELLS`
-    cells or one item. Measured against moving the data channels-last and back around the
-    call (fifteenth session, AMD machine, in process, alternating, medians of 30, ms, moved /
-    in place / the channels-last call): 12x16x256->24x32x128 b1 0.92 / 0.87 / 0.82,
-    24x32x128 b1 1.37 / 1.23 / 1.13, 48x64x64 b1 1.28 / 1.17 / 0.92, 48x64x64 b8 15.4 /
-    14.7 / 10.8 and 14.2 / 12.7 / 8.8, 12x16x256 b8 7.97 / 7.89 / 6.96; kernels as they lie
-    (the torch dialect), the seed b1 6.85 / 6.69, 12x16x256 b8 9.90 / 8.45."""
-    if not geometry.transposed or not blas.transpose_available():
-        return False
-    if batch > 1 and math.prod(geometry.input_spatial) < COL_FIRST_MIN_CELLS:
+    """Whether a call of ``geometry`` on ``batch`` items prepared as ``prepared``, with
+    ``kernel``, runs on col (transposed, as it lies or not) or on accumulate (where nothing
+    is framed), which then read channels-first data in place and move their output rows
+    channels-first as each tile or block finishes them (``first`` of :func:`conv` and
+    :func:`conv_transpose`): where OpenBLAS's transpose runs
+    (:func:`blas.transpose_available`), on items of at least :data:`FIRST_MIN_CELLS`
+    cells or one item.
+
+    Measured against moving the data channels-last and back around the call (fifteenth
+    session, AMD machine, in process, alternating, medians of 25-30, ms, moved / in place /
+    the channels-last call). Col, 3x3 stride 2 'same': 12x16x256->24x32x128 b1 0.92 / 0.87 /
+    0.82, b8 7.97 / 7.89 / 6.96; 24x32x128 b1 1.37 / 1.23 / 1.13; 48x64x64 b1 1.28 / 1.17 /
+    0.92, b8 15.4 / 14.7 / 10.8 and 14.2 / 12.7 / 8.8; kernels as they lie (the torch
+    dialect), the seed b1 6.85 / 6.69, 12x16x256 b8 9.90 / 8.45. Accumulate, 3x3 'same':
+    96x128x32->32 b1 3.28 / 2.59 / 1.84, b8 20.0 / 19.1 / 13.4; 48x64x64 b1 2.07 / 1.99 /
+    1.70, b8 16.7 / 15.1 / 12.0; 24x32x128 b1 1.83 / 1.68 / 1.52; 12x16x256 b1 1.64 / 1.55 /
+    1.46. What is left against channels-last: BLAS packs the transposed input more slowly
+    (96x128x32 b1: the products 2.15 against 1.8 ms) and the output is moved once more
+    (0.31 ms there)."""
+    g = geometry
+    if not blas.transpose_available() or (batch > 1 and math.prod(g.input_spatial) < FIRST_MIN_CELLS):
         return False
     if prepared.lies is not None and kernel_lies(kernel):
-        return True
-    return prepared.mode == "col" and prepared.col is not None
+        return g.transposed  # col as it lies (forward: the (channel, tap) gather)
+    if prepared.mode == "accumulate":
+        return _accumulate_geometry(g).output_spatial == g.output_spatial  # not into a frame
+    return g.transposed and prepared.mode == "col" and prepared.col is not None
 
 
 def _run_mode(mode: str, src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
@@ -2154,9 +2165,11 @@ def _accumulate_shape(geometry: Geometry) -> tuple[int, int, tuple[int, ...]]:
 
 
 @functools.lru_cache(maxsize=256)
-def _accumulate_plan(geometry: Geometry, batch: int, block: int) -> tuple:
+def _accumulate_plan(geometry: Geometry, batch: int, block: int, apart: bool = False) -> tuple:
     """accumulate's steps: per block of output, per tap reaching it, ``(n0, tap, p0, p1,
-    offset, kept)``. A row is a cell of the first axis with its plane (the other axes'
+    offset, kept, done)``; ``done`` on a block's last step ``(n0, n1, r0, r1)``, its items
+    and output rows (a block that no tap reaches gets one step of its own, of no product,
+    ``tap`` -1), else None. A row is a cell of the first axis with its plane (the other axes'
     cells, as many in as out: 1-D one cell, 2-D a row of cells, 3-D a plane). The block is
     items ``n0 ..`` (their cells flattened in one run, rows after rows, items after items)
     or rows of one item, at most ``block`` output elements unless one row is more. The tap's
@@ -2168,13 +2181,14 @@ def _accumulate_plan(geometry: Geometry, batch: int, block: int) -> tuple:
     them as index tuples into the output's ``(N, rows, *plane, C)`` view, to be kept aside
     and put back (:func:`_accumulate_into`); a few of them may lie outside the run, which
     changes nothing. Several items share a run only where an item's input and output have
-    as many rows (then the offset is the same for every item)."""
+    as many rows (then the offset is the same for every item), and not ``apart`` (items of
+    channels-first data, each read where it lies)."""
     g = geometry
     rows_out, rows_in, plane = _accumulate_shape(g)
     size = math.prod(plane)
     pitch = tuple(math.prod(plane[k + 1:]) for k in range(len(plane)))  # a plane axis's step
     item = rows_out * size * g.output_channels
-    if batch > 1 and rows_out == rows_in and item <= block:
+    if batch > 1 and rows_out == rows_in and item <= block and not apart:
         step = block // item
         blocks = [(n0, min(batch, n0 + step), 0, rows_out) for n0 in range(0, batch, step)]
     else:
@@ -2183,6 +2197,7 @@ def _accumulate_plan(geometry: Geometry, batch: int, block: int) -> tuple:
     spans = [(_flat(tap, g.kernel_shape), spans[0], spans[1:]) for tap, spans in g.taps()]
     steps = []
     for n0, n1, r0, r1 in blocks:
+        first_step = len(steps)
         for t, (o0, o1, i0), inner in spans:
             a, b = max(o0, r0), min(o1, r1)  # the tap's output rows in this block
             if a >= b:
@@ -2199,7 +2214,10 @@ def _accumulate_plan(geometry: Geometry, batch: int, block: int) -> tuple:
             last = sum((hi - 1) * step for (_, hi, _), step in zip(inner, pitch))
             shift = sum((j - lo) * step for (lo, _, j), step in zip(inner, pitch))
             p1 = (n1 - 1 - n0) * rows_out * size + (b - 1) * size + last + 1
-            steps.append((n0, t, a * size + first, p1, (i0 - o0) * size + shift, kept))
+            steps.append((n0, t, a * size + first, p1, (i0 - o0) * size + shift, kept, None))
+        if len(steps) == first_step:  # no tap reaches these rows
+            steps.append((n0, -1, 0, 0, 0, (), None))
+        steps[-1] = steps[-1][:-1] + ((n0, n1, r0, r1),)
     return tuple(steps)
 
 
@@ -2209,7 +2227,8 @@ def _accumulate_takes(src: np.ndarray, out: np.ndarray) -> bool:
     return out.flags.c_contiguous and out.dtype in (np.float32, np.float64) and src.dtype == out.dtype
 
 
-def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out) -> np.ndarray:
+def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out,
+                    first: np.ndarray | None = None) -> np.ndarray:
     """Forward convolution of unit strides on rows (3-D: planes) as large as the output's,
     or made so (:func:`_accumulate_geometry`), per item and tap: one product of the input's cells as they lie, ``(cells, C_in) @ (C_in, C_out)``
     with the tap's weights, added by BLAS straight into the output's cells the tap reaches
@@ -2229,7 +2248,12 @@ def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bia
     :func:`tconv.layout.mirrored_kernel` turns it: the taps in reverse order, each
     transposed (BLAS's ``TransB``), no copy. 1.3-3.8x faster than col there (in process,
     alternating, 3x3 'same', ms: 24x32x128->128 b1 4.21 -> 1.10, 48x64x64->64 b1 2.73 ->
-    1.20, 96x128x32->32 b1 2.94 -> 1.63, b8 18.0 -> 14.3)."""
+    1.20, 96x128x32->32 b1 2.94 -> 1.63, b8 18.0 -> 14.3).
+
+    ``first`` (:func:`reads_channels_first`): ``src`` is channels-first, read where it lies
+    (each item's ``(C, cells)`` by BLAS transposed; extended, into a channels-first copy),
+    ``out`` the C-contiguous channels-last scratch the products add into, and each block's
+    rows, once its last tap is added, are moved into ``first`` while cached."""
     g = geometry
     dtype = out.dtype
     if not _accumulate_takes(src, out):  # _run gives such calls to the other path
@@ -2237,27 +2261,33 @@ def _accumulate_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bia
                                      f"({src.dtype}) for accumulate to add into it")
     mirror = g.transposed
     g = _accumulate_geometry(geometry)  # of geometry's sizes where nothing is extended or framed
-    steps = _accumulate_plan(g, out.shape[0], ACCUMULATE_BLOCK_ELEMENTS)
+    steps = _accumulate_plan(g, out.shape[0], ACCUMULATE_BLOCK_ELEMENTS, first is not None)
     if g.input_spatial != geometry.input_spatial:  # extended by zeros to the output's plane
         plain = _mirrored(geometry) if mirror else geometry
-        source = np.zeros((src.shape[0],) + g.input_spatial + (g.input_channels,), dtype)
-        source[(slice(None),) + tuple(slice(a.pad_lo - e.pad_lo, a.pad_lo - e.pad_lo + n)
-                                      for a, e, n in zip(plain.axes, g.axes, plain.input_spatial))] = src
+        inside = tuple(slice(a.pad_lo - e.pad_lo, a.pad_lo - e.pad_lo + n)
+                       for a, e, n in zip(plain.axes, g.axes, plain.input_spatial))
+        if first is None:
+            source = np.zeros((src.shape[0],) + g.input_spatial + (g.input_channels,), dtype)
+            source[(slice(None),) + inside] = src
+        else:
+            source = np.zeros((src.shape[0], g.input_channels) + g.input_spatial, dtype)
+            source[(slice(None), slice(None)) + inside] = src
     else:
-        source = np.ascontiguousarray(src)
+        source = src if first is not None else np.ascontiguousarray(src)
     if g.output_spatial != geometry.output_spatial:  # into a frame as large as the input's plane
         frame = np.empty((out.shape[0],) + g.output_spatial + (g.output_channels,), dtype)
         _accumulate_into(source, kernel, g, mirror, bias, frame, steps)
         out[...] = frame[(slice(None),) + tuple(slice(0, n) for n in geometry.output_spatial)]
         return out
-    return _accumulate_into(source, kernel, g, mirror, bias, out, steps)
+    return _accumulate_into(source, kernel, g, mirror, bias, out, steps, first)
 
 
 def _accumulate_into(source: np.ndarray, kernel: np.ndarray, g: Geometry, mirror: bool, bias, out: np.ndarray,
-                     steps: tuple) -> np.ndarray:
+                     steps: tuple, first: np.ndarray | None = None) -> np.ndarray:
     """:func:`_accumulate_run`'s products: ``g`` the forward convolution it runs (rows as wide
     in as out), ``source`` and ``out`` C-contiguous, ``steps`` its :func:`_accumulate_plan`;
-    ``mirror``: the kernel is the transposed convolution's, read mirrored."""
+    ``mirror``: the kernel is the transposed convolution's, read mirrored; ``first``: the
+    source is channels-first and each finished block is moved there."""
     dtype = out.dtype
     cs, cd, groups = g.input_channels, g.output_channels, g.groups
     cs_g, cd_g = cs // groups, cd // groups
@@ -2274,15 +2304,24 @@ def _accumulate_into(source: np.ndarray, kernel: np.ndarray, g: Geometry, mirror
     gemm, size = blas.gemm(dtype), out.itemsize
     x_base, o_base, w_base = source.ctypes.data, out.ctypes.data, weights.ctypes.data
     x_item, o_item, w_tap = rows_in * size_plane * cs * size, rows_out * size_plane * cd * size, cs_g * cd * size
-    for n0, t, p0, p1, offset, kept in steps:
-        x, o = x_base + n0 * x_item + (p0 + offset) * cs * size, o_base + n0 * o_item + p0 * cd * size
-        aside = [cells[k].copy() for k in kept]
-        w = w_base + (last - t if mirror else t) * w_tap
-        for k in range(groups):  # each group's channels read and written in place (lda, ldc)
-            gemm(101, 111, transpose, p1 - p0, cd_g, cs_g, 1.0, x + k * cs_g * size, cs,
-                 w + k * group_step * size, leading, 1.0, o + k * cd_g * size, cd)
-        for k, values in zip(kept, aside):
-            cells[k] = values
+    # channels-last: a cell's channels adjacent (A as it lies, lda C_in, group k's from column
+    # k * C_in/groups); channels-first: a channel's cells adjacent (A read transposed, lda the
+    # item's cells, group k's from row k * C_in/groups)
+    trans_a, lda, x_cell, x_group = (111, cs, cs, cs_g) if first is None else (112, rows_in * size_plane, 1,
+                                                                               cs_g * rows_in * size_plane)
+    for n0, t, p0, p1, offset, kept, done in steps:
+        if t >= 0:
+            x, o = x_base + n0 * x_item + (p0 + offset) * x_cell * size, o_base + n0 * o_item + p0 * cd * size
+            aside = [cells[k].copy() for k in kept]
+            w = w_base + (last - t if mirror else t) * w_tap
+            for k in range(groups):  # each group's channels read and written in place (lda, ldc)
+                gemm(101, trans_a, transpose, p1 - p0, cd_g, cs_g, 1.0, x + k * x_group * size, lda,
+                     w + k * group_step * size, leading, 1.0, o + k * cd_g * size, cd)
+            for k, values in zip(kept, aside):
+                cells[k] = values
+        if first is not None and done is not None:
+            _moved_rows(cells.reshape(out.shape[0], rows_out, -1, cd), first.reshape(first.shape[:2] + (rows_out, -1)),
+                        *done, 0, cd)
     return out
 
 
@@ -2361,11 +2400,12 @@ _RUNS = {"flat": _flat_run, "per_tap": _per_tap_run, "concat": _concat_run, "im2
 
 
 def conv(x: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias=None, out=None,
-         now: tuple | None = None, prepared: Prepared | None = None) -> np.ndarray:
+         now: tuple | None = None, prepared: Prepared | None = None, first: np.ndarray | None = None) -> np.ndarray:
     """Forward convolution. ``x``: ``(N, *size, C_in)``; returns ``(N, *out, C_out)``
     (or fills ``out``, indexed channels-last, with any strides). ``now``:
-    :func:`settings`, and ``prepared``: :func:`prepare`, where the caller has them."""
-    return _run(x, kernel, geometry, bias, out, now, prepared)
+    :func:`settings`, and ``prepared``: :func:`prepare`, where the caller has them.
+    ``first``: as :func:`conv_transpose`'s."""
+    return _run(x, kernel, geometry, bias, out, now, prepared, first)
 
 
 def conv_transpose(y: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias=None, out=None,
