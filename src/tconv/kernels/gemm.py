@@ -1343,16 +1343,22 @@ def _col_product(x: np.ndarray | list, w: np.ndarray, dtype) -> np.ndarray:
     of few cells, the transposed product ``(w @ x.T).T`` (OpenBLAS runs it faster there),
     which col2im then reads strided (reshapes of it stay views). ``x``: the tile's cells by
     input channels, or a list of such blocks stacked (:func:`_col_sources`), one product each."""
-    blocks = x if isinstance(x, list) else [x]
-    cells = sum(block.shape[0] for block in blocks)
-    bounds = np.cumsum([0] + [block.shape[0] for block in blocks]).tolist()
-    if cells <= COL_FEW_CELLS:
-        product = workspace.scratch((w.shape[0], cells), dtype)
-        for block, a, b in zip(blocks, bounds, bounds[1:]):
+    if not isinstance(x, list):
+        if x.shape[0] <= COL_FEW_CELLS:
+            product = workspace.scratch((w.shape[0], x.shape[0]), dtype)
+            np.matmul(w, x.T, out=product)
+            return product.T
+        col = workspace.scratch((x.shape[0], w.shape[0]), dtype)
+        np.matmul(x, w.T, out=col)
+        return col
+    bounds = list(itertools.accumulate((block.shape[0] for block in x), initial=0))
+    if bounds[-1] <= COL_FEW_CELLS:
+        product = workspace.scratch((w.shape[0], bounds[-1]), dtype)
+        for block, a, b in zip(x, bounds, bounds[1:]):
             np.matmul(w, block.T, out=product[:, a:b])
         return product.T
-    col = workspace.scratch((cells, w.shape[0]), dtype)
-    for block, a, b in zip(blocks, bounds, bounds[1:]):
+    col = workspace.scratch((bounds[-1], w.shape[0]), dtype)
+    for block, a, b in zip(x, bounds, bounds[1:]):
         np.matmul(block, w.T, out=col[a:b])
     return col
 
