@@ -88,8 +88,8 @@ def moved_channels(array: np.ndarray, last: bool, out: np.ndarray | None = None)
     (``last``), or back; written into ``out`` where given (C-contiguous, of the moved shape
     and the array's dtype), else into a new array. Where ``array`` is C-contiguous float32
     or float64: per item a transpose of ``(C, cells)``, by OpenBLAS's
-    (:func:`tconv.kernels.blas.transpose`; large arrays a share of items or cells per core:
-    8x64x3072 float32 2.6 ms compiled, 0.9 on one core, 0.45 on two) or else compiled (a
+    (:func:`tconv.kernels.blas.transpose`; large arrays a share of items or cells per idle
+    core: 8x64x3072 float32 2.6 ms compiled, 0.9 on one core, 0.45 on two) or else compiled (a
     blocked transpose) where Numba is installed; else NumPy's copy (other dtypes too)."""
     source = 1 if last else -1
     view = np.moveaxis(array, source, -1 if last else 1)
@@ -388,7 +388,8 @@ def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtyp
     weight matrix (:func:`tconv.kernels.gemm.temporary_elements` states the bound); they
     write the output in place. Channels-first data (``moved``) is moved channels-last for
     them: a copy of the input and the output computed channels-last, both held until the
-    output is moved back. Operands of another dtype are cast (copied) first, and a kernel
+    output is moved back (at most: col and accumulate read the input where it lies,
+    :func:`tconv.kernels.gemm.reads_channels_first`, so that their peak holds no copy of it). Operands of another dtype are cast (copied) first, and a kernel
     that is not C-contiguous (a dialect's moved axes) is copied C-contiguous
     (:func:`contiguous_kernel`), after its cast where it has one: two copies then; unless
     the kernels multiply it as it lies (``kernels.lies``)."""
