@@ -27,7 +27,7 @@ this module's per-tap weight gradient.
 
 Memory: a tap's blocks are at most the size of ``x`` and ``dy``; chunks of the batch
 keep each copied block under :data:`CHUNK_ELEMENTS` elements (the gathered columns of
-:func:`transposed_vjp`: a quarter of that, at least one row of one item).
+:func:`transposed_vjp`: :data:`VJP_TILE_ELEMENTS`, at least one row of one item).
 """
 
 from __future__ import annotations
@@ -43,6 +43,14 @@ __all__ = ["conv_weight_grad", "bias_grad", "transposed_vjp"]
 #: a tap's copied input and output blocks hold at most this many elements per chunk
 #: of the batch (at least one batch item)
 CHUNK_ELEMENTS = 1 << 24
+#: :func:`transposed_vjp` gathers at most this many elements of columns a tile (at least
+#: one row of one item; float32: 4 MiB), so that its two products read them from cache
+#: rather than memory. Against the quarter of CHUNK_ELEMENTS (4M elements) it was until the
+#: fifteenth session (AMD machine, in process, alternating, medians of 20, dx allocated once
+#: so that page faults do not blur it, the U-Net's backward at batch 8, ms, 4M / 1M / 512k):
+#: 48x64x64->96x128x32 17.6 / 13.7 / 13.6, 24x32x128 12.9 / 11.5 / 11.3, 12x16x256 10.6 /
+#: 10.1 / 10.3, 6x8x512 10.6 / 10.6 / 11.2 (wide kernels want more cells a product)
+VJP_TILE_ELEMENTS = 1 << 20
 
 
 def conv_weight_grad(x: np.ndarray, dy: np.ndarray, geometry: Geometry) -> np.ndarray:
@@ -118,7 +126,7 @@ def _vjp_tiles(g: Geometry, batch: int) -> list:
     from tconv.kernels import gemm
 
     lattice = tuple((0, 1, n) for n in g.input_spatial)
-    return gemm._tiles(batch, lattice, math.prod(g.kernel_shape) * g.output_channels, CHUNK_ELEMENTS >> 2)
+    return gemm._tiles(batch, lattice, math.prod(g.kernel_shape) * g.output_channels, VJP_TILE_ELEMENTS)
 
 
 def transposed_vjp(x: np.ndarray, kernel: np.ndarray, dy: np.ndarray, geometry: Geometry):
