@@ -107,12 +107,11 @@ def moved_channels(array: np.ndarray, last: bool, out: np.ndarray | None = None)
         return out
     n, c = array.shape[0], array.shape[source]
     cells = array.size // (n * c)
-    moved = out
     src = array.reshape((n, c, cells) if last else (n, cells, c))
-    dst = moved.reshape((n, cells, c) if last else (n, c, cells))
+    dst = out.reshape((n, cells, c) if last else (n, c, cells))
     if not blas_ready:
         compiled.transpose(src, dst)
-        return moved
+        return out
     shared = array.size >= MOVE_SHARED_ELEMENTS and threads.idle(threads.workers() - 1)
     parts = min(threads.workers(), n * cells) if shared else 1
     per_item = -(-parts // n)  # blocks of cells per item, so that every core has a share
@@ -126,7 +125,7 @@ def moved_channels(array: np.ndarray, last: bool, out: np.ndarray | None = None)
             blas.transpose(src[k, j0:j1], dst[k, :, j0:j1])
 
     threads.run(tasks, move, parts > 1)
-    return moved
+    return out
 
 
 #: batched data of at least this many elements is moved a share per core, where the other
@@ -389,8 +388,9 @@ def _check_budget(g: Geometry, x: np.ndarray, kernel: np.ndarray, dtype: np.dtyp
     write the output in place. Channels-first data (``moved``) is moved channels-last for
     them: a copy of the input and the output computed channels-last, both held until the
     output is moved back (at most: col and accumulate read the input where it lies,
-    :func:`tconv.kernels.gemm.reads_channels_first`, so that their peak holds no copy of it). Operands of another dtype are cast (copied) first, and a kernel
-    that is not C-contiguous (a dialect's moved axes) is copied C-contiguous
+    :func:`tconv.kernels.gemm.reads_channels_first`, so that their peak holds no copy of
+    it). Operands of another dtype are cast (copied) first, and a kernel that is not
+    C-contiguous (a dialect's moved axes) is copied C-contiguous
     (:func:`contiguous_kernel`), after its cast where it has one: two copies then; unless
     the kernels multiply it as it lies (``kernels.lies``)."""
     input_shape = x.shape

@@ -1343,24 +1343,16 @@ def _col_product(x: np.ndarray | list, w: np.ndarray, dtype) -> np.ndarray:
     of few cells, the transposed product ``(w @ x.T).T`` (OpenBLAS runs it faster there),
     which col2im then reads strided (reshapes of it stay views). ``x``: the tile's cells by
     input channels, or a list of such blocks stacked (:func:`_col_sources`), one product each."""
-    if not isinstance(x, list):
-        if x.shape[0] <= COL_FEW_CELLS:
-            product = workspace.scratch((w.shape[0], x.shape[0]), dtype)
-            np.matmul(w, x.T, out=product)
-            return product.T
-        col = workspace.scratch((x.shape[0], w.shape[0]), dtype)
-        np.matmul(x, w.T, out=col)
-        return col
-    bounds = list(itertools.accumulate((block.shape[0] for block in x), initial=0))
-    if bounds[-1] <= COL_FEW_CELLS:
-        product = workspace.scratch((w.shape[0], bounds[-1]), dtype)
-        for block, a, b in zip(x, bounds, bounds[1:]):
+    blocks = x if isinstance(x, list) else [x]
+    bounds = list(itertools.accumulate((block.shape[0] for block in blocks), initial=0))
+    few = bounds[-1] <= COL_FEW_CELLS
+    product = workspace.scratch((w.shape[0], bounds[-1]) if few else (bounds[-1], w.shape[0]), dtype)
+    for block, a, b in zip(blocks, bounds, bounds[1:]):
+        if few:
             np.matmul(w, block.T, out=product[:, a:b])
-        return product.T
-    col = workspace.scratch((bounds[-1], w.shape[0]), dtype)
-    for block, a, b in zip(x, bounds, bounds[1:]):
-        np.matmul(block, w.T, out=col[a:b])
-    return col
+        else:
+            np.matmul(block, w.T, out=product[a:b])
+    return product.T if few else product
 
 
 def _col_sources(src: np.ndarray, n0: int, n1: int, j0: int, j1: int, c0: int, c1: int,
@@ -2326,8 +2318,7 @@ def _accumulate_into(source: np.ndarray, kernel: np.ndarray, g: Geometry, mirror
             for k, values in zip(kept, aside):
                 cells[k] = values
         if first is not None and done is not None:
-            _moved_rows(cells.reshape(out.shape[0], rows_out, -1, cd), first.reshape(first.shape[:2] + (rows_out, -1)),
-                        *done, 0, cd)
+            _moved_rows(out, first, *done, 0, cd)
     return out
 
 
