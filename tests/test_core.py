@@ -551,7 +551,7 @@ def _check_forced_path(geometry, mode, data_format="channels_last", seed=0, x=No
        st.sampled_from([1, 7, 1 << 18]), st.sampled_from(["channels_last", "channels_first"]), st.booleans(),
        st.sampled_from([0, 1 << 62]), st.booleans(), st.booleans(), st.booleans(), st.booleans())
 def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, side_by_side, few_cells, lies,
-                                      permuted, depthwise_rows, views):
+                                      permuted, depthwise_rows, strided):
     """Every product shape (concat, per tap, flat, rows, shift, compiled col, im2col and grouped), tiny
     tiles (one row of one item; for col, one kernel row or a block of output rows), col's, rows',
     shift's, im2col's and grouped's tiles side by side on every core, col's two col2im (``few_cells`` 0:
@@ -560,13 +560,16 @@ def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, s
     it lies, every kernel counting as large; transposed in blocks of items and channels,
     forward gathered in (channel, tap) order in tiles of rows) and the grouped
     loop on the input permuted groups innermost (``permuted``: every grouped layer) or row by
-    row (``depthwise_rows``: forward depthwise layers on 2-D data) and im2col's gather by
-    NumPy views (``views``: every layer's; else none) change nothing."""
+    row (``depthwise_rows``: forward depthwise layers on 2-D data) and data whose channels are
+    strided (``strided``: im2col's and rows' gathers then copy per (cell, tap) pair, or by
+    NumPy, not by runs) change nothing."""
     x, w, b = arrays_for(geometry, seed, batch=3)
     if lies:  # (C_in, C_out/groups, *k) (forward: (C_out, C_in/groups, *k)) as the neutral view
         w = np.moveaxis(np.ascontiguousarray(np.moveaxis(w, (-1, -2), (0, 1))), (0, 1), (-1, -2))
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
+    elif strided:  # the same values, every other element of a wider array
+        x = np.repeat(x, 2, axis=-1)[..., ::2]
     threaded = dict(SIDE_BY_SIDE=True, SIDE_BY_SIDE_IF_IDLE=False, COL_THREADS_MIN_COLUMNS=0,
                     COL_THREADS_MAX_KERNEL=1 << 62, COL_THREADS_TILE=tile, COL_THREADS_MIN_ROWS=1,
                     ROWS_THREADS_MAX_KERNEL=1 << 62, ROWS_THREADS_MIN_OUTPUT=0,
@@ -579,8 +582,7 @@ def test_tiled_gemm_matches_reference(geometry, seed, mode, tile, data_format, s
                         COL_MAX_TILE=tile, ROWS_TILE_ELEMENTS=tile, SHIFT_TILE_ELEMENTS=tile,
                         COL_FEW_CELLS=few_cells, COL_LIES_MIN_KERNEL=0, IM2COL_LIES_MIN_RATIO=0,
                         GROUPED_PERMUTED_MIN_GROUPS=2 if permuted else 1 << 62,
-                        GROUPED_PERMUTED_MAX_CHANNELS=1 << 62, DEPTHWISE_ROWS=depthwise_rows,
-                        IM2COL_VIEWS_MAX_CHANNELS=1 << 62 if views else 0, IM2COL_VIEWS_MIN_RUN=0, **threaded):
+                        GROUPED_PERMUTED_MAX_CHANNELS=1 << 62, DEPTHWISE_ROWS=depthwise_rows, **threaded):
         fast = ops.run(geometry, x, w, b, impl="gemm", data_format=data_format)
     want = ops.run(geometry, x, w, b, impl="reference", data_format=data_format)
     np.testing.assert_allclose(fast, want, rtol=1e-11, atol=1e-11)
@@ -710,38 +712,42 @@ def test_grouped_3d_valid_layers_take_accumulate_whatever_the_cut():
                                rtol=1e-11, atol=1e-11)
 
 
-@pytest.mark.parametrize("spatial, kernel, arguments, batch", [
-    ((20, 24), (3, 3), dict(padding="same"), 2),                                   # the U-Net's RGB layer
-    ((31, 29), (7, 7), dict(stride=2, padding="same"), 1),                         # a stem
-    ((17, 19), (3, 5), dict(stride=(1, 2), dilation=(2, 1), padding=((3, 0), (1, 4))), 3),
-    ((16, 18), (3, 3), dict(padding=((-1, 2), (2, -1))), 2),                       # cropped on one side
-    ((12, 14), (3, 3), dict(padding="valid"), 2),                                  # read as it lies
-    ((64,), (7,), dict(stride=3, padding="same"), 4),                              # 1-D
-    ((9, 8, 10), (3, 3, 3), dict(stride=2, padding="same"), 1),                    # 3-D
+@pytest.mark.parametrize("spatial, kernel, channels, arguments, batch", [
+    ((20, 24), (3, 3), 3, dict(padding="same"), 2),                                # the U-Net's RGB layer
+    ((31, 29), (7, 7), 3, dict(stride=2, padding="same"), 1),                      # a stem
+    ((17, 19), (3, 5), 3, dict(stride=(1, 2), dilation=(2, 1), padding=((3, 0), (1, 4))), 3),
+    ((16, 18), (3, 3), 3, dict(padding=((-1, 2), (2, -1))), 2),                    # cropped on one side
+    ((12, 14), (3, 3), 1, dict(padding="valid"), 2),                               # grey
+    ((13, 15), (3, 3), 3, dict(dilation=2, padding="same"), 1),                    # runs of one tap
+    ((64,), (7,), 3, dict(stride=3, padding="same"), 4),                           # 1-D
+    ((40,), (5,), 16, dict(stride=2, dilation=(2,), padding="same"), 2),           # 1-D, dilated
+    ((9, 8, 10), (3, 3, 3), 3, dict(stride=2, padding="same"), 1),                 # 3-D
+    ((5, 6, 3), (2, 3, 3), 2, dict(padding="valid"), 2),                           # 3-D, a window as wide as a plane
+    ((4, 4, 2), (3, 3, 3), 2, dict(padding="same"), 1),                            # 3-D, a plane narrower than a window
+    ((14, 15), (5, 5), 16, dict(stride=2, padding="same"), 2),                     # wider: C_in 16
 ])
 @pytest.mark.parametrize("data_format", ["channels_last", "channels_first"])
-def test_first_layers_gather_by_views(spatial, kernel, arguments, batch, data_format):
-    """Forward layers of few input channels (RGB) whose windows along the last axis are runs
-    of at least IM2COL_VIEWS_MIN_RUN values gather their columns by NumPy views of the input
-    (asserted taken), tiles of one output row or all, padded, cropped, strided, dilated, in
-    1-3 D: the same values as the reference loops, and the call's traced peak within what
-    the budget counts, which counts the padded copy of a tile's input block."""
+def test_im2col_gathers_windows_by_runs(spatial, kernel, channels, arguments, batch, data_format):
+    """im2col gathers a window's taps along the last axis as runs of adjacent cells, one copy
+    each (asserted taken, the per-pair gather not), in tiles of one output row or all, padded,
+    cropped, strided, dilated, in 1-3 D: the same values as the reference loops, and the
+    call's traced peak within what the budget counts."""
     import tracemalloc
 
     if not compiled.available():
         pytest.skip("Numba is not installed (the fast extra): no im2col path")
-    g = ops.plan_conv(spatial, kernel, 3, 16, **arguments)
-    assert gemm._im2col_by_views(g)
+    g = ops.plan_conv(spatial, kernel, channels, 16, **arguments)
     x, w, b = arrays_for(g, len(spatial), batch=batch)
     if data_format == "channels_first":
         x = np.ascontiguousarray(np.moveaxis(x, -1, 1))
     want = ops.run(g, x, w, b, data_format=data_format, impl="reference")
     for tile in (1, 1 << 22):
-        with _gemm_settings(MODE="im2col", COL_MIN_TILE=1, COL_MAX_TILE=tile), \
-                _counted(gemm, "_im2col_views") as taken:
-            np.testing.assert_allclose(ops.run(g, x, w, b, data_format=data_format), want, rtol=1e-11, atol=1e-11)
-            assert taken
-            workspace.release()
+        with _gemm_settings(MODE="im2col", COL_MIN_TILE=1, COL_MAX_TILE=tile):
+            with _counted(compiled, "im2col") as runs, _counted(compiled, "im2col_strided") as pairs:
+                np.testing.assert_allclose(ops.run(g, x, w, b, data_format=data_format), want,
+                                           rtol=1e-11, atol=1e-11)
+            assert runs and not pairs
+            workspace.release()  # (the counting, which keeps every call's arguments, is over)
             tracemalloc.start()
             ops.run(g, x, w, b, data_format=data_format)
             peak = tracemalloc.get_traced_memory()[1]
@@ -750,50 +756,57 @@ def test_first_layers_gather_by_views(spatial, kernel, arguments, batch, data_fo
         assert peak <= counted + 65536, (peak, counted)
 
 
-def test_the_views_gather_counts_a_padded_block_only_where_a_tile_reads_padding():
-    """The padded copy of a tile's input block is counted (and made) only where the tile
-    reads padding: none for 'valid', the block's cells times the channels for 'same'."""
-    valid = ops.plan_conv((12, 14), (3, 3), 3, 16, padding="valid")
-    same = ops.plan_conv((12, 14), (3, 3), 3, 16, padding="same")
-    assert gemm._im2col_block(same, 0, 12) == ((-1, 13), (-1, 15))
-    assert gemm._im2col_block_elements(valid, 2, 0, 10) == 0
-    assert gemm._im2col_block_elements(same, 2, 0, 12) == 2 * 14 * 16 * 3
-    assert gemm._im2col_block_elements(same, 1, 4, 6) == 4 * 16 * 3  # rows 3-6 inside, the columns padded
-    assert gemm._im2col_block_elements(same, 1, 0, 2) == 4 * 16 * 3  # rows -1..2, columns -1..14
-    rows_only = ops.plan_conv((12, 14), (3, 3), 3, 16, padding=((1, 1), (0, 0)))
-    assert gemm._im2col_block_elements(rows_only, 1, 4, 6) == 0  # rows 3-6, columns 0-13: inside
-    assert gemm._im2col_block_elements(rows_only, 1, 0, 2) == 4 * 14 * 3
-
-
-def test_the_views_gathers_peak_stays_within_the_budget_that_counts_its_padded_block():
-    """The course U-Net's RGB layer (float64, batch 2, one tile): the padded copy of the
-    tile's input block is really made (the traced peak holds the output, the columns and
-    it), the temporaries count exactly it beside the compiled gather's, and the peak stays
-    within the budget."""
-    import tracemalloc
-
+@pytest.mark.parametrize("spatial, kernel, arguments", [
+    ((13, 11), (3, 3), dict(stride=2, padding="same")),
+    ((30,), (5,), dict(stride=2, padding="same")),
+    ((5, 6, 7), (3, 3, 3), dict(padding="same")),
+])
+def test_im2col_and_rows_gather_strided_channels_per_pair(spatial, kernel, arguments):
+    """Data whose channels are not adjacent (every other element of a wider array) has no
+    runs to copy: im2col gathers it per (cell, tap) pair on the per-axis tables and rows by
+    NumPy (asserted), the same values as the reference loops."""
     if not compiled.available():
         pytest.skip("Numba is not installed (the fast extra): no im2col path")
-    g = ops.plan_conv((96, 128), (3, 3), 3, 32, padding="same")
-    assert gemm._im2col_by_views(g) and gemm._batch_mode(g, 2) == "im2col"
-    x, w, b = arrays_for(g, 1, batch=2)
-    with _gemm_settings(IM2COL_THREADS_MIN_OUTPUT=1 << 62):  # one tile in flight
-        tiles = gemm._im2col_tiles(g, 2, False)
-        assert tiles == [(0, 2, 0, 96)]
-        block = gemm._im2col_block_elements(g, 2, 0, 96)
-        assert block == 2 * 98 * 130 * 3
-        with _gemm_settings(IM2COL_VIEWS_MAX_CHANNELS=0):
-            plain = gemm.temporary_elements(g, 2)
-        assert gemm.temporary_elements(g, 2) == plain + block
-        ops.run(g, x, w, b)
-        workspace.release()
-        tracemalloc.start()
-        ops.run(g, x, w, b)
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-        counted = ops._check_budget(g, x, w, np.dtype(np.float64))
-    output, cols = 2 * 96 * 128 * 32, 2 * 96 * 128 * 27
-    assert (output + cols + block) * 8 <= peak <= counted + 65536, (peak, counted)
+    g = ops.plan_conv(spatial, kernel, 5, 8, **arguments)
+    x, w, b = arrays_for(g, len(spatial), batch=2)
+    strided = np.repeat(x, 2, axis=-1)[..., ::2]
+    assert gemm._flat_cells(strided, g.rank) is None and gemm._flat_cells(x, g.rank) is not None
+    want = ops.run(g, x, w, b, impl="reference")
+    modes = ["im2col"] + (["rows"] if g.rank == 2 and gemm._rows_ready(g) else [])
+    for mode in modes:
+        with _gemm_settings(MODE=mode), _counted(compiled, "im2col") as runs, \
+                _counted(compiled, "im2col_strided") as pairs:
+            np.testing.assert_allclose(ops.run(g, strided, w, b), want, rtol=1e-11, atol=1e-11)
+        assert not runs and bool(pairs) == (mode == "im2col"), mode
+
+
+def test_runs_join_the_pairs_of_adjacent_cells_and_taps():
+    """The runs im2col copies (:func:`gemm._col_runs`): a 7x7 stride-2 'same' stem's
+    window is 7 runs of 7 taps inside and shorter ones at the padded edge; dilated, each
+    pair is its own run; 1-D, the runs of the only axis; 3-D, where a window is as wide as
+    a plane (input width = kernel width), its rows join into one run."""
+    stem = ops.plan_conv((224, 224), (7, 7), 3, 64, stride=2, padding="same")  # pads 2 before, 3 after
+    count, cell, tap, length = gemm._col_runs(stem)
+    assert count[50] == 1 and (cell[50, 0], tap[50, 0], length[50, 0]) == (98, 0, 7)
+    assert count[0] == 1 and (cell[0, 0], tap[0, 0], length[0, 0]) == (0, 2, 5)
+    assert count[111] == 1 and (cell[111, 0], tap[111, 0], length[111, 0]) == (220, 0, 4)
+    dilated = ops.plan_conv((20, 20), (3, 3), 3, 8, dilation=2, padding="same")
+    count, cell, tap, length = gemm._col_runs(dilated)
+    assert count[10] == 3 and list(length[10]) == [1, 1, 1] and list(cell[10]) == [8, 10, 12]
+    one_d = ops.plan_conv((30,), (5,), 2, 8, stride=2, padding="same")
+    count, cell, tap, length = gemm._col_runs(one_d)
+    assert count[5] == 1 and (cell[5, 0], tap[5, 0], length[5, 0]) == (9, 0, 5)
+    plane = ops.plan_conv((5, 6, 3), (2, 3, 3), 2, 4, padding="valid")
+    count, cell, tap, length = gemm._col_runs(plane)  # per (o1, o2) of a 4x1 output plane
+    assert list(count) == [1, 1, 1, 1] and list(length[:, 0]) == [9] * 4 and list(cell[:, 0]) == [0, 3, 6, 9]
+    shifted = ops.plan_conv((5, 6, 4), (2, 3, 3), 2, 4, padding="valid")  # width 4: rows do not join
+    count, cell, tap, length = gemm._col_runs(shifted)
+    assert list(count) == [3] * 8 and (length == 3).all() and list(cell[1]) == [1, 5, 9]
+    # width 2 under a window of 3 ('same'): output (1, 0) reads cells 0-5 of its plane, one
+    # after another, through taps 1-2, 4-5 and 7-8: adjacent cells, taps apart, three runs
+    narrow = ops.plan_conv((4, 4, 2), (3, 3, 3), 2, 4, padding="same")
+    count, cell, tap, length = gemm._col_runs(narrow)
+    assert count[2] == 3 and list(cell[2]) == [0, 2, 4] and list(tap[2]) == [1, 4, 7] and list(length[2]) == [2, 2, 2]
 
 
 @pytest.mark.parametrize("transposed", [False, True])

@@ -18,14 +18,16 @@ it :mod:`~tconv.kernels.gemm` keeps to its NumPy paths, which compute the same v
 The kernels know no convolution arithmetic: they read per-axis tables that
 :mod:`~tconv.kernels.gemm` builds from :meth:`tconv.geometry.AxisGeometry.tap_span`
 (per output cell, the pairs (tap, input cell) that reach it), on three spatial axes
-always (rank 1 and 2 arrive with unit axes appended). :func:`col2im` and :func:`im2col`
-read the first axis's pairs per row and the last two axes' pairs merged per cell
-(``gemm._col_pairs``: one index per pair instead of three tables and a six-axis index,
-1.3-1.75x faster on layers of few channels); :func:`col2im_strided` and
-:func:`im2col_strided` keep the per-axis tables for the arrays whose cells do not merge
-(the transposed product of a tile of few cells, a source of uneven strides), and
-:func:`col2im_1d` sums 1-D data, where a row is one cell. The merged and per-axis kernels
-add the same columns in the same order: their results are equal bit for bit.
+always (rank 1 and 2 arrive with unit axes appended). :func:`col2im` reads the first
+axis's pairs per row and the last two axes' pairs merged per cell (``gemm._col_pairs``:
+one index per pair instead of three tables and a six-axis index, 1.3-1.5x faster on layers
+of few channels); :func:`im2col` reads those merged pairs joined into runs of adjacent
+cells and taps (``gemm._col_runs``: a window's taps along the last axis, one copy each);
+:func:`col2im_strided` and :func:`im2col_strided` keep the per-axis tables for the arrays
+whose cells do not merge (the transposed product of a tile of few cells, a source of
+uneven strides), and :func:`col2im_1d` sums 1-D data, where a row is one cell. The merged
+and per-axis kernels add the same columns in the same order: their results are equal bit
+for bit (im2col and im2col_strided copy, so theirs are too).
 """
 
 from __future__ import annotations
@@ -223,27 +225,38 @@ def _kernels():
                             out[b, o0, o1, o2, c] = acc[c]
 
     @jit
-    def im2col(src, cols, count0, tap0, cell0, count, cell, tap, row_taps, n0, r0):
-        """``cols[b, r, q, t, :]`` = ``src[n0 + b, j0, j, :]`` for each pair of output cell
-        ``(r0 + r, q)``: (tap ``k0``, input row ``j0``) of the first axis's tables times
-        (tap ``tap[q, m]``, input cell ``j = cell[q, m]``) of the other two axes merged
-        (``m < count[q]``), ``t = k0 * row_taps + tap[q, m]``; zeros for the taps without
-        one. The source is ``(N, rows, cells, C)`` (the last two axes merged, any strides)."""
-        n, rows, cells_n, taps, c_n = cols.shape
+    def im2col(src, cols, count0, tap0, cell0, count, cell, tap, length, row_taps, c_n, n0, r0):
+        """``cols[b, r, q]`` (a cell's ``taps * C`` values, flat): for each pair of output cell
+        ``(r0 + r, q)`` along the first axis (tap ``k0``, input row ``j0`` of its tables)
+        and each of the cell's runs along the others, ``m < count[q]``, the ``length[q, m]``
+        input cells from ``cell[q, m]`` of row ``j0`` copied to the taps from ``k0 *
+        row_taps + tap[q, m]``; zeros for the taps that read padding. The source is ``(N,
+        rows, cells * C)``: a row's cells and their channels one run in memory, so a run of
+        cells is one copy (a window's taps along the last axis, whole: the 7 taps x 3 channels
+        of a stem, where a copy per tap moves 3 values). Indices unsigned: the loop over a
+        run's values then compiles to vector copies (signed, each index is checked for
+        wrapping around, and the loop stays scalar: 1.2-2x slower)."""
+        n, rows, cells_n, width = cols.shape
+        taps = width // c_n
         for b in range(n):
             for r in range(rows):
                 o0 = r0 + r
                 for q in range(cells_n):
-                    if count0[o0] * count[q] < taps:  # some tap reads padding
-                        for t in range(taps):
-                            for c in range(c_n):
-                                cols[b, r, q, t, c] = 0
+                    dst = cols[b, r, q]
+                    reached = 0
+                    for m in range(count[q]):
+                        reached += length[q, m]
+                    if count0[o0] * reached < taps:  # some tap reads padding
+                        for i in range(width):
+                            dst[i] = 0
                     for m0 in range(count0[o0]):
-                        j0, t0 = cell0[o0, m0], tap0[o0, m0] * row_taps
+                        row = src[n0 + b, cell0[o0, m0]]
+                        t0 = tap0[o0, m0] * row_taps
                         for m in range(count[q]):
-                            j, t = cell[q, m], t0 + tap[q, m]
-                            for c in range(c_n):
-                                cols[b, r, q, t, c] = src[n0 + b, j0, j, c]
+                            d = np.uint64((t0 + tap[q, m]) * c_n)
+                            s = np.uint64(cell[q, m] * c_n)
+                            for i in range(np.uint64(length[q, m] * c_n)):
+                                dst[d + i] = row[s + i]
 
     @jit
     def im2col_strided(src, cols, count0, tap0, cell0, count1, tap1, cell1, count2, tap2, cell2,

@@ -240,19 +240,6 @@ IM2COL_MAX_COLUMNS = 5
 #: 96x128x64->32 b8 12.6 -> 9.8, 16^3x32->32 b2 0.89 -> 0.76; wider ones lose
 #: (14x14x512->128 0.48 -> 1.03, 48x64x128->64 k4 1.74 -> 2.54, 7x7x512->512 b8 2.4 -> 5.6)
 IM2COL_STRIDED_MAX_CHANNELS = 64
-#: im2col gathers layers of at most IM2COL_VIEWS_MAX_CHANNELS input channels (first layers:
-#: RGB, RGBA) whose window along the last axis holds at least IM2COL_VIEWS_MIN_RUN values
-#: (``kernel_width * C_in``) by NumPy copies of strided views (:func:`_im2col_views`), one
-#: per tap of the leading axes, each window copied as one run; others by the compiled
-#: per-pair gather. In process, alternating, ms, compiled / views (fourteenth session, AMD
-#: EPYC): 96x128x3->32 b1 0.87 / 0.58 and 0.99 / 0.72 (medians of 200, two runs), b8 5.5 /
-#: 4.4 and 8.4 / 5.4; 224x224x3->64 k7 s2 6.1 / 5.2; 1-D 4096x2->32 k7 s2 0.21 / 0.13;
-#: 64x64x3->16 'valid' 0.36 / 0.34; grey 128x128x1->32 b2 (runs of 3) 2.17 / 2.20, 3-D
-#: 16^3x1->16 (runs of 3) 0.71 / 1.02; wider layers lose (a copy per leading tap and tile):
-#: 40x40x16->64 k5 s2 b4 1.06 / 1.60, 56x56x64->128 s2 1.06 / 1.34, 14x14x256->512 s2
-#: 1.35 / 1.56, 3-D 16^3x32 s2 b2 1.32 / 3.36
-IM2COL_VIEWS_MAX_CHANNELS = 4
-IM2COL_VIEWS_MIN_RUN = 6
 #: "im2col" runs its tiles side by side (each core gathers and multiplies its own, at least
 #: a tile per core) where the kernel has at most IM2COL_THREADS_MAX_KERNEL elements and the
 #: output at least IM2COL_THREADS_MIN_OUTPUT. In the benchmark's protocol (ninth session, side
@@ -597,8 +584,7 @@ def settings() -> tuple:
             MAX_TILE_ELEMENTS, FLAT_MAX_WASTE, FLAT_NARROW_CHANNELS, FLAT_NARROW_MAX_WASTE,
             COL_TILE_PER_OUTPUT, COL_MIN_TILE, COL_MAX_TILE, COL_MIN_GROUP_CHANNELS, COL_FEW_CELLS,
             COL_ROW_GROUPS_GAIN, FIRST_MIN_CELLS, COL_LIES_MIN_KERNEL, IM2COL_LIES_MIN_RATIO, COL_MAX_KERNEL, COL_MAX_TABLE,
-            COL_MAX_ROW, IM2COL_MAX_COLUMNS, IM2COL_STRIDED_MAX_CHANNELS, IM2COL_VIEWS_MAX_CHANNELS,
-            IM2COL_VIEWS_MIN_RUN,
+            COL_MAX_ROW, IM2COL_MAX_COLUMNS, IM2COL_STRIDED_MAX_CHANNELS,
             IM2COL_THREADS_MAX_KERNEL, IM2COL_THREADS_MIN_OUTPUT, ROWS_TILE_ELEMENTS,
             ROWS_MIN_CELLS, ROWS_MAX_KERNEL, ROWS_MIN_STEP, COL_THREADS_MAX_KERNEL, COL_THREADS_MIN_COLUMNS,
             COL_THREADS_TILE, COL_THREADS_MIN_ROWS, ROWS_THREADS_MAX_KERNEL, ROWS_THREADS_MIN_OUTPUT,
@@ -1103,6 +1089,59 @@ def _col_offsets(geometry: Geometry, k_rows: int) -> tuple[np.ndarray, np.ndarra
     return count, cell * taps + tap
 
 
+def _runs(count: np.ndarray, cell: np.ndarray, tap: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Pairs (per output cell ``q``, ``count[q]`` pairs of input cell and tap, in order)
+    merged into runs: a pair whose input cell and tap both follow the one before's joins its
+    run. Returns ``(count, cell, tap, length)``: per ``q``, ``count[q]`` runs, each of
+    ``length[q, m]`` pairs from ``(cell[q, m], tap[q, m])``. Along an axis of dilation 1 a
+    window's taps read adjacent cells, so its pairs are one run; dilated, each is its own."""
+    width = cell.shape[1]
+    valid = np.arange(width)[None, :] < count[:, None]
+    joins = np.zeros_like(valid)
+    joins[:, 1:] = (cell[:, 1:] == cell[:, :-1] + 1) & (tap[:, 1:] == tap[:, :-1] + 1)
+    starts = valid & ~joins
+    runs = starts.sum(1)
+    index = np.cumsum(starts, 1) - 1  # each pair's run
+    shape = (count.size, max(1, int(runs.max(initial=0))))
+    first_cell, first_tap, length = (np.zeros(shape, np.int64) for _ in range(3))
+    q, m = np.nonzero(starts)
+    first_cell[q, index[q, m]] = cell[q, m]
+    first_tap[q, index[q, m]] = tap[q, m]
+    q, m = np.nonzero(valid)
+    np.add.at(length, (q, index[q, m]), 1)
+    return runs.astype(np.int64), first_cell, first_tap, length
+
+
+@functools.lru_cache(maxsize=256)
+def _col_runs(geometry: Geometry) -> tuple[np.ndarray, ...] | None:
+    """The runs (:func:`_runs`) :func:`compiled.im2col` copies: of the last two axes' merged
+    pairs (:func:`_col_pairs`), or on 1-D data of the only axis's pairs (the gather then
+    takes an item as one row and a tile's cells as its cells). None where the pairs are."""
+    if geometry.rank == 1:
+        count, tap, cell = _col_tables(geometry)[:3]
+        return _runs(count, cell, tap)
+    pairs = _col_pairs(geometry)
+    return None if pairs is None else _runs(*pairs)
+
+
+def _runs_elements(geometry: Geometry) -> int:
+    """The tables of :func:`_col_runs` in float32 elements (int64: two each)."""
+    return 2 * sum(t.size for t in _col_runs(geometry) or ())
+
+
+def _flat_cells(array: np.ndarray, rank: int) -> np.ndarray | None:
+    """``array`` ``(N, *spatial, C)`` as ``(N, rows, cells * C)`` (1-D: ``(N, 1, cells * C)``),
+    a view in which a row's cells and their channels are one run in memory, as
+    :func:`compiled.im2col` reads its source; None where they are not."""
+    shape = array.shape
+    rows = 1 if rank == 1 else shape[1]
+    try:
+        flat = np.reshape(array, (shape[0], rows, -1), copy=False)
+    except ValueError:  # the cells' strides do not merge
+        return None
+    return flat if flat.shape[-1] <= 1 or flat.strides[-1] == array.itemsize else None
+
+
 def _cells_view(out: np.ndarray, rank: int) -> np.ndarray | None:
     """``out`` ``(N, *spatial, C)`` as ``(N, rows, cells of the other axes, C)``, a view; None
     where the other axes' strides do not merge into one (3-D data in a layout whose rows'
@@ -1519,108 +1558,52 @@ def _im2col_tiles(geometry: Geometry, batch: int, side_by_side: bool) -> list[tu
 def _im2col_temporary_elements(geometry: Geometry, batch: int) -> int:
     """The largest tile's columns and its product (stored apart only where ``out`` is not
     C-contiguous, channels-first), one per core where the tiles run side by side, whichever
-    way the call runs them, with the zero-padded copy of a tile's input block where the views
-    gather one (:func:`_im2col_views`); the int64 tables (two float32 elements a cell), the bias."""
+    way the call runs them; the int64 tables (two float32 elements a cell), the bias."""
     g = geometry
     per_cell = math.prod(g.kernel_shape) * g.input_channels + g.output_channels
 
     def in_flight(side_by_side: bool) -> int:
         tiles = _im2col_tiles(g, batch, side_by_side)
         cells = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in tiles) * math.prod(g.output_spatial[1:])
-        block = (max(_im2col_block_elements(g, n1 - n0, r0, r1) for n0, n1, r0, r1 in tiles)
-                 if _im2col_by_views(g) else 0)
-        return (min(threads.workers(), len(tiles)) if side_by_side else 1) * (cells * per_cell + block)
+        return (min(threads.workers(), len(tiles)) if side_by_side else 1) * cells * per_cell
 
     threaded = in_flight(True) if _im2col_threaded(g, batch) else 0
-    return max(in_flight(False), threaded) + _table_elements(g) + g.output_channels
+    return max(in_flight(False), threaded) + _table_elements(g) + _runs_elements(g) + g.output_channels
 
 
 def _im2col_gather(src: np.ndarray, geometry: Geometry):
     """``gather(cols, n0, r0)``: compiled im2col of ``src`` (channels-last, ``(N, *size, C)``)
     into ``cols`` ``(n, rows, *rest, taps, C)``, the cells of batch items ``n0..`` and output
     rows ``r0..`` of ``geometry`` (a forward convolution's tables), zeros where a tap reads
-    padding. On merged pairs (:func:`_col_pairs`) where the source's last two axes merge,
-    else on the per-axis tables (:func:`compiled.im2col_strided`)."""
+    padding. By runs (:func:`compiled.im2col`, :func:`_col_runs`) where a row's cells and
+    channels lie in one run (:func:`_flat_cells`); else on the per-axis tables
+    (:func:`compiled.im2col_strided`), a copy per (cell, tap) pair.
+
+    Runs, in process, alternating, the gather alone, ms, runs / per pair / NumPy views
+    (sixteenth session, AMD EPYC; the views, each leading tap's window one strided copy, were
+    the first layers' gather until then): 224x224x3->64 k7 s2 (half the rows) 0.36 / 0.89 /
+    0.46; 96x128x3->32 (half) 0.13 / 0.19 / 0.14; 40x40x16->64 k5 s2 b4 0.09 / 0.15 / 0.18;
+    56x56x64->128 s2 0.05 / 0.09 / 0.13; 3-D 16^3x32 s2 b2 0.10 / 0.13 / 0.29; 16^3x1->16
+    0.14 / 0.23 / 0.28; grey 128x128x1->32 b2 (runs of 3 values) 0.32 / 0.42 / 0.30."""
     g = geometry
-    tables, pairs, cells = _col_tables(g), _col_pairs(g), _cells_view(src, g.rank)
-    if pairs is None or cells is None:
+    tables, runs, flat = _col_tables(g), _col_runs(g), _flat_cells(src, g.rank)
+    if runs is None or flat is None or not flat.size:
         src3 = _as3d(src, g.rank)
         return lambda cols, n0, r0: compiled.im2col_strided(src3, cols, *tables, n0, r0)
+    c = src.shape[-1]
+    if g.rank == 1:  # an item is one row; the tile's output cells are the cells of its runs
+        one_row = tuple(np.zeros((1, 1), np.int64) if i else np.ones(1, np.int64) for i in range(3))
+
+        def gather_1d(cols: np.ndarray, n0: int, r0: int) -> None:
+            n, cells = cols.shape[:2]
+            own = tuple(t[r0:r0 + cells] for t in runs)
+            compiled.im2col(flat, cols.reshape(n, 1, cells, -1), *one_row, *own, 0, c, n0, 0)
+        return gather_1d
     row_taps = math.prod(g.kernel_shape[1:])
 
     def gather(cols: np.ndarray, n0: int, r0: int) -> None:
-        merged = cols.reshape(cols.shape[:2] + (-1,) + cols.shape[-2:])  # scratch: C-contiguous
-        compiled.im2col(cells, merged, *tables[:3], *pairs, row_taps, n0, r0)
-    return gather
-
-
-def _im2col_by_views(geometry: Geometry) -> bool:
-    """Whether im2col gathers this layer by views (:data:`IM2COL_VIEWS_MAX_CHANNELS`)."""
-    c = geometry.input_channels
-    return c <= IM2COL_VIEWS_MAX_CHANNELS and geometry.kernel_shape[-1] * c >= IM2COL_VIEWS_MIN_RUN
-
-
-def _im2col_block(geometry: Geometry, r0: int, r1: int) -> tuple[tuple[int, int], ...]:
-    """Per spatial axis, the input cells ``(lo, hi)`` that output rows ``r0:r1`` (of the first
-    axis) and every cell of the other axes read, padding included
-    (:meth:`~tconv.geometry.AxisGeometry.reads`)."""
-    return tuple(a.reads(r0, r1) if i == 0 else a.reads(0, a.out) for i, a in enumerate(geometry.axes))
-
-
-def _im2col_block_inside(geometry: Geometry, block: tuple[tuple[int, int], ...]) -> bool:
-    """Whether a tile's input block (:func:`_im2col_block`) reads no padding: the views
-    gather then reads the input as it lies, with no padded copy."""
-    return all(lo >= 0 and hi <= a.size for (lo, hi), a in zip(block, geometry.axes))
-
-
-def _im2col_block_elements(geometry: Geometry, items: int, r0: int, r1: int) -> int:
-    """Elements of the zero-padded copy of a tile's input block (none where it reads no padding)."""
-    block = _im2col_block(geometry, r0, r1)
-    if _im2col_block_inside(geometry, block):
-        return 0
-    return items * math.prod(hi - lo for lo, hi in block) * geometry.input_channels
-
-
-def _im2col_views(src: np.ndarray, geometry: Geometry):
-    """``gather(cols, n0, r0)`` as :func:`_im2col_gather`, by NumPy: per tap of the leading
-    axes (every axis but the last), one copy of a strided view of the tile's input block,
-    ``(n, rows, *out[1:], kernel_width, C)``, into that tap row's columns; the window along
-    the last axis (``kernel_width`` cells of ``C`` values) is a run of the view, so the copy
-    runs over whole windows (on first layers, ``3 * 3`` values), where the compiled gather
-    walks each (cell, tap) pair's few channels. A block that reads padding is first copied
-    into a zeroed scratch (slot 3) with its padding; one inside the input is read as it lies."""
-    g = geometry
-    rank, c = g.rank, src.shape[-1]
-    axes = g.axes
-    lead = list(itertools.product(*(range(k) for k in g.kernel_shape[:-1])))
-    kw, last = g.kernel_shape[-1], axes[-1]
-    out_rest = g.output_spatial[1:]
-
-    def gather(cols: np.ndarray, n0: int, r0: int) -> None:
-        n, rows = cols.shape[:2]
-        block = _im2col_block(g, r0, r0 + rows)
-        if _im2col_block_inside(g, block):
-            source, origin = src[n0:n0 + n], [lo for lo, _ in block]
-        else:
-            source = workspace.scratch((n,) + tuple(hi - lo for lo, hi in block) + (c,), src.dtype, slot=3)
-            source[...] = 0
-            inside_src, inside_block = [slice(n0, n0 + n)], [slice(None)]
-            for (lo, hi), a in zip(block, axes):  # the input cells within [lo, hi): maybe none
-                i0 = min(max(lo, 0), a.size)
-                i1 = max(min(hi, a.size), i0)
-                inside_src.append(slice(i0, i1))
-                inside_block.append(slice(i0 - lo, i1 - lo))
-            source[tuple(inside_block)] = src[tuple(inside_src)]
-            origin = [0] * rank
-        strides = source.strides
-        shape = (n, rows) + out_rest + (kw, c)
-        view_strides = ((strides[0],) + tuple(a.stride * strides[1 + i] for i, a in enumerate(axes))
-                        + (last.dilation * strides[rank], strides[-1]))
-        taps = cols.reshape((n, rows) + out_rest + (len(lead), kw, c))
-        for i, tap in enumerate(lead):
-            start = (slice(None),) + tuple(slice(origin[a] + (tap[a] * axes[a].dilation if a < rank - 1 else 0), None)
-                                           for a in range(rank))
-            taps[..., i, :, :] = np.lib.stride_tricks.as_strided(source[start], shape, view_strides, writeable=False)
+        merged = cols.reshape(cols.shape[:2] + (-1, cols.shape[-2] * cols.shape[-1]))  # scratch: C-contiguous
+        compiled.im2col(flat, merged, *tables[:3], *runs, row_taps, c, n0, r0)
     return gather
 
 
@@ -1635,7 +1618,7 @@ def _im2col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, o
     w = kernel.reshape(taps * cs, cd)
     rest = g.output_spatial[1:] + (1,) * (3 - g.rank)
     out_cells = out.reshape(-1, cd) if out.flags.c_contiguous else None
-    gather = (_im2col_views if _im2col_by_views(g) else _im2col_gather)(src, g)
+    gather = _im2col_gather(src, g)
 
     def tile(bounds: tuple) -> None:
         n0, n1, r0, r1 = bounds
@@ -1793,17 +1776,17 @@ def _rows_plan(geometry: Geometry) -> tuple:
     kernel column, :meth:`~tconv.geometry.AxisGeometry.tap_span` (the NumPy gather's); and
     the tables under which :func:`compiled.im2col` gathers, or None where there are none:
     first-axis tables (:func:`_col_tables`' form) in which gathered row ``v`` reads input
-    row ``v + lo`` through tap 0 (nothing outside the input), then :func:`_col_pairs`."""
+    row ``v + lo`` through tap 0 (nothing outside the input), then :func:`_col_runs`."""
     g = geometry
     spans, lo, hi = _rows_spans(g)
     shifts = np.array([offset - lo for _, offset in spans], np.int64)
     columns = tuple(g.axes[1].tap_span(t) for t in range(g.kernel_shape[1]))
     tables = None
-    if _col_tables(g) is not None and _col_pairs(g) is not None:
+    if _col_tables(g) is not None and _col_runs(g) is not None:
         rows = np.arange(g.output_spatial[0] + hi - lo) + lo
         inside = (rows >= 0) & (rows < g.axes[0].size)
         tables = (inside.astype(np.int64), np.zeros((rows.size, 1), np.int64),
-                  np.where(inside, rows, 0).astype(np.int64)[:, None]) + _col_pairs(g)
+                  np.where(inside, rows, 0).astype(np.int64)[:, None]) + _col_runs(g)
     return spans, lo, hi, shifts, columns, tables
 
 
@@ -1832,7 +1815,7 @@ def _rows_temporary_elements(geometry: Geometry, batch: int) -> int:
                                     + (step + hi - lo) * len(spans) * g.output_channels + step * g.output_channels)
 
     wide = g.kernel_shape[1] * g.input_channels * len(spans) * g.output_channels if len(spans) > 1 else 0
-    tables = _table_elements(g) + 2 * sum(t.size for t in tables[:3]) if tables is not None else 0
+    tables = _table_elements(g) + _runs_elements(g) + 2 * sum(t.size for t in tables[:3]) if tables is not None else 0
     # whichever way the call runs them (_side_by_side_now)
     return (max(tiles(False), tiles(True) if _rows_threaded(g, batch) else 0) + wide + tables
             + g.output_channels)
@@ -1870,13 +1853,13 @@ def _rows_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
         wide = np.ascontiguousarray(w[[k for k, _ in spans]].transpose(1, 0, 2)).reshape(kw * cs, -1)
     out3 = out.reshape(-1, width, cd) if out.flags.c_contiguous else None
     b = _zeros(cd, dtype) if bias is None else bias
-    src_cells = _cells_view(src, 2)
+    src_cells = _flat_cells(src, 2)
     fast = tables is not None and src_cells is not None and compiled.available()
 
     def gather_rows(n: int, v0: int, v1: int, into: np.ndarray) -> None:
         """Gathered rows ``v0 <= v < v1`` (input rows ``v + lo``) of item ``n`` into ``into``."""
         if fast:
-            compiled.im2col(src_cells, into.reshape(1, v1 - v0, width, kw, cs), *tables, kw, n, v0)
+            compiled.im2col(src_cells, into.reshape(1, v1 - v0, width, kw * cs), *tables, kw, cs, n, v0)
             return
         i0, i1 = max(0, v0 + lo), min(a0.size, v1 + lo)
         into[:max(0, i0 - v0 - lo)] = 0

@@ -119,7 +119,7 @@ def transposed_vjp_temporary_elements(geometry: Geometry, batch: int) -> int:
     tiles = _vjp_tiles(g, batch)
     rest = math.prod(g.input_spatial[1:])
     tile = max((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in tiles) * rest * (per_cell + 2 * g.input_channels)
-    return tile + gemm._table_elements(g.flip()) + per_cell * g.input_channels
+    return tile + gemm._table_elements(g.flip()) + gemm._runs_elements(g.flip()) + per_cell * g.input_channels
 
 
 def _vjp_tiles(g: Geometry, batch: int) -> list:

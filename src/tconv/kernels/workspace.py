@@ -13,7 +13,7 @@ The rules that keep it safe:
 
 * one :func:`scratch` array in use at a time per thread and slot, only in leaf kernels (a
   product, a compiled loop) that call nothing else that takes one; the kernels take slots
-  0-3, and :func:`tconv.ops.run` alone takes :data:`MOVED_INPUT` and :data:`MOVED_OUTPUT`
+  0-2, and :func:`tconv.ops.run` alone takes :data:`MOVED_INPUT` and :data:`MOVED_OUTPUT`
   around them (channels-first data moved channels-last for them, and their output before
   it is moved back; never handed to the caller);
 * each thread has its own buffer (:class:`threading.local`), so tiles or calls on other
