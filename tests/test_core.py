@@ -696,20 +696,25 @@ def test_depthwise_layers_run_row_by_row(stride, dilation, padding, data_format)
         assert taken
 
 
-def test_grouped_3d_valid_layers_take_accumulate_whatever_the_cut():
+def test_grouped_layers_past_the_cut_take_im2col_and_others_accumulate():
     """A grouped 3-D 'valid' layer's taps leave 31% of a plane unreached, past the cut that
-    keeps ungrouped layers off accumulate; grouped ones take it anyway (their other path,
-    concat, was 1.4-1.6x slower), the same values as the reference loops; the ungrouped
-    layer of the same planes keeps its path."""
-    if not blas.available():
-        pytest.skip("NumPy's OpenBLAS not found through threadpoolctl: no accumulate")
-    grouped = ops.plan_conv((12, 12, 12), (3, 3, 3), 32, 16, groups=4)
-    plain = ops.plan_conv((12, 12, 12), (3, 3, 3), 32, 16)
-    assert gemm._batch_mode(grouped, 2) == "accumulate"
-    assert gemm._batch_mode(plain, 2) != "accumulate"
-    x, w, b = arrays_for(grouped, 4, batch=2)
-    np.testing.assert_allclose(ops.run(grouped, x, w, b), ops.run(grouped, x, w, b, impl="reference"),
-                               rtol=1e-11, atol=1e-11)
+    keeps layers off accumulate: a forward one takes im2col, a gather and a product per
+    group (asserted, per group); asked for a transposed layer (``mirrored``, whose other
+    path would be concat) it is taken anyway; the same layer 'same' (no cut) takes
+    accumulate; all the same values as the reference loops."""
+    if not blas.available() or not compiled.available():
+        pytest.skip("NumPy's OpenBLAS or Numba missing: no accumulate or im2col")
+    valid = ops.plan_conv((12, 12, 12), (3, 3, 3), 32, 16, groups=4)
+    same = ops.plan_conv((12, 12, 12), (3, 3, 3), 32, 16, groups=4, padding="same")
+    assert gemm._batch_mode(valid, 2) == "im2col" and gemm._batch_mode(same, 2) == "accumulate"
+    assert not gemm._accumulate_ready(valid) and gemm._accumulate_ready(valid, mirrored=True)
+    for g in (valid, same):
+        x, w, b = arrays_for(g, 4, batch=2)
+        with _counted(compiled, "im2col") as gathers:
+            np.testing.assert_allclose(ops.run(g, x, w, b), ops.run(g, x, w, b, impl="reference"),
+                                       rtol=1e-11, atol=1e-11)
+        assert len(gathers) == (4 * len(gemm._im2col_tiles(g, 2, False)) if g is valid else 0)
+        assert {a[-3] for a in gathers} == ({0, 8, 16, 24} if g is valid else set())  # each group's channels
 
 
 @pytest.mark.parametrize("spatial, kernel, channels, arguments, batch", [
@@ -1078,7 +1083,8 @@ def test_grouped_layers_take_accumulate_from_four_channels_a_group():
     """Unforced, grouped layers of unit strides and rows as wide take accumulate from
     ACCUMULATE_MIN_GROUP_CHANNELS input channels per group (both directions), unless they have
     many groups (GROUPED_PERMUTED_MIN_GROUPS: the compiled loop on the input permuted); fewer
-    stay on the compiled direct loop (depthwise among them) or concat."""
+    stay on the compiled direct loop (depthwise among them); strided forward ones take im2col
+    (a gather and a product per group), strided transposed ones col."""
     if not (blas.available() and compiled.available()):
         pytest.skip("the fast extra (threadpoolctl, Numba) is not installed")
     assert gemm.ACCUMULATE_MIN_GROUP_CHANNELS == 4 and gemm.GROUPED_PERMUTED_MIN_GROUPS == 32
@@ -1087,7 +1093,10 @@ def test_grouped_layers_take_accumulate_from_four_channels_a_group():
     assert gemm._mode(ops.plan_conv_transpose((28, 28), (3, 3), 64, 32, crop="same", groups=16)) == "accumulate"
     assert gemm._mode(ops.plan_conv((28, 28), (3, 3), 128, 128, padding="same", groups=64)) == "grouped"
     assert gemm._mode(ops.plan_conv((28, 28), (3, 3), 128, 128, padding="same", groups=128)) == "grouped"
-    assert gemm._mode(ops.plan_conv((28, 28), (3, 3), 64, 64, stride=2, padding="same", groups=2)) == "concat"
+    assert gemm._mode(ops.plan_conv((28, 28), (3, 3), 64, 64, stride=2, padding="same", groups=2)) == "im2col"
+    assert gemm._mode(ops.plan_conv((28, 28), (3, 3), 64, 64, stride=2, padding="same", groups=32)) == "grouped"
+    assert gemm._mode(ops.plan_conv((28, 28), (1, 1), 64, 64, stride=2, groups=2)) == "concat"  # one tap
+    assert gemm._mode(ops.plan_conv_transpose((28, 28), (3, 3), 64, 64, stride=2, crop="same", groups=2)) == "col"
 
 
 @settings(max_examples=150, deadline=None)

@@ -225,19 +225,23 @@ def _kernels():
                             out[b, o0, o1, o2, c] = acc[c]
 
     @jit
-    def im2col(src, cols, count0, tap0, cell0, count, cell, tap, length, row_taps, c_n, n0, r0):
-        """``cols[b, r, q]`` (a cell's ``taps * C`` values, flat): for each pair of output cell
-        ``(r0 + r, q)`` along the first axis (tap ``k0``, input row ``j0`` of its tables)
-        and each of the cell's runs along the others, ``m < count[q]``, the ``length[q, m]``
-        input cells from ``cell[q, m]`` of row ``j0`` copied to the taps from ``k0 *
-        row_taps + tap[q, m]``; zeros for the taps that read padding. The source is ``(N,
-        rows, cells * C)``: a row's cells and their channels one run in memory, so a run of
-        cells is one copy (a window's taps along the last axis, whole: the 7 taps x 3 channels
-        of a stem, where a copy per tap moves 3 values). Indices unsigned: the loop over a
+    def im2col(src, cols, count0, tap0, cell0, count, cell, tap, length, row_taps, c_n, c_stride, c0, n0, r0):
+        """``cols[b, r, q]`` (a cell's ``taps * c_n`` values, flat): for each pair of output
+        cell ``(r0 + r, q)`` along the first axis (tap ``k0``, input row ``j0`` of its tables)
+        and each of the cell's runs along the others, ``m < count[q]``, the channels ``c0 ..
+        c0 + c_n`` of the ``length[q, m]`` input cells from ``cell[q, m]`` of row ``j0``,
+        copied to the taps from ``k0 * row_taps + tap[q, m]``; zeros for the taps that read
+        padding. The source is ``(N, rows, cells * c_stride)``: a row's cells and their
+        channels one run in memory, so where the columns take every channel (``c_n ==
+        c_stride``) a run of cells is one copy (a window's taps along the last axis, whole:
+        the 7 taps x 3 channels of a stem, where a copy per tap moves 3 values); a group's
+        channels (grouped layers) are a copy per cell. Indices unsigned: the loop over a
         run's values then compiles to vector copies (signed, each index is checked for
         wrapping around, and the loop stays scalar: 1.2-2x slower)."""
         n, rows, cells_n, width = cols.shape
         taps = width // c_n
+        whole = c_n == c_stride
+        c_n, c_stride, c0 = np.uint64(c_n), np.uint64(c_stride), np.uint64(c0)
         for b in range(n):
             for r in range(rows):
                 o0 = r0 + r
@@ -253,10 +257,17 @@ def _kernels():
                         row = src[n0 + b, cell0[o0, m0]]
                         t0 = tap0[o0, m0] * row_taps
                         for m in range(count[q]):
-                            d = np.uint64((t0 + tap[q, m]) * c_n)
-                            s = np.uint64(cell[q, m] * c_n)
-                            for i in range(np.uint64(length[q, m] * c_n)):
-                                dst[d + i] = row[s + i]
+                            d = np.uint64(t0 + tap[q, m]) * c_n
+                            s = np.uint64(cell[q, m]) * c_stride + c0
+                            if whole:
+                                for i in range(np.uint64(length[q, m]) * c_n):
+                                    dst[d + i] = row[s + i]
+                                continue
+                            for _ in range(length[q, m]):
+                                for i in range(c_n):
+                                    dst[d + i] = row[s + i]
+                                d += c_n
+                                s += c_stride
 
     @jit
     def im2col_strided(src, cols, count0, tap0, cell0, count1, tap1, cell1, count2, tap2, cell2,

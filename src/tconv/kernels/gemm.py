@@ -1519,20 +1519,32 @@ def _cell_run(n0: int, n1: int, r0: int, r1: int, spatial: tuple[int, ...]) -> s
 
 
 def _im2col_ready(geometry: Geometry) -> bool:
-    """Whether the compiled "im2col" path runs this layer: a forward convolution without
-    groups whose columns per output cell (taps x C_in) are at most IM2COL_MAX_COLUMNS times
-    its output channels, or of a stride above 1 and at most IM2COL_STRIDED_MAX_CHANNELS
-    input channels, Numba present, small tables, one output row's columns bounded; a
-    kernel of one tap only where forced (its gather would be a copy of the input: a 1x1
-    96x128x32->23 took 0.64 ms through im2col, 0.27 through shift's one product)."""
+    """Whether the compiled "im2col" path runs this layer: a forward convolution whose
+    columns per output cell (taps x C_in) are at most IM2COL_MAX_COLUMNS times its output
+    channels, or of a stride above 1 and at most IM2COL_STRIDED_MAX_CHANNELS input
+    channels; or grouped (a gather and a product per group), unless of few channels a group
+    (the direct loop, :func:`_grouped_ready`); Numba present, small tables, one output row's
+    columns bounded; a kernel of one tap only where forced (its gather would be a copy of
+    the input: a 1x1 96x128x32->23 took 0.64 ms through im2col, 0.27 through shift's one
+    product).
+
+    Grouped layers came here from concat, where accumulate does not take them (strided),
+    faster on every one measured (sixteenth session, in process, alternating, medians of 15,
+    ms, im2col / concat): 3x3 s2 28x28x64 in 2 groups 0.13 / 0.46, 56x56x128 in 4 0.85 /
+    1.19, 28x28x256 in 8 0.48 / 0.51, 14x14x512 in 2 1.61 / 2.78, 28x28x128 in 2 b8 4.1 /
+    4.9, 3-D 16^3x64 in 4 0.57 / 2.88, 1-D 2048x64 k5 in 2 b4 3.2 / 5.3."""
     g = geometry
-    if g.transposed or g.groups > 1 or not compiled.available() or _col_tables(g) is None:
+    if g.transposed or not compiled.available() or _col_tables(g) is None:
         return False
-    columns = math.prod(g.kernel_shape) * g.input_channels
-    strided_narrow = any(a.stride > 1 for a in g.axes) and g.input_channels <= IM2COL_STRIDED_MAX_CHANNELS
-    if MODE is None and ((columns > IM2COL_MAX_COLUMNS * g.output_channels and not strided_narrow)
-                         or math.prod(g.kernel_shape) == 1):
+    columns = math.prod(g.kernel_shape) * (g.input_channels // g.groups)  # a group's
+    if MODE is None and math.prod(g.kernel_shape) == 1:
         return False
+    if MODE is None and g.groups > 1 and _grouped_ready(g):
+        return False
+    if MODE is None and g.groups == 1:
+        strided_narrow = any(a.stride > 1 for a in g.axes) and g.input_channels <= IM2COL_STRIDED_MAX_CHANNELS
+        if columns > IM2COL_MAX_COLUMNS * g.output_channels and not strided_narrow:
+            return False
     return columns * math.prod(g.output_spatial[1:]) <= COL_MAX_ROW
 
 
@@ -1547,7 +1559,7 @@ def _im2col_tiles(geometry: Geometry, batch: int, side_by_side: bool) -> list[tu
     where the tiles run ``side_by_side``."""
     g = geometry
     lattice = tuple((0, 1, n) for n in g.output_spatial)
-    per_cell = math.prod(g.kernel_shape) * g.input_channels
+    per_cell = math.prod(g.kernel_shape) * (g.input_channels // g.groups)  # one group's
     budget = _col_budget(g, batch, False)
     if side_by_side:  # a share each, and at least a tile per core
         cores = threads.workers()
@@ -1560,7 +1572,7 @@ def _im2col_temporary_elements(geometry: Geometry, batch: int) -> int:
     C-contiguous, channels-first), one per core where the tiles run side by side, whichever
     way the call runs them; the int64 tables (two float32 elements a cell), the bias."""
     g = geometry
-    per_cell = math.prod(g.kernel_shape) * g.input_channels + g.output_channels
+    per_cell = math.prod(g.kernel_shape) * (g.input_channels // g.groups) + g.output_channels
 
     def in_flight(side_by_side: bool) -> int:
         tiles = _im2col_tiles(g, batch, side_by_side)
@@ -1572,10 +1584,10 @@ def _im2col_temporary_elements(geometry: Geometry, batch: int) -> int:
 
 
 def _im2col_gather(src: np.ndarray, geometry: Geometry):
-    """``gather(cols, n0, r0)``: compiled im2col of ``src`` (channels-last, ``(N, *size, C)``)
-    into ``cols`` ``(n, rows, *rest, taps, C)``, the cells of batch items ``n0..`` and output
-    rows ``r0..`` of ``geometry`` (a forward convolution's tables), zeros where a tap reads
-    padding. By runs (:func:`compiled.im2col`, :func:`_col_runs`) where a row's cells and
+    """``gather(cols, n0, r0, c0=0)``: compiled im2col of ``src`` (channels-last, ``(N,
+    *size, C)``) into ``cols`` ``(n, rows, *rest, taps, c)``, channels ``c0 .. c0 + c`` (a
+    group's, or all) of the cells of batch items ``n0..`` and output rows ``r0..`` of
+    ``geometry`` (a forward convolution's tables), zeros where a tap reads padding. By runs (:func:`compiled.im2col`, :func:`_col_runs`) where a row's cells and
     channels lie in one run (:func:`_flat_cells`); else on the per-axis tables
     (:func:`compiled.im2col_strided`), a copy per (cell, tap) pair.
 
@@ -1589,21 +1601,24 @@ def _im2col_gather(src: np.ndarray, geometry: Geometry):
     tables, runs, flat = _col_tables(g), _col_runs(g), _flat_cells(src, g.rank)
     if runs is None or flat is None or not flat.size:
         src3 = _as3d(src, g.rank)
-        return lambda cols, n0, r0: compiled.im2col_strided(src3, cols, *tables, n0, r0)
+
+        def pairs(cols: np.ndarray, n0: int, r0: int, c0: int = 0) -> None:
+            compiled.im2col_strided(src3[..., c0:c0 + cols.shape[-1]], cols, *tables, n0, r0)
+        return pairs
     c = src.shape[-1]
     if g.rank == 1:  # an item is one row; the tile's output cells are the cells of its runs
         one_row = tuple(np.zeros((1, 1), np.int64) if i else np.ones(1, np.int64) for i in range(3))
 
-        def gather_1d(cols: np.ndarray, n0: int, r0: int) -> None:
+        def gather_1d(cols: np.ndarray, n0: int, r0: int, c0: int = 0) -> None:
             n, cells = cols.shape[:2]
             own = tuple(t[r0:r0 + cells] for t in runs)
-            compiled.im2col(flat, cols.reshape(n, 1, cells, -1), *one_row, *own, 0, c, n0, 0)
+            compiled.im2col(flat, cols.reshape(n, 1, cells, -1), *one_row, *own, 0, cols.shape[-1], c, c0, n0, 0)
         return gather_1d
     row_taps = math.prod(g.kernel_shape[1:])
 
-    def gather(cols: np.ndarray, n0: int, r0: int) -> None:
+    def gather(cols: np.ndarray, n0: int, r0: int, c0: int = 0) -> None:
         merged = cols.reshape(cols.shape[:2] + (-1, cols.shape[-2] * cols.shape[-1]))  # scratch: C-contiguous
-        compiled.im2col(flat, merged, *tables[:3], *runs, row_taps, c, n0, r0)
+        compiled.im2col(flat, merged, *tables[:3], *runs, row_taps, cols.shape[-1], c, c0, n0, r0)
     return gather
 
 
@@ -1611,27 +1626,32 @@ def _im2col_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, o
     """Forward convolution of few input channels per output channel, per tile: the taps'
     source cells gathered side by side (compiled im2col, zeros where a tap reads padding),
     then one product ``(cells, taps * C_in) @ (taps * C_in, C_out)`` with the kernel as it
-    lies, straight into the output where it is C-contiguous."""
+    lies, straight into the output where it is C-contiguous. Grouped: per group, its
+    channels gathered and one product with its block of the kernel, into its outputs."""
     g = geometry
     dtype = np.result_type(src, kernel)
-    taps, cs, cd = math.prod(g.kernel_shape), g.input_channels, g.output_channels
-    w = kernel.reshape(taps * cs, cd)
+    taps, groups = math.prod(g.kernel_shape), g.groups
+    cs, cd = g.input_channels // groups, g.output_channels // groups
+    w = kernel.reshape(taps * cs, groups * cd)
     rest = g.output_spatial[1:] + (1,) * (3 - g.rank)
-    out_cells = out.reshape(-1, cd) if out.flags.c_contiguous else None
+    out_cells = out.reshape(-1, groups * cd) if out.flags.c_contiguous else None
     gather = _im2col_gather(src, g)
 
     def tile(bounds: tuple) -> None:
         n0, n1, r0, r1 = bounds
         cols = workspace.scratch((n1 - n0, r1 - r0) + rest + (taps, cs), dtype)
-        gather(cols, n0, r0)
-        cols = cols.reshape(-1, taps * cs)
-        if out_cells is not None:
-            dst = out_cells[_cell_run(n0, n1, r0, r1, g.output_spatial)]
-            np.matmul(cols, w, out=dst)
-        else:
-            dst = out[n0:n1, r0:r1]
-            dst[...] = (cols @ w).reshape(dst.shape)
-        if bias is not None:
+        cells = _cell_run(n0, n1, r0, r1, g.output_spatial)
+        for group in range(groups):
+            gather(cols, n0, r0, group * cs)
+            product = cols.reshape(-1, taps * cs)
+            outputs = slice(group * cd, (group + 1) * cd)
+            if out_cells is not None:
+                np.matmul(product, w[:, outputs], out=out_cells[cells, outputs])
+            else:
+                dst = out[n0:n1, r0:r1, ..., outputs]
+                dst[...] = (product @ w[:, outputs]).reshape(dst.shape)
+        if bias is not None:  # every group's channels at once
+            dst = out[n0:n1, r0:r1] if out_cells is None else out_cells[cells]
             dst += bias
 
     side_by_side = _side_by_side_now(_im2col_threaded(g, src.shape[0]))
@@ -1859,7 +1879,7 @@ def _rows_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, out
     def gather_rows(n: int, v0: int, v1: int, into: np.ndarray) -> None:
         """Gathered rows ``v0 <= v < v1`` (input rows ``v + lo``) of item ``n`` into ``into``."""
         if fast:
-            compiled.im2col(src_cells, into.reshape(1, v1 - v0, width, kw * cs), *tables, kw, cs, n, v0)
+            compiled.im2col(src_cells, into.reshape(1, v1 - v0, width, kw * cs), *tables, kw, cs, cs, 0, n, v0)
             return
         i0, i1 = max(0, v0 + lo), min(a0.size, v1 + lo)
         into[:max(0, i0 - v0 - lo)] = 0
@@ -2065,7 +2085,7 @@ def _shift_run(src: np.ndarray, kernel: np.ndarray, geometry: Geometry, bias, ou
     return out
 
 
-def _accumulate_ready(geometry: Geometry) -> bool:
+def _accumulate_ready(geometry: Geometry, mirrored: bool = False) -> bool:
     """Whether "accumulate" runs this layer: a convolution (with groups, at least
     ACCUMULATE_MIN_GROUP_CHANNELS input channels per group) of every stride 1 (a transposed
     one as the forward convolution it mirrors, :meth:`~tconv.geometry.Geometry.mirrored`),
@@ -2075,10 +2095,13 @@ def _accumulate_ready(geometry: Geometry) -> bool:
     (:mod:`tconv.kernels.blas`); chosen (:data:`MODE` unset) with at least
     ACCUMULATE_MIN_CHANNELS input channels, more than one tap and at most
     ACCUMULATE_MAX_KERNEL kernel elements, and no tap leaving more than ACCUMULATE_MAX_CUT
-    of a row's plane unreached (without groups: grouped layers' other path, concat, gathers
-    every tap and loses wherever accumulate runs: 12^3x128->16 'valid' in 4 groups b4, a cut
-    of 31%, 13.8 -> 9.7 ms, 12^3x64->64 in 2 groups 12.3 -> 7.8, thirteenth session, AMD
-    machine, alternating). 3-D, against the paths before (twelfth session, in process,
+    of a row's plane unreached. Grouped transposed layers (``mirrored``: the forward layer
+    asked for a transposed one) take it past the cut too: their other path, concat, gathers
+    every tap (forward, 12^3x128->16 'valid' in 4 groups b4, a cut of 31%, concat 13.8 ->
+    accumulate 9.7 ms, 12^3x64->64 in 2 groups 12.3 -> 7.8, thirteenth session). Grouped
+    forward ones keep the cut since im2col gathers them per group (sixteenth session, in
+    process, alternating, ms, im2col / accumulate: those two 4.7 / 5.9 and 2.0 / 2.3; 'same',
+    no cut, 16^3x64->64 in 2 groups 7.1 / 5.6, 56x56x128 in 4 2.4 / 1.7). 3-D, against the paths before (twelfth session, in process,
     3x3x3 'same', ms): 16^3x64->32 b1 per tap 5.5 -> 2.9, 32^3x16->16 b1 11.9 -> 4.5,
     24^3x32->64 b1 20 -> 8.5, 8^3x256->256 b1 8.0 -> 6.3; 12^3x128->16 in 4 groups b4
     concat 20 -> 10.8; transposed 16^3x32->32 b1 col 4-6 -> 1.6, 12^3 b4 6-12 -> 3.0."""
@@ -2090,7 +2113,7 @@ def _accumulate_ready(geometry: Geometry) -> bool:
     if MODE is None and _grouped_permuted(g) and _grouped_ready(g):  # many groups of few channels
         return False
     if g.transposed:  # of unit strides: the mirrored forward convolution
-        return _accumulate_ready(_mirrored(g))
+        return _accumulate_ready(_mirrored(g), mirrored=True)
     if MODE is None and any(abs(n_out - n_in) > ACCUMULATE_MAX_WIDENING * min(n_out, n_in)
                             for n_in, n_out in zip(g.input_spatial[1:], g.output_spatial[1:])):
         return False
@@ -2102,7 +2125,7 @@ def _accumulate_ready(geometry: Geometry) -> bool:
     plane = math.prod(g.output_spatial[1:])
     cut = max((plane - math.prod(e - s for s, e, _ in spans[1:]) for _, spans in g.taps()), default=0)
     return (g.input_channels >= ACCUMULATE_MIN_CHANNELS and math.prod(g.neutral_kernel_shape) <= ACCUMULATE_MAX_KERNEL
-            and (cut <= ACCUMULATE_MAX_CUT * plane or g.groups > 1))
+            and (cut <= ACCUMULATE_MAX_CUT * plane or (g.groups > 1 and mirrored)))
 
 
 #: :meth:`Geometry.mirrored`, kept per plan (a call would build it again)
