@@ -1587,9 +1587,10 @@ def _im2col_gather(src: np.ndarray, geometry: Geometry):
     """``gather(cols, n0, r0, c0=0)``: compiled im2col of ``src`` (channels-last, ``(N,
     *size, C)``) into ``cols`` ``(n, rows, *rest, taps, c)``, channels ``c0 .. c0 + c`` (a
     group's, or all) of the cells of batch items ``n0..`` and output rows ``r0..`` of
-    ``geometry`` (a forward convolution's tables), zeros where a tap reads padding. By runs (:func:`compiled.im2col`, :func:`_col_runs`) where a row's cells and
-    channels lie in one run (:func:`_flat_cells`); else on the per-axis tables
-    (:func:`compiled.im2col_strided`), a copy per (cell, tap) pair.
+    ``geometry`` (a forward convolution's tables), zeros where a tap reads padding. By runs
+    (:func:`compiled.im2col`, :func:`_col_runs`) where a row's cells and channels lie in one
+    run (:func:`_flat_cells`); else on the per-axis tables (:func:`compiled.im2col_strided`),
+    a copy per (cell, tap) pair.
 
     Runs, in process, alternating, the gather alone, ms, runs / per pair / NumPy views
     (sixteenth session, AMD EPYC; the views, each leading tap's window one strided copy, were
