@@ -33,13 +33,15 @@ for bit (im2col and im2col_strided copy, so theirs are too).
 from __future__ import annotations
 
 import functools
+import types
 
 #: set False to run the NumPy paths even where Numba is installed (tests, comparisons)
 ENABLED = True
 
 
 @functools.lru_cache(maxsize=1)
-def _kernels():
+def _kernels() -> types.SimpleNamespace | None:
+    """The compiled loops by name, and Numba's ``version``; None without Numba."""
     try:
         import numba
     except ImportError:
@@ -423,8 +425,10 @@ def _kernels():
                     for c in range(c_n):
                         out[b, o0, q, c] = acc[q, c]
 
-    return (col2im, numba.__version__, grouped, im2col, col2im_strided, col2im_1d, im2col_strided, rows_sum,
-            transpose, unmoved, grouped_permuted, depthwise_rows)
+    return types.SimpleNamespace(
+        version=numba.__version__, col2im=col2im, col2im_strided=col2im_strided, col2im_1d=col2im_1d,
+        grouped=grouped, grouped_permuted=grouped_permuted, depthwise_rows=depthwise_rows, im2col=im2col,
+        im2col_strided=im2col_strided, rows_sum=rows_sum, transpose=transpose, unmoved=unmoved)
 
 
 def available() -> bool:
@@ -435,48 +439,48 @@ def available() -> bool:
 def version() -> str | None:
     """Numba's version, or None where it is not installed."""
     kernels = _kernels()
-    return None if kernels is None else kernels[1]
+    return None if kernels is None else kernels.version
 
 
 def col2im(*args) -> None:
-    _kernels()[0](*args)
+    _kernels().col2im(*args)
 
 
 def col2im_strided(*args) -> None:
-    _kernels()[4](*args)
+    _kernels().col2im_strided(*args)
 
 
 def col2im_1d(*args) -> None:
-    _kernels()[5](*args)
+    _kernels().col2im_1d(*args)
 
 
 def grouped(*args) -> None:
-    _kernels()[2](*args)
+    _kernels().grouped(*args)
 
 
 def grouped_permuted(*args) -> None:
-    _kernels()[10](*args)
+    _kernels().grouped_permuted(*args)
 
 
 def depthwise_rows(*args) -> None:
-    _kernels()[11](*args)
+    _kernels().depthwise_rows(*args)
 
 
 def im2col(*args) -> None:
-    _kernels()[3](*args)
+    _kernels().im2col(*args)
 
 
 def im2col_strided(*args) -> None:
-    _kernels()[6](*args)
+    _kernels().im2col_strided(*args)
 
 
 def rows_sum(*args) -> None:
-    _kernels()[7](*args)
+    _kernels().rows_sum(*args)
 
 
 def transpose(*args) -> None:
-    _kernels()[8](*args)
+    _kernels().transpose(*args)
 
 
 def unmoved(*args) -> None:
-    _kernels()[9](*args)
+    _kernels().unmoved(*args)
