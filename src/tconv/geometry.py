@@ -207,18 +207,6 @@ class AxisGeometry:
         """Cells cut from the end of the full scatter (negative: zero extension)."""
         return self.pad_hi - self.extra
 
-    def reads(self, out_start: int, out_stop: int) -> tuple[int, int]:
-        """The input cells ``lo <= i < hi`` that forward outputs ``out_start <= o < out_stop``
-        read through any tap, padding included: ``lo`` below 0 and ``hi`` past ``size``
-        are cells of the padding (a negative pad, a crop, keeps them inside).
-
-        >>> AxisGeometry(16, 3, 2, 1, 0, 1).reads(0, 8)   # TF 'same', stride 2: one cell of padding after
-        (0, 17)
-        >>> AxisGeometry(10, 3, 1, 2, 2, 2).reads(3, 5)   # dilation 2: each output reads 5 cells
-        (1, 7)
-        """
-        return out_start * self.stride - self.pad_lo, (out_stop - 1) * self.stride - self.pad_lo + self.dilated_kernel
-
     def tap_span(self, tap: int) -> tuple[int, int, int]:
         """Which outputs kernel tap ``tap`` reaches, without leaving the input.
 

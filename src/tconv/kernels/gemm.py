@@ -2102,10 +2102,11 @@ def _accumulate_ready(geometry: Geometry, mirrored: bool = False) -> bool:
     accumulate 9.7 ms, 12^3x64->64 in 2 groups 12.3 -> 7.8, thirteenth session). Grouped
     forward ones keep the cut since im2col gathers them per group (sixteenth session, in
     process, alternating, ms, im2col / accumulate: those two 4.7 / 5.9 and 2.0 / 2.3; 'same',
-    no cut, 16^3x64->64 in 2 groups 7.1 / 5.6, 56x56x128 in 4 2.4 / 1.7). 3-D, against the paths before (twelfth session, in process,
-    3x3x3 'same', ms): 16^3x64->32 b1 per tap 5.5 -> 2.9, 32^3x16->16 b1 11.9 -> 4.5,
-    24^3x32->64 b1 20 -> 8.5, 8^3x256->256 b1 8.0 -> 6.3; 12^3x128->16 in 4 groups b4
-    concat 20 -> 10.8; transposed 16^3x32->32 b1 col 4-6 -> 1.6, 12^3 b4 6-12 -> 3.0."""
+    no cut, 16^3x64->64 in 2 groups 7.1 / 5.6, 56x56x128 in 4 2.4 / 1.7). 3-D, against the
+    paths before (twelfth session, in process, 3x3x3 'same', ms): 16^3x64->32 b1 per tap
+    5.5 -> 2.9, 32^3x16->16 b1 11.9 -> 4.5, 24^3x32->64 b1 20 -> 8.5, 8^3x256->256 b1 8.0 ->
+    6.3; 12^3x128->16 in 4 groups b4 concat 20 -> 10.8; transposed 16^3x32->32 b1 col 4-6 ->
+    1.6, 12^3 b4 6-12 -> 3.0."""
     g = geometry
     if any(a.stride != 1 for a in g.axes) or not blas.available():
         return False
