@@ -28,6 +28,76 @@ def test_summary_geometric_means_from_medians_and_minimums():
     assert "onnxruntime" not in s["conv"] and s["unet"] == {}
 
 
+def _timed_row(kind, turns):
+    """A row as :func:`bench.run` writes it, from each framework's turns (ms, one a repeat)."""
+    import statistics
+
+    frameworks = {name: {"median_ms": statistics.median(t), "min_ms": min(t), "turns_ms": list(t)}
+                  for name, t in turns.items()}
+    ours = frameworks["tconv"]
+    return {"spec": {"kind": kind}, "frameworks": frameworks,
+            "ratios": {n: f["median_ms"] / ours["median_ms"] for n, f in frameworks.items() if n != "tconv"},
+            "ratios_of_minimums": {n: f["min_ms"] / ours["min_ms"] for n, f in frameworks.items() if n != "tconv"}}
+
+
+def test_summary_intervals_resample_the_repeats_paired():
+    # the machine's speed moves each repeat (x1 .. x2), torch 1.5x tconv's time in every one:
+    # paired by repeat the ratio never moves, drawn apart it would
+    speed = [1.0, 2.0, 1.2, 1.8, 1.1, 1.9, 1.5]
+    rows = [_timed_row("transpose", {"tconv": [s for s in speed], "torch": [1.5 * s for s in speed]}),
+            _timed_row("transpose", {"tconv": [2 * s for s in speed], "torch": [s for s in speed]})]
+    s = bench._summary(rows, ["torch"], resamples=300)["transpose"]["torch"]
+    assert s["geomean"] == pytest.approx(math.sqrt(1.5 * 0.5)) and s["min"] == pytest.approx(0.5)
+    assert s["geomean_interval"] == pytest.approx([s["geomean"]] * 2)
+    assert s["min_interval"] == pytest.approx([0.5, 0.5])
+    assert bench._summary(rows, ["torch"], resamples=300)["transpose"]["fastest_of_others"] == s
+
+
+def test_percentiles_interpolate_between_neighbours():
+    assert bench._percentiles(list(range(101)), 0.05) == [5, 95]
+    assert bench._percentiles([3.0, 1.0], 0.25) == [1.5, 2.5]
+    assert bench._percentiles([2.0], 0.05) == [2.0, 2.0]
+
+
+def test_summary_intervals_span_the_noise_and_are_reproducible(monkeypatch):
+    tconv_turns = [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+    torch_turns = [1.0, 1.4, 1.1, 1.3, 1.2, 1.6, 1.15]  # noise that is torch's own
+    rows = [_timed_row("transpose", {"tconv": tconv_turns, "torch": torch_turns, "onnxruntime": tconv_turns}),
+            _timed_row("conv", {"tconv": tconv_turns, "torch": tconv_turns})]
+    summary = bench._summary(rows, ["torch", "onnxruntime"], resamples=500)
+    torch = summary["transpose"]["torch"]
+    lo, hi = torch["geomean_interval"]
+    assert torch["geomean"] == pytest.approx(1.2) and lo < 1.2 < hi  # 1.2: the median of torch's turns
+    assert 1.0 <= lo and hi <= 1.6 and torch["min_interval"] == [lo, hi]  # one row: its lowest is its mean
+    # onnxruntime's turns equal tconv's, so it is the fastest of the others in every resample
+    assert summary["transpose"]["fastest_of_others"]["geomean_interval"] == pytest.approx([1.0, 1.0])
+    assert summary["conv"]["torch"]["geomean_interval"] == pytest.approx([1.0, 1.0])
+    # more rows of their own noise: a mean of many values, which moves from draw to draw
+    rng = __import__("random").Random(1)
+    noisy = [_timed_row("transpose", {"tconv": [rng.uniform(1, 2) for _ in range(9)],
+                                      "torch": [rng.uniform(1, 2) for _ in range(9)]}) for _ in range(6)]
+    wide = bench._summary(noisy, ["torch"], resamples=400)["transpose"]["torch"]
+    assert bench._summary(noisy, ["torch"], resamples=400)["transpose"]["torch"] == wide  # seeded
+    assert wide["geomean_interval"][0] < wide["geomean"] < wide["geomean_interval"][1]
+    monkeypatch.setattr(bench, "INTERVAL", 0.5)  # the middle half of the same draws: inside, narrower
+    half = bench._summary(noisy, ["torch"], resamples=400)["transpose"]["torch"]["geomean_interval"]
+    assert wide["geomean_interval"][0] < half[0] < half[1] < wide["geomean_interval"][1]
+    # rows written before turns were kept: no interval, the rest as before
+    for row in rows:
+        for f in row["frameworks"].values():
+            del f["turns_ms"]
+    assert "geomean_interval" not in bench._summary(rows, ["torch"], resamples=50)["transpose"]["torch"]
+
+
+def test_the_summary_line_gives_the_intervals():
+    report = {"frameworks": {"tconv": "ok", "torch": "ok"}, "info": {}, "repeats": 7, "settle_seconds": 0.15,
+              "warm_seconds": 0.02, "block_seconds": 0.02, "rows": [], "interval": 0.9,
+              "summary": {"transpose": {"torch": {"geomean": 1.17, "min": 0.91, "geomean_of_minimums": 1.1,
+                                                  "geomean_interval": [1.12, 1.21], "min_interval": [0.86, 0.95]}}}}
+    assert ("- transpose: tconv vs torch: geometric-mean speed ratio 1.17, lowest 0.91 (from minimums: 1.10); "
+            "over the repeats resampled (90% interval): mean 1.12-1.21, lowest 0.86-0.95") in bench.format_table(report)
+
+
 def test_multiply_adds_follow_the_geometry():
     w = bench.Workload("seed", "transpose", 1, (8, 8), 1024, 512, 3, 2)
     assert bench.multiply_adds(w) == 8 * 8 * 9 * 1024 * 512
@@ -94,7 +164,7 @@ def test_the_protocol_reaches_the_worker():
         assert report["frameworks"] == {"tconv": "ok"}
         assert (report["warm_seconds"], report["block_seconds"]) == (warm, block)
         timed = report["rows"][0]["frameworks"]["tconv"]
-        assert timed["median_ms"] > 0
+        assert timed["median_ms"] > 0 and timed["turns_ms"] == [timed["median_ms"]]  # one repeat
         # a tiny layer takes well under a millisecond: a 10 ms block holds many calls
         assert (timed["timed_calls_per_turn"] == 1) if block == 0 else (timed["timed_calls_per_turn"] > 1)
 

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -472,7 +473,8 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
         for name in clients:
             t = times[name][i]
             row["frameworks"][name] = ({"median_ms": statistics.median(t) * 1e3, "min_ms": min(t) * 1e3,
-                                        "timed_calls_per_turn": statistics.median(calls[name][i])}
+                                        "timed_calls_per_turn": statistics.median(calls[name][i]),
+                                        "turns_ms": [s * 1e3 for s in t]}
                                        if t else {"error": errors[name][i]})
         ours = row["frameworks"].get("tconv", {})
         if "median_ms" in ours:
@@ -485,8 +487,8 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
             row["tconv_temp_memory_x_output"] = memory[i]
         rows.append(row)
     return {"frameworks": status, "info": info, "repeats": repeats, "settle_seconds": settle,
-            "warm_seconds": warm, "block_seconds": block, "rows": rows,
-            "summary": _summary(rows, [n for n in clients if n != "tconv"])}
+            "warm_seconds": warm, "block_seconds": block, "rows": rows, "interval": INTERVAL,
+            "resamples": RESAMPLES, "summary": _summary(rows, [n for n in clients if n != "tconv"])}
 
 
 def protocol_words(warm: float, block: float) -> str:
@@ -497,14 +499,24 @@ def protocol_words(warm: float, block: float) -> str:
     return first + timed + ("" if warm else " (cold)")
 
 
-def _summary(rows: list[dict], others: list[str]) -> dict:
-    """Per kind of workload and framework: the geometric mean and the lowest of tconv's speed
-    ratios from medians (``geomean``, ``min``) and from minimums (``geomean_of_minimums``)."""
-    def geomean(values):
-        return math.exp(sum(map(math.log, values)) / len(values))
+#: resamples of the repeats behind each summary's interval (:func:`_intervals`), the share
+#: of them the interval spans, and the seed that makes a report's intervals reproducible
+RESAMPLES = 2000
+INTERVAL = 0.9
+RESAMPLE_SEED = 0
 
+
+def _geomean(values) -> float:
+    return math.exp(sum(map(math.log, values)) / len(values))
+
+
+def _summary(rows: list[dict], others: list[str], resamples: int = RESAMPLES) -> dict:
+    """Per kind of workload and framework: the geometric mean and the lowest of tconv's speed
+    ratios from medians (``geomean``, ``min``) and from minimums (``geomean_of_minimums``);
+    where the rows keep each turn's time, how far the run's own noise moves the first two
+    (``geomean_interval``, ``min_interval``: :func:`_intervals`)."""
     def stats(ratios, of_minimums):
-        return {"geomean": geomean(ratios), "min": min(ratios), "geomean_of_minimums": geomean(of_minimums)}
+        return {"geomean": _geomean(ratios), "min": min(ratios), "geomean_of_minimums": _geomean(of_minimums)}
 
     out = {}
     for kind in ("transpose", "conv", "transpose-grad", "unet"):
@@ -519,8 +531,66 @@ def _summary(rows: list[dict], others: list[str]) -> dict:
         if best:
             entry["fastest_of_others"] = stats(best, [min(r["ratios_of_minimums"].values())
                                                       for r in picked if r["ratios_of_minimums"]])
+        for name, interval in _intervals(picked, others, resamples).items():
+            if name in entry:
+                entry[name].update(interval)
         out[kind] = entry
     return out
+
+
+def _intervals(rows: list[dict], others: list[str], resamples: int, seed: int = RESAMPLE_SEED) -> dict:
+    """A percentile bootstrap over the repeats: per framework (and ``fastest_of_others``), the
+    interval spanning the middle :data:`INTERVAL` of the geometric mean and of the lowest of
+    tconv's speed ratios from medians, each of ``resamples`` times recomputed from the
+    rows' turns drawn again with replacement. A repeat's turns are drawn together for every
+    framework of a row: they ran within a second of each other, so a slow moment of the
+    machine slows them alike and cancels in their ratio. It shows how far this run's own
+    noise moves the summary, not how far the next run's may (the machine's speed moves
+    between runs too, for every framework: docs/benchmarks.md, "Reading it"). Empty where a
+    row lacks its turns (reports written before they were kept)."""
+    turns = [{name: f.get("turns_ms") for name, f in r.get("frameworks", {}).items()} for r in rows]
+    if not rows or any(not t.get("tconv") for t in turns):
+        return {}
+    rng = random.Random(seed)
+    names = others + ["fastest_of_others"]
+    drawn = {name: ([], []) for name in names}  # per resample, the geometric mean and the lowest
+    for _ in range(resamples):
+        ratios = {name: [] for name in names}
+        for row, times in zip(rows, turns):
+            ours = times["tconv"]
+            picks = [rng.randrange(len(ours)) for _ in ours]
+            mine = statistics.median([ours[i] for i in picks])
+            row_ratios = []
+            for name in others:
+                theirs = times.get(name)
+                if not theirs or name not in row["ratios"]:
+                    continue
+                # paired by repeat; a framework whose turns do not line up is drawn alone
+                own = picks if len(theirs) == len(ours) else [rng.randrange(len(theirs)) for _ in theirs]
+                ratios[name].append(statistics.median([theirs[i] for i in own]) / mine)
+                row_ratios.append(ratios[name][-1])
+            if row_ratios:
+                ratios["fastest_of_others"].append(min(row_ratios))
+        for name, values in ratios.items():
+            if values:
+                drawn[name][0].append(_geomean(values))
+                drawn[name][1].append(min(values))
+    tail = (1 - INTERVAL) / 2
+    return {name: {"geomean_interval": _percentiles(means, tail), "min_interval": _percentiles(lowest, tail)}
+            for name, (means, lowest) in drawn.items() if means}
+
+
+def _percentiles(values: list[float], tail: float) -> list[float]:
+    """The ``tail`` and ``1 - tail`` percentiles of ``values`` (linear between neighbours)."""
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        position = q * (len(ordered) - 1)
+        below = math.floor(position)
+        above = min(below + 1, len(ordered) - 1)
+        return ordered[below] + (ordered[above] - ordered[below]) * (position - below)
+
+    return [at(tail), at(1 - tail)]
 
 
 def format_table(report: dict) -> str:
@@ -560,8 +630,13 @@ def format_table(report: dict) -> str:
     lines.append("")
     for kind, entry in report["summary"].items():
         for name, s in entry.items():
+            spans = ""
+            if "geomean_interval" in s:
+                spans = (f"; over the repeats resampled ({report.get('interval', INTERVAL):.0%} interval): "
+                         + ", ".join(f"{label} {lo:.2f}-{hi:.2f}" for label, (lo, hi)
+                                     in (("mean", s["geomean_interval"]), ("lowest", s["min_interval"]))))
             lines.append(f"- {kind}: tconv vs {name}: geometric-mean speed ratio {s['geomean']:.2f}, "
-                         f"lowest {s['min']:.2f} (from minimums: {s['geomean_of_minimums']:.2f})")
+                         f"lowest {s['min']:.2f} (from minimums: {s['geomean_of_minimums']:.2f}){spans}")
     return "\n".join(lines)
 
 
