@@ -98,6 +98,17 @@ def test_the_summary_line_gives_the_intervals():
             "over the repeats resampled (90% interval): mean 1.12-1.21, lowest 0.86-0.95") in bench.format_table(report)
 
 
+def test_the_gemm_share_divides_by_the_median_of_the_runs_measurements():
+    samples = [{"2048": 122.0, "4096": 135.0}, {"2048": 190.0, "4096": 180.0}, {"2048": 185.0, "4096": 150.0}]
+    assert bench._gemm_summary(samples) == {"2048": 185.0, "4096": 150.0}
+    report = {"frameworks": {"tconv": "ok"}, "repeats": 2, "settle_seconds": 0.15, "warm_seconds": 0.02,
+              "block_seconds": 0.02, "rows": [], "summary": {},
+              "info": {"tconv": {"processor": "p", "cores": 2, "python": "3", "numpy": "2", "blas": [],
+                                 "gemm_gflops": bench._gemm_summary(samples), "gemm_gflops_measured": samples}}}
+    assert ("float32 GEMM: 2048^3 185 GFLOP/s (median of 3: 122-190), 4096^3 150 GFLOP/s (median of 3: 135-180)"
+            in bench.format_table(report))
+
+
 def test_multiply_adds_follow_the_geometry():
     w = bench.Workload("seed", "transpose", 1, (8, 8), 1024, 512, 3, 2)
     assert bench.multiply_adds(w) == 8 * 8 * 9 * 1024 * 512
@@ -165,6 +176,12 @@ def test_the_protocol_reaches_the_worker():
         assert (report["warm_seconds"], report["block_seconds"]) == (warm, block)
         timed = report["rows"][0]["frameworks"]["tconv"]
         assert timed["median_ms"] > 0 and timed["turns_ms"] == [timed["median_ms"]]  # one repeat
+        # the GEMM measured at the setup and again after the repeat; the share divides by their median
+        machine = report["info"]["tconv"]
+        measured = machine["gemm_gflops_measured"]
+        assert len(measured) == 2 and machine["gemm_gflops"] == bench._gemm_summary(measured)
+        row = report["rows"][0]
+        assert row["tconv_gemm_share"] == pytest.approx(row["tconv_gflops"] / max(machine["gemm_gflops"].values()))
         # a tiny layer takes well under a millisecond: a 10 ms block holds many calls
         assert (timed["timed_calls_per_turn"] == 1) if block == 0 else (timed["timed_calls_per_turn"] > 1)
 

@@ -5,8 +5,11 @@ NAME``): loaded together, the frameworks' thread pools interfere. The parent dri
 workers in turns, workload by workload, repeat by repeat, so that a slow minute of the
 machine hits every framework alike; it reports the median and minimum of each, tconv's
 speed ratio against each (>1: tconv faster), achieved GFLOP/s, the share of the
-machine's float32 GEMM throughput measured in the same run, and tconv's peak temporary
-memory (tracemalloc, beyond the result) as a multiple of the output.
+machine's float32 GEMM throughput measured in the same run (at the start and once a
+repeat, in a turn of its own: the median), and tconv's peak temporary memory
+(tracemalloc, beyond the result) as a multiple of the output. The summary gives the
+geometric mean and the lowest of the speed ratios with how far the run's own noise moves
+them (the repeats resampled, :func:`_intervals`).
 
 Every framework computes the same logical layer in its own native layout: tconv and
 TensorFlow/JAX channels-last, PyTorch and onnxruntime channels-first, all float32, all
@@ -280,18 +283,38 @@ def _machine_info() -> dict:
 
     # the network workloads: a batch as one share of whole items per core
     info["share_batch"] = bool(model.SHARE_BATCH)
-    gemm = {}
-    for n in (2048, 4096):
+    info["gemm_gflops"] = _gemm_gflops(timed=3)
+    return info
+
+
+#: the square float32 products whose throughput the ``% GEMM`` column divides by
+GEMM_SIZES = (2048, 4096)
+
+
+def _gemm_gflops(timed: int) -> dict[str, float]:
+    """The machine's float32 GEMM throughput now, GFLOP/s per size of :data:`GEMM_SIZES`
+    (NumPy's ``a @ a``): after one untimed product of the smallest, the best of ``timed``
+    products of each."""
+    import numpy as np
+
+    out = {}
+    for k, n in enumerate(GEMM_SIZES):
         a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-        a @ a
+        if k == 0:
+            a @ a
         times = []
-        for _ in range(3):
+        for _ in range(timed):
             start = time.perf_counter()
             a @ a
             times.append(time.perf_counter() - start)
-        gemm[str(n)] = 2 * n ** 3 / min(times) / 1e9
-    info["gemm_gflops"] = gemm
-    return info
+        out[str(n)] = 2 * n ** 3 / min(times) / 1e9
+    return out
+
+
+def _gemm_summary(samples: list[dict[str, float]]) -> dict[str, float]:
+    """Per size, the median of the GEMM throughputs measured through the run (one at the
+    tconv worker's setup, one a repeat: :func:`run`)."""
+    return {size: statistics.median(s[size] for s in samples) for size in samples[0]}
 
 
 def _cpu_name() -> str:
@@ -368,6 +391,8 @@ def worker_main(name: str) -> None:
                     raise NotImplementedError("not measured for this framework")
                 seconds, calls = _timed(fn, request.get("warm", 0), request.get("block", 0))
                 reply = {"ok": True, "seconds": seconds, "calls": calls}
+            elif request["op"] == "gemm":
+                reply = {"ok": True, "gflops": _gemm_gflops(timed=1)}
             elif request["op"] == "memory":
                 reply = {"ok": True, "ratios": [_peak_memory(fn) if fn else None for fn in worker.fns]}
             else:
@@ -426,7 +451,12 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
 
     Each repeat, each workload, the workers take turns: quiet for ``settle`` seconds,
     untimed calls for ``warm`` seconds (none if 0), then timed calls back to back for
-    ``block`` seconds (at least one): the turn's time is their mean."""
+    ``block`` seconds (at least one): the turn's time is their mean. After each repeat's
+    workloads, the tconv worker measures the machine's GEMM again (after the quiet): the
+    ``% GEMM`` column divides by the median of those and the one at its setup. Measured
+    at the setup alone, a slow moment of the machine there set the share of every
+    workload: two runs six minutes apart read 2048^3 at 191 and 122 GFLOP/s, and the
+    same layer's 6.2 and 6.4 ms (12x16x256->24x32x128 b8) as 76% and 104%."""
     workloads = workloads or default_workloads()
     say = progress or (lambda text: None)
     clients, status, info = {}, {}, {}
@@ -445,6 +475,7 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
     calls = {name: [[] for _ in workloads] for name in clients}
     errors = {name: [None] * len(workloads) for name in clients}
     names = list(clients)
+    gemm_samples = [info["tconv"]["gemm_gflops"]] if "tconv" in clients else []
     for rep in range(repeats):
         say(f"repeat {rep + 1}/{repeats}")
         # the workers take turns, the order rotated each repeat: whatever one framework
@@ -462,9 +493,15 @@ def run(workloads: list[Workload] | None = None, frameworks=FRAMEWORKS, repeats:
                     calls[name][i].append(reply["calls"])
                 else:
                     errors[name][i] = reply.get("error")
+        if "tconv" in clients:  # the machine's GEMM again, a turn of its own each repeat
+            time.sleep(settle)
+            gemm_samples.append(clients["tconv"].ask(op="gemm")["gflops"])
     memory = clients["tconv"].ask(op="memory")["ratios"] if "tconv" in clients else None
     for client in clients.values():
         client.close()
+    if "tconv" in clients:
+        info["tconv"]["gemm_gflops_measured"] = gemm_samples
+        info["tconv"]["gemm_gflops"] = _gemm_summary(gemm_samples)
     gemm = max(info.get("tconv", {}).get("gemm_gflops", {"0": float("nan")}).values())
     rows = []
     for i, w in enumerate(workloads):
@@ -603,11 +640,16 @@ def format_table(report: dict) -> str:
         lines.append(f"Machine: {machine.get('processor')} ({machine.get('cores')} cores), "
                      f"Python {machine.get('python')}, NumPy {machine.get('numpy')}")
         lines.append(f"BLAS: {machine.get('blas')}")
-        lines.append("float32 GEMM: " + ", ".join(f"{n}^3 {v:.0f} GFLOP/s" for n, v in machine["gemm_gflops"].items()))
+        measured = machine.get("gemm_gflops_measured") or [machine["gemm_gflops"]]
+        lines.append("float32 GEMM: " + ", ".join(
+            f"{n}^3 {v:.0f} GFLOP/s" + (f" (median of {len(measured)}: {min(m[n] for m in measured):.0f}-"
+                                         f"{max(m[n] for m in measured):.0f})" if len(measured) > 1 else "")
+            for n, v in machine["gemm_gflops"].items()))
     lines.append(f"Protocol: {report.get('repeats')} repeats; each turn {report.get('settle_seconds')} s quiet, "
                  + protocol_words(report.get("warm_seconds", 0), report.get("block_seconds", 0)))
     for name, s in report["frameworks"].items():
-        extra = {k: v for k, v in report["info"].get(name, {}).items() if k not in ("blas", "gemm_gflops")}
+        extra = {k: v for k, v in report["info"].get(name, {}).items()
+                 if k not in ("blas", "gemm_gflops", "gemm_gflops_measured")}
         lines.append(f"- {name}: {'ok ' + json.dumps(extra) if s == 'ok' else 'ABSENT (' + str(s) + ')'}")
     lines.append("")
     head = ["workload"] + [f"{n} ms" for n in names] + [f"x {n}" for n in others] + ["GFLOP/s", "% GEMM", "temp/out"]
