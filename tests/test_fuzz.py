@@ -1165,6 +1165,23 @@ def test_regression_draw_translate_complex_input_shape_typeerror():
         tconv.translate("keras.Conv1DTranspose(1, 3, strides=2)", "torch", 1j)
 
 
+def test_regression_draw_axes_not_a_sequence_typeerror():
+    """The long profile's ``test_fuzz_draw`` (seventeenth session): ``axes=10000`` raised
+    ``TypeError: 'int' object is not iterable``; a list among the axes, ``TypeError:
+    unhashable type``; ``(True,)`` drew axis 1; ``(0, -2)`` of a 2-D layer named one axis
+    twice and passed."""
+    from tconv.draw import draw
+
+    one_d, two_d = ("keras.Conv1D(1, 1)", (1, 1)), ("keras.Conv2DTranspose(1, 3, strides=2)", (2, 3, 1))
+    for layer, axes in ((one_d, 10000), (one_d, [[0]]), (one_d, (True,)), (one_d, "0"), (one_d, ()),
+                        (two_d, (0, -2)), (two_d, (0, 1, 0)), (two_d, (0.0,)), (two_d, np.array([[0, 1]]))):
+        with pytest.raises(TconvError, match=r"axes=.*must be one or two distinct spatial axes of the \d-D layer"):
+            draw(*layer, axes=axes)
+    # an int is one axis; NumPy ints and negative axes are the axes they name
+    assert "spatial axes (1,)" in draw(*two_d, axes=-1) == draw(*two_d, axes=(np.int64(1),))
+    assert draw(*one_d, axes=0) == draw(*one_d) == draw(*one_d, axes=np.array([0]))
+
+
 def test_regression_softmax_empty_array_valueerror():
     from tconv import nn
 

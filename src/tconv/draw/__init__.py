@@ -47,9 +47,12 @@ taps reaching each cell (per stride phase, axis 0: 2/2): even; crop 1 cell(s) at
 
 from __future__ import annotations
 
+import numbers
 import sys
 import types
 from typing import Any, Sequence
+
+import numpy as np
 
 from tconv.draw.scene import VIEWS, Scene, build
 from tconv.errors import TconvError
@@ -126,16 +129,33 @@ def scene(spec_or_text: Any, input_shape: Sequence[int] | None = None, view: str
         input_shape = shape_tuple(input_shape)
         g = spec.resolve(input_shape).geometry
         title = f"{spec!r} on {input_shape}"
-    if axes is None:
-        axes = (1, 2) if g.rank == 3 else tuple(range(g.rank))
-    axes = tuple(axes)
-    if not 1 <= len(axes) <= 2 or len(set(axes)) != len(axes) or not all(
-            isinstance(a, int) and -g.rank <= a < g.rank for a in axes):
-        raise TconvError("axes", axes, f"must name one or two distinct spatial axes of {g.rank}")
+    axes = _axes(axes, g.rank)
     drawn = Geometry(tuple(g.axes[a] for a in axes), 1, 1, 1, g.transposed)
     if len(axes) < g.rank:
         title += f", spatial axes {axes}"
     return build(drawn, view, x=x, kernel=kernel, title=f"{title}: {view}" if title else "")
+
+
+def _axes(axes: Any, rank: int) -> tuple[int, ...]:
+    """``axes`` (an int, or a sequence of one or two) as one or two distinct spatial axes of
+    a ``rank``-D layer, counted from 0 (negative ones from the end); None: all of a 1-D or
+    2-D layer, the last two of a 3-D one. Anything else is refused by name."""
+    def is_int(value: Any) -> bool:
+        return isinstance(value, (numbers.Integral, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+    if axes is None:
+        return (1, 2) if rank == 3 else tuple(range(rank))
+    rule = f"must be one or two distinct spatial axes of the {rank}-D layer, each in [{-rank}, {rank})"
+    given = axes.item() if isinstance(axes, np.ndarray) and axes.ndim == 0 else axes
+    given = (given,) if is_int(given) else given
+    if isinstance(given, (str, bytes)) or not isinstance(given, (Sequence, np.ndarray)) or not 1 <= len(given) <= 2:
+        raise TconvError("axes", axes, rule)
+    if not all(is_int(a) and -rank <= a < rank for a in given):
+        raise TconvError("axes", axes, rule)
+    picked = tuple(int(a) % rank for a in given)
+    if len(set(picked)) != len(picked):
+        raise TconvError("axes", axes, rule)
+    return picked
 
 
 def draw(spec_or_text: Any, input_shape: Sequence[int] | None = None, view: str = "scatter",
