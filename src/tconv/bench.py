@@ -552,27 +552,27 @@ def _summary(rows: list[dict], others: list[str], resamples: int = RESAMPLES) ->
     ratios from medians (``geomean``, ``min``) and from minimums (``geomean_of_minimums``);
     where the rows keep each turn's time, how far the run's own noise moves the first two
     (``geomean_interval``, ``min_interval``: :func:`_intervals`)."""
-    def stats(ratios, of_minimums):
-        return {"geomean": _geomean(ratios), "min": min(ratios), "geomean_of_minimums": _geomean(of_minimums)}
-
     out = {}
     for kind in ("transpose", "conv", "transpose-grad", "unet"):
         picked = [r for r in rows if r["spec"]["kind"] == kind and "ratios" in r]
-        entry = {}
-        for name in others:
-            ratios = [r["ratios"][name] for r in picked if name in r["ratios"]]
-            of_min = [r["ratios_of_minimums"][name] for r in picked if name in r["ratios_of_minimums"]]
-            if ratios:
-                entry[name] = stats(ratios, of_min)
-        best = [min(r["ratios"].values()) for r in picked if r["ratios"]]
-        if best:
-            entry["fastest_of_others"] = stats(best, [min(r["ratios_of_minimums"].values())
-                                                      for r in picked if r["ratios_of_minimums"]])
+        minimums = _by_framework([r["ratios_of_minimums"] for r in picked], others)
+        entry = {name: {"geomean": _geomean(ratios), "min": min(ratios),
+                        "geomean_of_minimums": _geomean(minimums[name])}
+                 for name, ratios in _by_framework([r["ratios"] for r in picked], others).items()}
         for name, interval in _intervals(picked, others, resamples).items():
             if name in entry:
                 entry[name].update(interval)
         out[kind] = entry
     return out
+
+
+def _by_framework(row_ratios: list[dict[str, float]], others: list[str]) -> dict[str, list[float]]:
+    """The rows' speed ratios (one ``{framework: ratio}`` a row) per framework of ``others``
+    that has any, and as ``fastest_of_others`` each row's lowest: what the summary and each
+    of its resamples (:func:`_intervals`) take the geometric mean and the lowest of."""
+    out = {name: [r[name] for r in row_ratios if name in r] for name in others}
+    out["fastest_of_others"] = [min(r.values()) for r in row_ratios if r]
+    return {name: ratios for name, ratios in out.items() if ratios}
 
 
 def _intervals(rows: list[dict], others: list[str], resamples: int, seed: int = RESAMPLE_SEED) -> dict:
@@ -589,29 +589,25 @@ def _intervals(rows: list[dict], others: list[str], resamples: int, seed: int = 
     if not rows or any(not t.get("tconv") for t in turns):
         return {}
     rng = random.Random(seed)
-    names = others + ["fastest_of_others"]
-    drawn = {name: ([], []) for name in names}  # per resample, the geometric mean and the lowest
+    drawn = {name: ([], []) for name in others + ["fastest_of_others"]}  # per resample, mean and lowest
     for _ in range(resamples):
-        ratios = {name: [] for name in names}
+        row_ratios = []
         for row, times in zip(rows, turns):
             ours = times["tconv"]
             picks = [rng.randrange(len(ours)) for _ in ours]
             mine = statistics.median([ours[i] for i in picks])
-            row_ratios = []
+            ratios = {}
             for name in others:
                 theirs = times.get(name)
                 if not theirs or name not in row["ratios"]:
                     continue
                 # paired by repeat; a framework whose turns do not line up is drawn alone
                 own = picks if len(theirs) == len(ours) else [rng.randrange(len(theirs)) for _ in theirs]
-                ratios[name].append(statistics.median([theirs[i] for i in own]) / mine)
-                row_ratios.append(ratios[name][-1])
-            if row_ratios:
-                ratios["fastest_of_others"].append(min(row_ratios))
-        for name, values in ratios.items():
-            if values:
-                drawn[name][0].append(_geomean(values))
-                drawn[name][1].append(min(values))
+                ratios[name] = statistics.median([theirs[i] for i in own]) / mine
+            row_ratios.append(ratios)
+        for name, values in _by_framework(row_ratios, others).items():
+            drawn[name][0].append(_geomean(values))
+            drawn[name][1].append(min(values))
     tail = (1 - INTERVAL) / 2
     return {name: {"geomean_interval": _percentiles(means, tail), "min_interval": _percentiles(lowest, tail)}
             for name, (means, lowest) in drawn.items() if means}
